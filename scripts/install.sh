@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the project and its pinned TFX 1.21 stack into a virtual environment (default: ./.venv).
+#
+# Debian 12 has glibc 2.36: ml-metadata 1.21 / TFDV 1.21 wheels need glibc >= 2.38, so there the stack is
+# installed in three steps (see requirements/README.md). On glibc >= 2.39 plain `pip install tfx==1.21.0` works.
+# Idempotent: a second run with an unchanged requirements set returns in seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${GRU4REC_VENV:-.venv}"
+PY="${PYTHON:-python3}"
+REQ=requirements
+stamp="$VENV/.gru4rec-install-stamp"
+want="$(cat "$REQ"/*.txt setup.py | sha256sum | cut -d' ' -f1)"
+
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "install.sh: $VENV is up to date"
+  exit 0
+fi
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
+"${pip[@]}" install -q --upgrade "pip<27" "setuptools<81" wheel
+
+glibc_minor="$(ldd --version | head -n1 | grep -oE '[0-9]+\.[0-9]+$' | cut -d. -f2)"
+echo "install.sh: glibc 2.$glibc_minor; installing the TFX 1.21 stack (a cold install takes about 5 minutes)"
+if [ "$glibc_minor" -ge 39 ]; then
+  "${pip[@]}" install -q "tfx==1.21.0" -r "$REQ/tfx-requirements.txt"
+else
+  "${pip[@]}" install -q -r "$REQ/tfx-requirements.txt" -c "$REQ/tfx-constraints.txt"
+  "${pip[@]}" install -q --no-deps -r "$REQ/tfx-requirements-nodeps.txt"
+fi
+"${pip[@]}" install -q -r "$REQ/dev.txt" -c "$REQ/tfx-constraints.txt"
+"${pip[@]}" install -q --no-deps --no-build-isolation -e .
+echo "$want" > "$stamp"
+echo "install.sh: done ($VENV)"
