@@ -1,0 +1,147 @@
+"""Tests for gru4rec_tf.synthetic: the built-in synthetic dataset."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from gru4rec_tf.data import ItemVocabulary, SessionData, load_events
+from gru4rec_tf.synthetic import DAY_SECONDS, generate_sessions, train_test_split_by_time, write_dataset
+
+N_ITEMS, N_SESSIONS = 300, 3000
+
+
+@pytest.fixture(scope="module")
+def events():
+    return generate_sessions(n_items=N_ITEMS, n_sessions=N_SESSIONS, mean_length=5.0, seed=7)
+
+
+def test_columns_and_dtypes(events):
+    assert list(events.columns) == ["SessionId", "ItemId", "Time"]
+    assert events["SessionId"].dtype == np.int64
+    assert events["ItemId"].dtype == np.int64
+    assert events["Time"].dtype == np.float64
+    assert events["ItemId"].min() >= 100_000 and events["ItemId"].max() < 100_000 + N_ITEMS
+
+
+def test_deterministic_for_a_seed(events):
+    again = generate_sessions(n_items=N_ITEMS, n_sessions=N_SESSIONS, mean_length=5.0, seed=7)
+    pd.testing.assert_frame_equal(events, again)
+    other = generate_sessions(n_items=N_ITEMS, n_sessions=N_SESSIONS, mean_length=5.0, seed=8)
+    assert not events["ItemId"].equals(other["ItemId"])
+
+
+def test_requested_sizes_roughly_met(events):
+    lengths = events.groupby("SessionId").size()
+    assert len(lengths) == N_SESSIONS
+    assert lengths.min() >= 2
+    assert abs(lengths.mean() - 5.0) < 0.3
+    assert events["ItemId"].nunique() > 0.9 * N_ITEMS
+    short = generate_sessions(n_items=50, n_sessions=200, mean_length=2.0, seed=0)
+    assert (short.groupby("SessionId").size() == 2).all()
+
+
+def test_times_increase(events):
+    t = events["Time"].to_numpy()
+    s = events["SessionId"].to_numpy()
+    same = s[1:] == s[:-1]
+    gaps = np.diff(t)
+    assert (gaps[same] > 0).all() and np.median(gaps[same]) < 120  # tens of seconds inside a session
+    first = events.groupby("SessionId")["Time"].min()
+    assert first.is_monotonic_increasing  # session IDs are numbered by start time
+    span = (t.max() - t.min()) / DAY_SECONDS
+    assert 9.0 < span < 10.1  # default span_days=10
+
+
+def test_popularity_skew(events):
+    counts = events["ItemId"].value_counts().to_numpy()  # descending
+    top_share = counts[: N_ITEMS // 10].sum() / len(events)
+    assert top_share > 0.3  # uniform popularity would give about 0.1
+
+
+def test_sequential_structure(events):
+    nxt = events.groupby("SessionId")["ItemId"].shift(-1)
+    pairs = pd.DataFrame({"a": events["ItemId"], "b": nxt}).dropna()
+    per_pair = pairs.groupby(["a", "b"]).size()
+    top = per_pair.groupby(level=0).max()
+    total = per_pair.groupby(level=0).sum()
+    frequent = total >= 30
+    assert frequent.sum() >= 20
+    share = (top / total)[frequent]
+    # under popularity alone the most frequent follower would hold about the top item's share (about 0.09 here)
+    pop_top = events["ItemId"].value_counts(normalize=True).iloc[0]
+    assert share.median() > 0.25 > pop_top + 0.05
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="n_items"):
+        generate_sessions(n_items=1)
+    with pytest.raises(ValueError, match="n_sessions"):
+        generate_sessions(n_sessions=0)
+    with pytest.raises(ValueError, match="mean_length"):
+        generate_sessions(mean_length=1.5)
+    with pytest.raises(ValueError, match="p_follow"):
+        generate_sessions(p_follow=1.5)
+    with pytest.raises(ValueError, match="seed"):
+        generate_sessions(seed=-1)
+    with pytest.raises(ValueError, match="n_items"):
+        generate_sessions(n_items=10.5)
+    with pytest.raises(ValueError, match="test_days"):
+        train_test_split_by_time(generate_sessions(n_items=5, n_sessions=3), test_days=0)
+
+
+def test_tiny_catalogue():
+    ev = generate_sessions(n_items=2, n_sessions=5, mean_length=3.0, seed=1)
+    assert set(ev["ItemId"]) <= {100_000, 100_001}
+
+
+def test_split_semantics(events):
+    train, test = train_test_split_by_time(events, test_days=1.0)
+    split = events["Time"].max() - DAY_SECONDS
+    assert len(train) > 0 and len(test) > 0
+    assert (test.groupby("SessionId")["Time"].min() >= split).all()
+    assert (train["Time"] < split).all()
+    assert set(test["ItemId"]) <= set(train["ItemId"])
+    assert (train.groupby("SessionId").size() >= 2).all()
+    assert (test.groupby("SessionId").size() >= 2).all()
+    assert not set(train["SessionId"]) & set(test["SessionId"])
+    # a session starting before the split keeps only its events before it
+    straddling = events[(events.groupby("SessionId")["Time"].transform("min") < split)
+                        & (events.groupby("SessionId")["Time"].transform("max") >= split)]
+    kept = train[train["SessionId"].isin(straddling["SessionId"])]
+    assert (kept["Time"] < split).all()
+    # test maps through the train vocabulary with nothing dropped
+    vocab = ItemVocabulary.from_events(train)
+    sd = SessionData.from_events(test, vocab)
+    assert sd.n_dropped_unknown == 0 and sd.n_events == len(test)
+
+
+def test_split_handcrafted():
+    ev = pd.DataFrame({
+        "SessionId": [1, 1, 1, 2, 2, 3, 3, 4, 4, 4],
+        "ItemId": [5, 6, 7, 5, 6, 6, 9, 5, 6, 5],
+        "Time": [0.0, 10.0, 3 * DAY_SECONDS - 1, 20.0, 30.0, 3 * DAY_SECONDS - 5, 3 * DAY_SECONDS,
+                 2 * DAY_SECONDS, 2 * DAY_SECONDS + 1, 2 * DAY_SECONDS + 2],
+    })
+    # split = 2 days: session 4 starts exactly at it -> test; item 7 occurs only after the split
+    train, test = train_test_split_by_time(ev, test_days=1.0)
+    assert train.values.tolist() == [[1, 5, 0.0], [1, 6, 10.0], [2, 5, 20.0], [2, 6, 30.0]]
+    assert test["SessionId"].tolist() == [4, 4, 4]  # session 3 loses item 9 (not in train) -> length 1
+
+
+def test_write_dataset(tmp_path):
+    out = tmp_path / "synth"
+    stats = write_dataset(out, n_items=100, n_sessions=800, seed=3, test_days=1.0)
+    assert sorted(p.name for p in out.iterdir()) == ["test.tsv", "train.tsv"]  # no temp files left
+    assert (out / "train.tsv").read_text().splitlines()[0] == "SessionId\tItemId\tTime"
+    train = load_events(out / "train.tsv")
+    test = load_events(out / "test.tsv")
+    assert stats["train"] == {"events": len(train), "sessions": train.SessionId.nunique(),
+                              "items": train.ItemId.nunique()}
+    assert stats["test"]["events"] == len(test) > 0
+    assert set(test["ItemId"]) <= set(train["ItemId"])
+    assert (test.groupby("SessionId")["Time"].min() >= stats["split_time"] - 1e-3).all()
+    # same seed, same files
+    stats2 = write_dataset(tmp_path / "again", n_items=100, n_sessions=800, seed=3, test_days=1.0)
+    assert (tmp_path / "again" / "train.tsv").read_bytes() == (out / "train.tsv").read_bytes()
+    assert stats2["train"] == stats["train"]
+    with pytest.raises(ValueError, match="test_days"):
+        write_dataset(tmp_path / "x", n_items=50, n_sessions=100, test_days=20.0)
