@@ -1,0 +1,179 @@
+"""Training loop: session-parallel steps compiled into multi-step TensorFlow calls (spec §1, §3-§6).
+
+One ``tf.function`` call runs a whole chunk of steps (``steps_per_call``) of the precomputed epoch schedule inside a
+``tf.while_loop``: hidden-state resets, the shared negative samples (drawn for the chunk in one op), the forward
+pass, the loss on the sampled columns, gradients, and the sparse/dense Adagrad-momentum updates all stay on the
+graph, so Python is visited once per chunk rather than once per step.
+"""
+import dataclasses
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from gru4rec_tf import batching
+from gru4rec_tf import losses
+from gru4rec_tf import optimizer as optimizer_lib
+from gru4rec_tf import sampling
+
+_XE_LOSSES = ("cross-entropy", "xe_logit")
+
+
+@dataclasses.dataclass
+class EpochStats:
+    """What one epoch did: mean step loss, transitions trained, wall seconds, transitions per second."""
+    epoch: int
+    loss: float
+    events: int
+    seconds: float
+
+    @property
+    def events_per_sec(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else float("nan")
+
+
+class Trainer:
+    """Trains a :class:`~gru4rec_tf.model.GRU4Rec` with the GRU4Rec recipe.
+
+    Example:
+      >>> trainer = Trainer(model, support=vocab.support, params=params, seed=42)
+      >>> history = trainer.fit(train_data)          # one EpochStats per epoch
+    """
+
+    def __init__(self, model, support, params, seed: int = 42, steps_per_call: int = 256,
+                 jit_compile: bool = True):
+        if steps_per_call < 1:
+            raise ValueError(f"steps_per_call must be >= 1, got {steps_per_call}")
+        if len(support) != model.n_items:
+            raise ValueError(f"support has {len(support)} items but the model has {model.n_items}")
+        self.model, self.params, self.steps_per_call = model, params, steps_per_call
+        self.sampler = sampling.PopularitySampler(support, params.sample_alpha, params.n_sample, seed=seed)
+        self.loss_layer = losses.TopKRankingLoss(params.loss, params.final_act, params.batch_size,
+                                                 bpreg=params.bpreg, logq=params.logq)
+        self.optimizer = optimizer_lib.AdagradMomentum(params.learning_rate, params.momentum)
+        self.optimizer.build(model.trainable_variables)
+        self.dropout_rng = tf.random.Generator.from_seed(seed + 1)
+        sparse = {model.item_vectors.ref(), model.item_bias.ref(), model.input_table.ref()}
+        self._dense_vars = [v for v in model.trainable_variables if v.ref() not in sparse]
+        self._use_logq = params.loss in _XE_LOSSES and params.logq > 0
+        self._loss_and_grads = (tf.function(self.loss_and_grads, jit_compile=True) if jit_compile
+                                else self.loss_and_grads)
+        batch = params.batch_size
+        state_specs = tuple(tf.TensorSpec([batch, layer.units], tf.float32) for layer in model.gru_layers)
+        step_spec = lambda dtype: tf.TensorSpec([None, batch], dtype)  # noqa: E731
+        self._compiled_steps = tf.function(self.run_steps, input_signature=[
+            step_spec(tf.int32), step_spec(tf.int32), step_spec(tf.bool), step_spec(tf.bool),
+            tf.TensorSpec([None, params.n_sample], tf.int32), state_specs])
+
+    # -- one step ---------------------------------------------------------------------------------------------
+    def train_step(self, inputs, targets, valid, samples, states):
+        """One training step on ``[B]`` slot vectors; returns ``(step loss, new states)``.
+
+        Gradients are taken with respect to the *gathered* rows of the item-indexed parameters, and only the rows
+        of active slots and of the shared samples are updated (coalesced), so inactive slots touch nothing.
+        """
+        model = self.model
+        cols = tf.concat([targets, samples], axis=0)
+        col_valid = tf.concat([valid, tf.ones_like(samples, dtype=tf.bool)], axis=0)
+        input_rows = tf.gather(model.input_table, inputs)
+        out_rows = tf.gather(model.item_vectors, cols)
+        bias_rows = tf.gather(model.item_bias, cols)
+        log_q = self.sampler.log_q(targets, samples) if self._use_logq else tf.zeros_like(bias_rows)
+        loss, new_states, grads = self._loss_and_grads(input_rows, out_rows, bias_rows, states, valid, col_valid,
+                                                       log_q)
+        d_input, d_out, d_bias = grads[:3]
+        self._apply_sparse(cols, col_valid, inputs, valid, d_input, d_out, d_bias)
+        for var, grad in zip(self._dense_vars, grads[3:]):
+            if grad is not None:
+                self.optimizer.apply_dense(var, grad)
+        return loss, new_states
+
+    def loss_and_grads(self, input_rows, out_rows, bias_rows, states, valid, col_valid, log_q):
+        """Forward pass, step loss and gradients (w.r.t. the gathered rows and the dense variables).
+
+        Everything here has static shapes, so it is compiled with XLA (``jit_compile``) when enabled: XLA fuses the
+        many element-wise operations on the ``[B, B + n_sample]`` score matrix, which dominate the step otherwise.
+        """
+        with tf.GradientTape() as tape:
+            tape.watch([input_rows, out_rows, bias_rows])
+            hidden, new_states = self.model.step_from_rows(input_rows, states, training=True, rng=self.dropout_rng)
+            scores = tf.matmul(hidden, out_rows, transpose_b=True) + bias_rows
+            loss = self.loss_layer(scores, col_valid, valid, log_q if self._use_logq else None)
+        grads = tape.gradient(loss, [input_rows, out_rows, bias_rows] + self._dense_vars)
+        return loss, new_states, grads
+
+    def _apply_sparse(self, cols, col_valid, inputs, valid, d_input, d_out, d_bias):
+        model, opt = self.model, self.optimizer
+        if model.embedding_mode == "shared":  # input and output rows are one parameter: their gradients add up
+            opt.apply_sparse(model.item_vectors,
+                             tf.boolean_mask(tf.concat([cols, inputs], 0), tf.concat([col_valid, valid], 0)),
+                             tf.boolean_mask(tf.concat([d_out, d_input], 0), tf.concat([col_valid, valid], 0)))
+        else:
+            opt.apply_sparse(model.item_vectors, tf.boolean_mask(cols, col_valid), tf.boolean_mask(d_out, col_valid))
+            opt.apply_sparse(model.input_table, tf.boolean_mask(inputs, valid), tf.boolean_mask(d_input, valid))
+        opt.apply_sparse(model.item_bias, tf.boolean_mask(cols, col_valid), tf.boolean_mask(d_bias, col_valid))
+
+    # -- many steps ---------------------------------------------------------------------------------------------
+    def run_steps(self, inputs, targets, valid, reset, samples, states):
+        """Runs ``[K, B]`` scheduled steps; returns ``(states, [K] step losses)``. Compiled by the trainer."""
+        n_steps = tf.shape(inputs)[0]
+        step_losses = tf.TensorArray(tf.float32, size=n_steps)
+        for k in tf.range(n_steps):
+            states = tuple(tf.where(reset[k][:, tf.newaxis], tf.zeros_like(s), s) for s in states)
+            loss, states = self.train_step(inputs[k], targets[k], valid[k], samples[k], states)
+            step_losses = step_losses.write(k, loss)
+        return states, step_losses.stack()
+
+    def run_steps_eagerly(self, schedule: batching.BatchSchedule, samples, states):
+        """Reference path: the same steps, one Python-level eager call per step (for tests and debugging)."""
+        step_losses = []
+        for k in range(schedule.n_steps):
+            reset = tf.constant(schedule.reset[k])[:, tf.newaxis]
+            states = tuple(tf.where(reset, tf.zeros_like(s), s) for s in states)
+            loss, states = self.train_step(tf.constant(schedule.inputs[k]), tf.constant(schedule.targets[k]),
+                                           tf.constant(schedule.valid[k]), samples[k], states)
+            step_losses.append(float(loss))
+        return states, np.array(step_losses, dtype=np.float32)
+
+    def make_schedule(self, data) -> batching.BatchSchedule:
+        """The epoch schedule of ``data`` (a :class:`~gru4rec_tf.data.SessionData`)."""
+        return batching.make_schedule(data.item_idx, data.session_offsets, self.params.batch_size,
+                                      stop_below_two_rows=self.params.n_sample == 0)
+
+    def train_epoch(self, schedule: batching.BatchSchedule, epoch: int = 0, log_every_s: float = 10.0):
+        """Trains one epoch over ``schedule``; returns :class:`EpochStats`."""
+        states = self.model.initial_states(self.params.batch_size)
+        loss_sum, done_events, done_steps = 0.0, 0, 0
+        start = last_log = time.perf_counter()
+        for chunk in schedule.chunks(self.steps_per_call):
+            samples = self.sampler.sample(chunk.n_steps)
+            states, step_losses = self._compiled_steps(chunk.inputs, chunk.targets, chunk.valid, chunk.reset,
+                                                       samples, states)
+            loss_sum += float(tf.reduce_sum(step_losses))
+            done_steps += chunk.n_steps
+            done_events += chunk.n_transitions
+            now = time.perf_counter()
+            if now - last_log >= log_every_s and done_steps < schedule.n_steps:
+                rate = done_events / (now - start)
+                eta = (schedule.n_transitions - done_events) / rate
+                logging.info("epoch %d: %d/%d steps, loss %.4f, %.0f events/s, ETA %.0f s", epoch + 1, done_steps,
+                             schedule.n_steps, loss_sum / done_steps, rate, eta)
+                last_log = now
+        seconds = time.perf_counter() - start
+        mean_loss = loss_sum / max(done_steps, 1)
+        if not np.isfinite(mean_loss):
+            raise FloatingPointError(f"epoch {epoch + 1}: the loss is {mean_loss}; lower learning_rate or check data")
+        return EpochStats(epoch=epoch, loss=mean_loss, events=done_events, seconds=seconds)
+
+    def fit(self, train_data, n_epochs: int = None, log_every_s: float = 10.0):
+        """Trains ``n_epochs`` (default: ``params.n_epochs``) epochs; returns the list of :class:`EpochStats`."""
+        n_epochs = self.params.n_epochs if n_epochs is None else n_epochs
+        schedule = self.make_schedule(train_data)
+        history = []
+        for epoch in range(n_epochs):
+            stats = self.train_epoch(schedule, epoch, log_every_s)
+            logging.info("epoch %d/%d: loss %.4f, %.1f s, %.0f events/s", epoch + 1, n_epochs, stats.loss,
+                         stats.seconds, stats.events_per_sec)
+            history.append(stats)
+        return history
