@@ -20,5 +20,9 @@ setuptools.setup(
         "pandas>=2,<3",
         "pyarrow>=10,<19",
     ],
-    entry_points={"console_scripts": ["gru4rec=gru4rec_tf.__main__:run"]},
+    entry_points={
+        "console_scripts": ["gru4rec=gru4rec_tf.__main__:run"],
+        # Subcommands contributed by the packages built on the library (see gru4rec_tf/__main__.py).
+        "gru4rec.commands": [],
+    },
 )

@@ -1,0 +1,73 @@
+"""Flags and helpers shared by the library's subcommands."""
+import json
+import os
+
+from absl import flags
+from absl import logging
+
+from gru4rec_tf import data as data_lib
+
+
+def define_data_flags() -> None:
+    flags.DEFINE_string("session_key", data_lib.DEFAULT_SESSION_KEY, "Session ID column of the event logs.")
+    flags.DEFINE_string("item_key", data_lib.DEFAULT_ITEM_KEY, "Item ID column of the event logs.")
+    flags.DEFINE_string("time_key", data_lib.DEFAULT_TIME_KEY, "Timestamp column of the event logs.")
+
+
+def define_eval_flags() -> None:
+    flags.DEFINE_list("cutoffs", ["1", "5", "10", "20"], "Cut-offs K of Recall@K and MRR@K.")
+    flags.DEFINE_enum("eval_mode", "standard", ["standard", "conservative", "median"],
+                      "How ties with the target's score are ranked (spec §7).")
+    flags.DEFINE_integer("eval_batch_size", 512, "Session-parallel batch size of the evaluation.")
+    flags.DEFINE_string("metrics_json", None, "Write the metrics to this JSON file.")
+
+
+def load_events(path: str):
+    """Reads an event log with the column flags; bad input raises DataError naming the file."""
+    f = flags.FLAGS
+    return data_lib.load_events(path, session_key=f.session_key, item_key=f.item_key, time_key=f.time_key)
+
+
+def parse_cutoffs(values) -> tuple:
+    try:
+        cutoffs = tuple(int(v) for v in values)
+    except ValueError:
+        raise ValueError(f"--cutoffs must be integers, got {','.join(values)}") from None
+    if not cutoffs or min(cutoffs) < 1:
+        raise ValueError(f"--cutoffs must be positive integers, got {','.join(values)}")
+    return cutoffs
+
+
+def check_outputs(save_model: str = None, metrics_json: str = None) -> None:
+    """Refuses output paths that would fail only at the end of a run (after training): raises ValueError."""
+    if save_model and os.path.exists(save_model) and not os.path.isfile(os.path.join(save_model, "config.json")):
+        raise ValueError(f"--save_model {save_model} exists and is not a gru4rec_tf model directory "
+                         "(no config.json); refusing to replace it")
+    if metrics_json and os.path.isdir(metrics_json):
+        raise ValueError(f"--metrics_json {metrics_json} is a directory, not a file")
+
+
+def check_model_dir(path: str) -> None:
+    """Fails fast (before TensorFlow is imported) when ``path`` is not a model directory; load_model checks the rest."""
+    config_path = os.path.join(path, "config.json")
+    if not os.path.isfile(config_path):
+        raise ValueError(f"--model {path} is not a gru4rec_tf model directory: {config_path} does not exist")
+
+
+def write_json(path: str, payload: dict) -> None:
+    """Writes ``payload`` to ``path`` atomically."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with data_lib.atomic_write_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    logging.info("wrote %s", path)
+
+
+def log_metrics(metrics: dict, cutoffs) -> None:
+    for k in cutoffs:
+        logging.info("Recall@%d: %.4f  MRR@%d: %.4f", k, metrics[f"recall@{k}"], k, metrics[f"mrr@{k}"])
+
+
+def fail(message: str) -> None:
+    """Ends the command with a one-line error (no traceback) and exit status 1."""
+    raise SystemExit(f"gru4rec: error: {message}")

@@ -1,0 +1,47 @@
+"""``gru4rec export``: write a saved model as a TF Serving SavedModel version (see :mod:`gru4rec_tf.export`)."""
+import os
+
+from absl import flags
+from absl import logging
+
+from gru4rec_tf.commands import common
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("model", None, "Model directory written by 'gru4rec train --save_model'.", required=True)
+    flags.DEFINE_string("output", None, "Version directory to write, <model_base_path>/<version> (e.g. "
+                        "/models/gru4rec/1); TF Serving loads only numeric version directories.", required=True)
+    flags.DEFINE_integer("max_k", 100, "Largest k a request can get (larger k are clipped).")
+    flags.DEFINE_bool("warmup", True, "Write warm-up requests to assets.extra/tf_serving_warmup_requests.")
+    flags.DEFINE_bool("overwrite", False, "Replace a non-empty output directory.")
+
+
+def check_version_dir(path: str) -> None:
+    """TF Serving ignores version directories whose name is not a non-negative integer."""
+    version = os.path.basename(os.path.normpath(path))
+    if not version.isdigit():
+        raise ValueError(f"--output {path}: the last path component must be a numeric version (e.g. {path}/1), "
+                         f"since TF Serving loads only <model_base_path>/<integer> directories")
+
+
+def main(argv) -> None:
+    del argv
+    try:
+        run()
+    except ValueError as err:
+        common.fail(str(err))
+
+
+def run() -> str:
+    from gru4rec_tf import export, model_io  # pylint: disable=g-import-not-at-top
+
+    check_version_dir(FLAGS.output)
+    saved = model_io.load_model(FLAGS.model)
+    path = export.export_saved_model(saved.model, saved.vocab, FLAGS.output, max_k=FLAGS.max_k,
+                                     write_warmup=FLAGS.warmup, overwrite=FLAGS.overwrite)
+    logging.info("exported %d items (%s IDs) to %s; signatures: %s", len(saved.vocab),
+                 export.id_dtype(saved.vocab).name, path, ", ".join(export.SIGNATURES))
+    print(path)
+    return path

@@ -1,0 +1,109 @@
+"""Saving and loading a trained model: configuration, item vocabulary and weights in one directory.
+
+Layout of a model directory::
+
+    config.json   {"format": "gru4rec_tf.model/1", "n_items": ..., "seed": ..., "params": {...}}
+    vocab.tsv     original item ID, index, support (see :class:`gru4rec_tf.data.ItemVocabulary`)
+    weights/      a TensorFlow checkpoint of the :class:`~gru4rec_tf.model.GRU4Rec` variables
+
+The directory is written next to its destination and renamed into place at the end, so a failed save never leaves
+a half-written model and never destroys the model that was there before.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+
+from gru4rec_tf import data as data_lib
+from gru4rec_tf import model as model_lib
+from gru4rec_tf import params as params_lib
+
+FORMAT = "gru4rec_tf.model/1"
+
+
+@dataclasses.dataclass
+class SavedGRU4Rec:
+    """A loaded model with what is needed to use it: vocabulary and hyperparameters.
+
+    Example:
+      >>> saved = load_model("/tmp/model")
+      >>> scores, states = saved.model((saved.vocab.lookup([214716935]), saved.model.initial_states(1)))
+    """
+    model: model_lib.GRU4Rec
+    vocab: data_lib.ItemVocabulary
+    params: params_lib.GRU4RecParams
+
+
+def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: data_lib.ItemVocabulary, seed: int = 42) -> None:
+    """Writes ``model`` and ``vocab`` to ``model_dir`` atomically (replacing an existing model directory)."""
+    if len(vocab) != model.n_items:
+        raise ValueError(f"vocabulary has {len(vocab)} items but the model has {model.n_items}")
+    model_dir = os.path.abspath(model_dir)
+    parent = os.path.dirname(model_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=os.path.basename(model_dir) + ".tmp-", dir=parent)
+    try:
+        config = {"format": FORMAT, "n_items": model.n_items, "seed": seed, "params": model.hparams.to_dict()}
+        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2)
+        vocab.save(os.path.join(staging, "vocab.tsv"))
+        tf.train.Checkpoint(model=model).write(os.path.join(staging, "weights", "ckpt"))
+        _replace_dir(staging, model_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _replace_dir(new_dir: str, target: str) -> None:
+    if not os.path.exists(target):
+        os.rename(new_dir, target)
+        return
+    if not os.path.isfile(os.path.join(target, "config.json")):
+        raise ValueError(f"{target} exists and is not a gru4rec_tf model directory; refusing to replace it")
+    old = target + ".old"
+    shutil.rmtree(old, ignore_errors=True)
+    os.rename(target, old)
+    try:
+        os.rename(new_dir, target)
+    except BaseException:
+        os.rename(old, target)  # put the previous model back
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_model(model_dir: str) -> SavedGRU4Rec:
+    """Loads a model directory written by :func:`save_model`; raises ValueError naming what is wrong."""
+    config_path = os.path.join(model_dir, "config.json")
+    if not os.path.isfile(config_path):
+        raise ValueError(f"{model_dir} is not a gru4rec_tf model directory: {config_path} does not exist")
+    try:
+        with open(config_path, encoding="utf-8") as f:
+            config = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"cannot read {config_path}: {err}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"{config_path}: unsupported model format {found!r}, expected {FORMAT!r}")
+    missing = [key for key in ("n_items", "params") if key not in config]
+    if missing:
+        raise ValueError(f"{config_path}: missing key(s) {missing}")
+    try:
+        params = params_lib.GRU4RecParams.from_dict(config["params"])
+    except ValueError as err:
+        raise ValueError(f"{config_path}: {err}") from None
+    vocab_path = os.path.join(model_dir, "vocab.tsv")
+    vocab = data_lib.ItemVocabulary.load(vocab_path)
+    if len(vocab) != config["n_items"]:
+        raise ValueError(f"{vocab_path}: has {len(vocab)} items but {config_path} says n_items={config['n_items']}")
+    model = model_lib.GRU4Rec(config["n_items"], params, seed=config.get("seed", 42))
+    weights = os.path.join(model_dir, "weights", "ckpt")
+    try:
+        status = tf.train.Checkpoint(model=model).read(weights)
+        status.assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError) as err:
+        first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{weights}: cannot restore the model weights ({first_line})") from None
+    return SavedGRU4Rec(model=model, vocab=vocab, params=params)
