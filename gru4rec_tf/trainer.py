@@ -57,8 +57,7 @@ class Trainer:
         sparse = {model.item_vectors.ref(), model.item_bias.ref(), model.input_table.ref()}
         self._dense_vars = [v for v in model.trainable_variables if v.ref() not in sparse]
         self._use_logq = params.loss in _XE_LOSSES and params.logq > 0
-        self._loss_and_grads = (tf.function(self.loss_and_grads, jit_compile=True) if jit_compile
-                                else self.loss_and_grads)
+        self._dense_step = tf.function(self.dense_step, jit_compile=True) if jit_compile else self.dense_step
         batch = params.batch_size
         state_specs = tuple(tf.TensorSpec([batch, layer.units], tf.float32) for layer in model.gru_layers)
         step_spec = lambda dtype: tf.TensorSpec([None, batch], dtype)  # noqa: E731
@@ -80,20 +79,18 @@ class Trainer:
         out_rows = tf.gather(model.item_vectors, cols)
         bias_rows = tf.gather(model.item_bias, cols)
         log_q = self.sampler.log_q(targets, samples) if self._use_logq else tf.zeros_like(bias_rows)
-        loss, new_states, grads = self._loss_and_grads(input_rows, out_rows, bias_rows, states, valid, col_valid,
-                                                       log_q)
-        d_input, d_out, d_bias = grads[:3]
+        loss, new_states, (d_input, d_out, d_bias) = self._dense_step(input_rows, out_rows, bias_rows, states, valid,
+                                                                      col_valid, log_q)
         self._apply_sparse(cols, col_valid, inputs, valid, d_input, d_out, d_bias)
-        for var, grad in zip(self._dense_vars, grads[3:]):
-            if grad is not None:
-                self.optimizer.apply_dense(var, grad)
         return loss, new_states
 
-    def loss_and_grads(self, input_rows, out_rows, bias_rows, states, valid, col_valid, log_q):
-        """Forward pass, step loss and gradients (w.r.t. the gathered rows and the dense variables).
+    def dense_step(self, input_rows, out_rows, bias_rows, states, valid, col_valid, log_q):
+        """Forward pass, step loss, gradients, and the updates of the dense (GRU) variables.
 
-        Everything here has static shapes, so it is compiled with XLA (``jit_compile``) when enabled: XLA fuses the
-        many element-wise operations on the ``[B, B + n_sample]`` score matrix, which dominate the step otherwise.
+        Returns ``(loss, new_states, gradients of the gathered input/output/bias rows)``. Everything here has static
+        shapes, so it is compiled with XLA (``jit_compile``) when enabled: XLA fuses the many element-wise
+        operations on the ``[B, B + n_sample]`` score matrix and the dense Adagrad updates, which dominate the step
+        otherwise. All gradients are taken before any update, as in the reference.
         """
         with tf.GradientTape() as tape:
             tape.watch([input_rows, out_rows, bias_rows])
@@ -101,7 +98,10 @@ class Trainer:
             scores = tf.matmul(hidden, out_rows, transpose_b=True) + bias_rows
             loss = self.loss_layer(scores, col_valid, valid, log_q if self._use_logq else None)
         grads = tape.gradient(loss, [input_rows, out_rows, bias_rows] + self._dense_vars)
-        return loss, new_states, grads
+        for var, grad in zip(self._dense_vars, grads[3:]):
+            if grad is not None:
+                self.optimizer.apply_dense(var, grad)
+        return loss, new_states, grads[:3]
 
     def _apply_sparse(self, cols, col_valid, inputs, valid, d_input, d_out, d_bias):
         model, opt = self.model, self.optimizer
