@@ -1,4 +1,6 @@
 """Adagrad with heavy-ball momentum and sparse row updates (spec §6)."""
+import collections
+
 import tensorflow as tf
 
 ADAGRAD_EPSILON = 1e-6
@@ -57,22 +59,69 @@ class AdagradMomentum(tf.Module):
             vel.assign(self.momentum * vel - self.learning_rate * scaled)
             var.assign_add(vel)
 
-    def apply_sparse(self, var, indices, values):
+    def apply_sparse(self, var, indices, values, mask=None):
         """Updates the rows ``indices`` of ``var`` with per-occurrence gradient rows ``values`` (coalesced).
 
-        After coalescing the rows are unique, so every slot and the parameter are written with ``scatter_update``
-        of the new rows (a row copy; several times faster on CPU than ``scatter_add``).
+        ``mask`` (bool, same length as ``indices``) drops occurrences: a row none of whose occurrences is kept is
+        not touched at all. Equivalent to :meth:`sparse_rows` followed by :meth:`write_rows`.
         """
-        unique, position = tf.unique(indices)
-        grad = tf.math.unsorted_segment_sum(values, position, tf.size(unique))
+        self.write_rows(var, self.sparse_rows(var, indices, values, mask))
+
+    def sparse_rows(self, var, indices, values, mask=None) -> "SparseRowUpdate":
+        """Computes the new rows of ``var`` and of its slots without writing them.
+
+        Static shapes throughout (padding after ``n_unique``), so this runs inside an XLA-compiled step; only the
+        final :meth:`write_rows` needs the dynamic row count.
+        """
+        if mask is None:
+            mask = tf.ones_like(indices, dtype=tf.bool)
+        unique, grad, n_unique = coalesce_rows(indices, values, mask)
         acc, vel = self.slots(var)
         acc_rows = tf.gather(acc, unique) + tf.square(grad)
-        acc.scatter_update(tf.IndexedSlices(acc_rows, unique))
         step = -self.learning_rate * grad / tf.sqrt(acc_rows + ADAGRAD_EPSILON)
+        vel_rows = None
         if vel is not None:
-            step = self.momentum * tf.gather(vel, unique) + step
-            vel.scatter_update(tf.IndexedSlices(step, unique))
-        var.scatter_update(tf.IndexedSlices(tf.gather(var, unique) + step, unique))
+            vel_rows = self.momentum * tf.gather(vel, unique) + step
+            step = vel_rows
+        return SparseRowUpdate(unique, n_unique, tf.gather(var, unique) + step, acc_rows, vel_rows)
+
+    def write_rows(self, var, update: "SparseRowUpdate"):
+        """Writes the first ``n_unique`` rows of ``update`` into ``var`` and its slots.
+
+        The rows are unique, so ``scatter_update`` (a row copy, several times faster on CPU than ``scatter_add``)
+        is exact.
+        """
+        acc, vel = self.slots(var)
+        n, indices = update.n_unique, update.indices[:update.n_unique]
+        acc.scatter_update(tf.IndexedSlices(update.acc_rows[:n], indices))
+        if vel is not None:
+            vel.scatter_update(tf.IndexedSlices(update.vel_rows[:n], indices))
+        var.scatter_update(tf.IndexedSlices(update.var_rows[:n], indices))
+
+
+class SparseRowUpdate(collections.namedtuple("SparseRowUpdate", "indices n_unique var_rows acc_rows vel_rows")):
+    """New rows of an item-indexed variable and its slots; only the first ``n_unique`` entries are real."""
+
+
+def coalesce_rows(indices, values, mask):
+    """Sums the ``values`` of equal ``indices`` among the occurrences kept by ``mask``.
+
+    Returns ``(unique, summed, n_unique)`` with the static length of ``indices``: the ``n_unique`` distinct indices
+    come first in ascending order, followed by padding (index 0, zero values). Sort-based, so it compiles with XLA.
+    """
+    size = tf.shape(indices)[0]
+    sentinel = tf.int32.max
+    keys = tf.where(mask, indices, sentinel)
+    order = tf.argsort(keys, stable=True)
+    sorted_keys = tf.gather(keys, order)
+    starts = tf.concat([[True], sorted_keys[1:] != sorted_keys[:-1]], axis=0)
+    segment = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+    summed = tf.math.unsorted_segment_sum(tf.gather(values, order), segment, size)
+    unique = tf.math.unsorted_segment_max(sorted_keys, segment, size)
+    n_unique = segment[-1] + 1 - tf.cast(sorted_keys[-1] == sentinel, tf.int32)
+    real = tf.range(size) < n_unique
+    real_rows = tf.reshape(tf.cast(real, values.dtype), [-1] + [1] * (len(values.shape) - 1))
+    return tf.where(real, unique, 0), summed * real_rows, n_unique
 
 
 def _slot_name(var, suffix):

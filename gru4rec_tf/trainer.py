@@ -54,14 +54,18 @@ class Trainer:
         self.optimizer = optimizer_lib.AdagradMomentum(params.learning_rate, params.momentum)
         self.optimizer.build(model.trainable_variables)
         self.dropout_rng = tf.random.Generator.from_seed(seed + 1)
-        sparse = {model.item_vectors.ref(), model.item_bias.ref(), model.input_table.ref()}
+        self._sparse_vars = ([model.item_vectors] if model.embedding_mode == "shared"
+                             else [model.item_vectors, model.input_table]) + [model.item_bias]
+        sparse = {v.ref() for v in self._sparse_vars}
         self._dense_vars = [v for v in model.trainable_variables if v.ref() not in sparse]
         self._use_logq = params.loss in _XE_LOSSES and params.logq > 0
-        self._dense_step = tf.function(self.dense_step, jit_compile=True) if jit_compile else self.dense_step
+        # autograph=False: nothing here branches on tensor values, and converting the call tree costs seconds.
+        self._compute_step = (tf.function(self.compute_step, jit_compile=True, autograph=False) if jit_compile
+                              else self.compute_step)
         batch = params.batch_size
         state_specs = tuple(tf.TensorSpec([batch, layer.units], tf.float32) for layer in model.gru_layers)
         step_spec = lambda dtype: tf.TensorSpec([None, batch], dtype)  # noqa: E731
-        self._compiled_steps = tf.function(self.run_steps, input_signature=[
+        self._compiled_steps = tf.function(self.run_steps, autograph=False, input_signature=[
             step_spec(tf.int32), step_spec(tf.int32), step_spec(tf.bool), step_spec(tf.bool),
             tf.TensorSpec([None, params.n_sample], tf.int32), state_specs])
 
@@ -69,8 +73,22 @@ class Trainer:
     def train_step(self, inputs, targets, valid, samples, states):
         """One training step on ``[B]`` slot vectors; returns ``(step loss, new states)``.
 
-        Gradients are taken with respect to the *gathered* rows of the item-indexed parameters, and only the rows
-        of active slots and of the shared samples are updated (coalesced), so inactive slots touch nothing.
+        The compiled part (:meth:`compute_step`) returns the new rows of the item-indexed variables; writing them
+        is the only work left outside XLA (a dynamic number of unique rows).
+        """
+        loss, new_states, row_updates = self._compute_step(inputs, targets, valid, samples, states)
+        for var, update in zip(self._sparse_vars, row_updates):
+            self.optimizer.write_rows(var, update)
+        return loss, new_states
+
+    def compute_step(self, inputs, targets, valid, samples, states):
+        """Forward pass, step loss, gradients, dense updates, and the new rows of the item-indexed variables.
+
+        Gradients are taken with respect to the *gathered* rows of the item-indexed parameters; only the rows of
+        active slots and of the shared samples get new values (duplicates coalesced), so inactive slots touch
+        nothing. All gradients are taken before any update, as in the reference. Everything here has static shapes,
+        so it is compiled with XLA (``jit_compile``) when enabled: XLA fuses the gathers, the many element-wise
+        operations on the ``[B, B + n_sample]`` score matrix, the coalescing and the Adagrad arithmetic.
         """
         model = self.model
         cols = tf.concat([targets, samples], axis=0)
@@ -78,51 +96,38 @@ class Trainer:
         input_rows = tf.gather(model.input_table, inputs)
         out_rows = tf.gather(model.item_vectors, cols)
         bias_rows = tf.gather(model.item_bias, cols)
-        log_q = self.sampler.log_q(targets, samples) if self._use_logq else tf.zeros_like(bias_rows)
-        loss, new_states, (d_input, d_out, d_bias) = self._dense_step(input_rows, out_rows, bias_rows, states, valid,
-                                                                      col_valid, log_q)
-        self._apply_sparse(cols, col_valid, inputs, valid, d_input, d_out, d_bias)
-        return loss, new_states
-
-    def dense_step(self, input_rows, out_rows, bias_rows, states, valid, col_valid, log_q):
-        """Forward pass, step loss, gradients, and the updates of the dense (GRU) variables.
-
-        Returns ``(loss, new_states, gradients of the gathered input/output/bias rows)``. Everything here has static
-        shapes, so it is compiled with XLA (``jit_compile``) when enabled: XLA fuses the many element-wise
-        operations on the ``[B, B + n_sample]`` score matrix and the dense Adagrad updates, which dominate the step
-        otherwise. All gradients are taken before any update, as in the reference.
-        """
+        log_q = self.sampler.log_q(targets, samples) if self._use_logq else None
         with tf.GradientTape() as tape:
             tape.watch([input_rows, out_rows, bias_rows])
-            hidden, new_states = self.model.step_from_rows(input_rows, states, training=True, rng=self.dropout_rng)
+            hidden, new_states = model.step_from_rows(input_rows, states, training=True, rng=self.dropout_rng)
             scores = tf.matmul(hidden, out_rows, transpose_b=True) + bias_rows
-            loss = self.loss_layer(scores, col_valid, valid, log_q if self._use_logq else None)
+            loss = self.loss_layer(scores, col_valid, valid, log_q)
         grads = tape.gradient(loss, [input_rows, out_rows, bias_rows] + self._dense_vars)
+        d_input, d_out, d_bias = grads[:3]
         for var, grad in zip(self._dense_vars, grads[3:]):
             if grad is not None:
                 self.optimizer.apply_dense(var, grad)
-        return loss, new_states, grads[:3]
-
-    def _apply_sparse(self, cols, col_valid, inputs, valid, d_input, d_out, d_bias):
-        model, opt = self.model, self.optimizer
+        opt = self.optimizer
         if model.embedding_mode == "shared":  # input and output rows are one parameter: their gradients add up
-            opt.apply_sparse(model.item_vectors,
-                             tf.boolean_mask(tf.concat([cols, inputs], 0), tf.concat([col_valid, valid], 0)),
-                             tf.boolean_mask(tf.concat([d_out, d_input], 0), tf.concat([col_valid, valid], 0)))
+            item_rows = [opt.sparse_rows(model.item_vectors, tf.concat([cols, inputs], 0),
+                                         tf.concat([d_out, d_input], 0), tf.concat([col_valid, valid], 0))]
         else:
-            opt.apply_sparse(model.item_vectors, tf.boolean_mask(cols, col_valid), tf.boolean_mask(d_out, col_valid))
-            opt.apply_sparse(model.input_table, tf.boolean_mask(inputs, valid), tf.boolean_mask(d_input, valid))
-        opt.apply_sparse(model.item_bias, tf.boolean_mask(cols, col_valid), tf.boolean_mask(d_bias, col_valid))
+            item_rows = [opt.sparse_rows(model.item_vectors, cols, d_out, col_valid),
+                         opt.sparse_rows(model.input_table, inputs, d_input, valid)]
+        return loss, new_states, item_rows + [opt.sparse_rows(model.item_bias, cols, d_bias, col_valid)]
 
     # -- many steps ---------------------------------------------------------------------------------------------
     def run_steps(self, inputs, targets, valid, reset, samples, states):
         """Runs ``[K, B]`` scheduled steps; returns ``(states, [K] step losses)``. Compiled by the trainer."""
         n_steps = tf.shape(inputs)[0]
-        step_losses = tf.TensorArray(tf.float32, size=n_steps)
-        for k in tf.range(n_steps):
+
+        def body(k, states, step_losses):
             states = tuple(tf.where(reset[k][:, tf.newaxis], tf.zeros_like(s), s) for s in states)
             loss, states = self.train_step(inputs[k], targets[k], valid[k], samples[k], states)
-            step_losses = step_losses.write(k, loss)
+            return k + 1, states, step_losses.write(k, loss)
+
+        _, states, step_losses = tf.while_loop(
+            lambda k, *_: k < n_steps, body, (tf.constant(0), tuple(states), tf.TensorArray(tf.float32, n_steps)))
         return states, step_losses.stack()
 
     def run_steps_eagerly(self, schedule: batching.BatchSchedule, samples, states):
