@@ -5,8 +5,10 @@ library never imports TFX, Beam or gRPC for a command that does not need them. T
 listed here; packages built on it (``tfx_pipeline``, ``serving``) add theirs through the ``gru4rec.commands`` entry
 point group of their distribution, which keeps the dependency pointing from them to the library.
 """
+import ast
 import importlib
 import importlib.metadata
+import importlib.util
 import sys
 
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
@@ -23,8 +25,19 @@ LIBRARY_COMMANDS = {
 def _commands() -> dict:
     commands = dict(LIBRARY_COMMANDS)
     for entry in importlib.metadata.entry_points(group="gru4rec.commands"):
-        commands.setdefault(entry.name, (entry.value, f"(from {entry.value})"))
+        commands.setdefault(entry.name, (entry.value, _summary_line(entry.value)))
     return commands
+
+
+def _summary_line(module_name: str) -> str:
+    """First line of a module's docstring, read from its source without importing it (imports can be heavy)."""
+    try:
+        spec = importlib.util.find_spec(module_name)
+        with open(spec.origin, encoding="utf-8") as f:
+            docstring = ast.get_docstring(ast.parse(f.read())) or ""
+    except (ImportError, AttributeError, OSError, SyntaxError, TypeError, ValueError):
+        docstring = ""
+    return docstring.strip().splitlines()[0] if docstring.strip() else f"(from {module_name})"
 
 
 def _usage(commands) -> str:
@@ -44,7 +57,12 @@ def run(argv=None) -> None:
     if name not in commands:
         print(f"gru4rec: unknown command {name!r}\n\n{_usage(commands)}", file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(commands[name][0])
+    try:
+        module = importlib.import_module(commands[name][0])
+    except ImportError as err:
+        print(f"gru4rec: the {name!r} command cannot start, a dependency is missing: {err}\n"
+              "(install the project with scripts/install.sh)", file=sys.stderr)
+        sys.exit(1)
     module.define_flags()
     from absl import app  # pylint: disable=g-import-not-at-top
     app.run(module.main, argv=[f"gru4rec {name}"] + argv[2:], flags_parser=getattr(module, "flags_parser", None)
