@@ -63,11 +63,18 @@ class Evaluator:
 
             @tf.function(input_signature=[spec(tf.int32), spec(tf.int32), spec(tf.bool), state_specs])
             def rank_steps(inputs, targets, reset, states):
+                # The item tables are read once per call, not once per step: after training (scatter updates) the
+                # variables are in copy-on-read mode, where every dense read copies the whole table.
+                input_table = tf.convert_to_tensor(model.input_table)
+                item_vectors = (input_table if model.embedding_mode == "shared"
+                                else tf.convert_to_tensor(model.item_vectors))
+                item_bias = tf.convert_to_tensor(model.item_bias)
                 n_steps = tf.shape(inputs)[0]
                 ranks = tf.TensorArray(tf.float32, size=n_steps)
                 for k in tf.range(n_steps):
                     states = tuple(tf.where(reset[k][:, tf.newaxis], tf.zeros_like(s), s) for s in states)
-                    scores, states = model((inputs[k], states))
+                    hidden, states = model.step_from_rows(tf.gather(input_table, inputs[k]), states)
+                    scores = tf.matmul(hidden, item_vectors, transpose_b=True) + item_bias
                     target_scores = tf.gather(scores, targets[k], batch_dims=1)
                     ranks = ranks.write(k, rank_of_targets(scores, target_scores, mode))
                 return states, ranks.stack()

@@ -68,22 +68,38 @@ class AdagradMomentum(tf.Module):
         self.write_rows(var, self.sparse_rows(var, indices, values, mask))
 
     def sparse_rows(self, var, indices, values, mask=None) -> "SparseRowUpdate":
-        """Computes the new rows of ``var`` and of its slots without writing them.
+        """Computes the new rows of ``var`` and of its slots from per-occurrence gradient rows, without writing.
 
         Static shapes throughout (padding after ``n_unique``), so this runs inside an XLA-compiled step; only the
         final :meth:`write_rows` needs the dynamic row count.
         """
         if mask is None:
             mask = tf.ones_like(indices, dtype=tf.bool)
-        unique, grad, n_unique = coalesce_rows(indices, values, mask)
+        rows = unique_rows(indices, mask)
+        grad = tf.math.unsorted_segment_sum(values, rows.position, tf.shape(indices)[0])
+        return self.coalesced_rows(var, rows, grad)
+
+    def coalesced_rows(self, var, rows: "UniqueRows", grad, touched=None) -> "SparseRowUpdate":
+        """New rows of ``var`` and its slots for the already coalesced gradient ``grad`` of ``rows.unique``.
+
+        Rows where ``touched`` is False (and padding rows) keep their values, accumulator and velocity.
+        """
         acc, vel = self.slots(var)
-        acc_rows = tf.gather(acc, unique) + tf.square(grad)
+        old_acc = tf.gather(acc, rows.unique)
+        acc_rows = old_acc + tf.square(grad)
         step = -self.learning_rate * grad / tf.sqrt(acc_rows + ADAGRAD_EPSILON)
         vel_rows = None
         if vel is not None:
-            vel_rows = self.momentum * tf.gather(vel, unique) + step
+            old_vel = tf.gather(vel, rows.unique)
+            vel_rows = self.momentum * old_vel + step
             step = vel_rows
-        return SparseRowUpdate(unique, n_unique, tf.gather(var, unique) + step, acc_rows, vel_rows)
+        old_var = tf.gather(var, rows.unique)
+        var_rows = old_var + step
+        if touched is not None:
+            keep = tf.reshape(tf.logical_not(touched), [-1] + [1] * (len(var.shape) - 1))
+            acc_rows, var_rows = tf.where(keep, old_acc, acc_rows), tf.where(keep, old_var, var_rows)
+            vel_rows = None if vel_rows is None else tf.where(keep, old_vel, vel_rows)
+        return SparseRowUpdate(rows.unique, rows.n_unique, var_rows, acc_rows, vel_rows)
 
     def write_rows(self, var, update: "SparseRowUpdate"):
         """Writes the first ``n_unique`` rows of ``update`` into ``var`` and its slots.
@@ -103,12 +119,13 @@ class SparseRowUpdate(collections.namedtuple("SparseRowUpdate", "indices n_uniqu
     """New rows of an item-indexed variable and its slots; only the first ``n_unique`` entries are real."""
 
 
-def coalesce_rows(indices, values, mask):
-    """Sums the ``values`` of equal ``indices`` among the occurrences kept by ``mask``.
+class UniqueRows(collections.namedtuple("UniqueRows", "unique position n_unique")):
+    """Distinct row indices with static shape: ``unique[:n_unique]`` ascending, then padding (index 0);
+    ``position[j]`` is the slot of occurrence ``j`` in ``unique`` (masked occurrences point at padding)."""
 
-    Returns ``(unique, summed, n_unique)`` with the static length of ``indices``: the ``n_unique`` distinct indices
-    come first in ascending order, followed by padding (index 0, zero values). Sort-based, so it compiles with XLA.
-    """
+
+def unique_rows(indices, mask) -> UniqueRows:
+    """Sort-based ``unique`` of the occurrences kept by ``mask``, with static shapes so that it compiles with XLA."""
     size = tf.shape(indices)[0]
     sentinel = tf.int32.max
     keys = tf.where(mask, indices, sentinel)
@@ -116,12 +133,10 @@ def coalesce_rows(indices, values, mask):
     sorted_keys = tf.gather(keys, order)
     starts = tf.concat([[True], sorted_keys[1:] != sorted_keys[:-1]], axis=0)
     segment = tf.cumsum(tf.cast(starts, tf.int32)) - 1
-    summed = tf.math.unsorted_segment_sum(tf.gather(values, order), segment, size)
     unique = tf.math.unsorted_segment_max(sorted_keys, segment, size)
     n_unique = segment[-1] + 1 - tf.cast(sorted_keys[-1] == sentinel, tf.int32)
-    real = tf.range(size) < n_unique
-    real_rows = tf.reshape(tf.cast(real, values.dtype), [-1] + [1] * (len(values.shape) - 1))
-    return tf.where(real, unique, 0), summed * real_rows, n_unique
+    position = tf.scatter_nd(order[:, tf.newaxis], segment, [size])
+    return UniqueRows(tf.where(tf.range(size) < n_unique, unique, 0), position, n_unique)
 
 
 def _slot_name(var, suffix):

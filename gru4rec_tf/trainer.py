@@ -84,37 +84,54 @@ class Trainer:
     def compute_step(self, inputs, targets, valid, samples, states):
         """Forward pass, step loss, gradients, dense updates, and the new rows of the item-indexed variables.
 
-        Gradients are taken with respect to the *gathered* rows of the item-indexed parameters; only the rows of
-        active slots and of the shared samples get new values (duplicates coalesced), so inactive slots touch
-        nothing. All gradients are taken before any update, as in the reference. Everything here has static shapes,
-        so it is compiled with XLA (``jit_compile``) when enabled: XLA fuses the gathers, the many element-wise
-        operations on the ``[B, B + n_sample]`` score matrix, the coalescing and the Adagrad arithmetic.
+        The output columns ``[targets, samples]`` (and, with shared embedding, the inputs) are first reduced to
+        their distinct items; the scores of the distinct items are computed once and expanded to the columns. The
+        gradients of the gathered item rows are then already coalesced (duplicates summed, the recommended
+        semantics), and only rows of active slots and of the shared samples get new values, so inactive slots touch
+        nothing. All gradients are taken before any update, as in the reference. Everything here has static
+        shapes, so it is compiled with XLA (``jit_compile``) when enabled.
         """
-        model = self.model
+        model, opt = self.model, self.optimizer
+        shared = model.embedding_mode == "shared"
+        n_cols = tf.shape(targets)[0] + tf.shape(samples)[0]
         cols = tf.concat([targets, samples], axis=0)
         col_valid = tf.concat([valid, tf.ones_like(samples, dtype=tf.bool)], axis=0)
-        input_rows = tf.gather(model.input_table, inputs)
-        out_rows = tf.gather(model.item_vectors, cols)
-        bias_rows = tf.gather(model.item_bias, cols)
+        item_rows = optimizer_lib.unique_rows(tf.concat([cols, inputs], 0) if shared else cols,
+                                              tf.concat([col_valid, valid], 0) if shared else col_valid)
+        item_table = tf.gather(model.item_vectors, item_rows.unique)
+        bias_table = tf.gather(model.item_bias, item_rows.unique)
+        watched = [item_table, bias_table]
+        if not shared:
+            input_rows_ = optimizer_lib.unique_rows(inputs, valid)
+            watched.append(tf.gather(model.input_table, input_rows_.unique))
         log_q = self.sampler.log_q(targets, samples) if self._use_logq else None
         with tf.GradientTape() as tape:
-            tape.watch([input_rows, out_rows, bias_rows])
+            tape.watch(watched)
+            col_position = item_rows.position[:n_cols]
+            input_rows = (tf.gather(item_table, item_rows.position[n_cols:]) if shared
+                          else tf.gather(watched[2], input_rows_.position))
             hidden, new_states = model.step_from_rows(input_rows, states, training=True, rng=self.dropout_rng)
-            scores = tf.matmul(hidden, out_rows, transpose_b=True) + bias_rows
+            item_scores = tf.matmul(hidden, item_table, transpose_b=True) + bias_table
+            scores = tf.gather(item_scores, col_position, axis=1)
             loss = self.loss_layer(scores, col_valid, valid, log_q)
-        grads = tape.gradient(loss, [input_rows, out_rows, bias_rows] + self._dense_vars)
-        d_input, d_out, d_bias = grads[:3]
-        for var, grad in zip(self._dense_vars, grads[3:]):
+        grads = tape.gradient(loss, watched + self._dense_vars)
+        grads[:len(watched)] = [tf.convert_to_tensor(g) for g in grads[:len(watched)]]  # gathers give IndexedSlices
+        for var, grad in zip(self._dense_vars, grads[len(watched):]):
             if grad is not None:
-                self.optimizer.apply_dense(var, grad)
-        opt = self.optimizer
-        if model.embedding_mode == "shared":  # input and output rows are one parameter: their gradients add up
-            item_rows = [opt.sparse_rows(model.item_vectors, tf.concat([cols, inputs], 0),
-                                         tf.concat([d_out, d_input], 0), tf.concat([col_valid, valid], 0))]
-        else:
-            item_rows = [opt.sparse_rows(model.item_vectors, cols, d_out, col_valid),
-                         opt.sparse_rows(model.input_table, inputs, d_input, valid)]
-        return loss, new_states, item_rows + [opt.sparse_rows(model.item_bias, cols, d_bias, col_valid)]
+                opt.apply_dense(var, grad)
+        updates = [opt.coalesced_rows(model.item_vectors, item_rows, grads[0])]
+        if not shared:
+            updates.append(opt.coalesced_rows(model.input_table, input_rows_, grads[2]))
+        output_row = self._output_rows(item_rows, col_valid, n_cols) if shared else None
+        updates.append(opt.coalesced_rows(model.item_bias, item_rows, grads[1], touched=output_row))
+        return loss, new_states, updates
+
+    @staticmethod
+    def _output_rows(item_rows, col_valid, n_cols):
+        """Which distinct rows are output columns (the bias of a row used only as an input is not touched)."""
+        is_output = tf.cast(col_valid, tf.int32)
+        size = tf.shape(item_rows.unique)[0]
+        return tf.math.unsorted_segment_max(is_output, item_rows.position[:n_cols], size) > 0
 
     # -- many steps ---------------------------------------------------------------------------------------------
     def run_steps(self, inputs, targets, valid, reset, samples, states):
