@@ -73,15 +73,22 @@ class Trainer:
     def train_step(self, inputs, targets, valid, samples, states):
         """One training step on ``[B]`` slot vectors; returns ``(step loss, new states)``.
 
-        The compiled part (:meth:`compute_step`) returns the new rows of the item-indexed variables; writing them
-        is the only work left outside XLA (a dynamic number of unique rows).
+        The distinct item rows of the step are found first (``tf.unique`` is not XLA-compatible and is fast on its
+        own); the compiled part (:meth:`compute_step`) returns the new rows of the item-indexed variables, and
+        writing them is the only work left after it.
         """
-        loss, new_states, row_updates = self._compute_step(inputs, targets, valid, samples, states)
+        cols = tf.concat([targets, samples], axis=0)
+        col_valid = tf.concat([valid, tf.ones_like(samples, dtype=tf.bool)], axis=0)
+        if self.model.embedding_mode == "shared":
+            row_sets = (optimizer_lib.unique_rows(tf.concat([cols, inputs], 0), tf.concat([col_valid, valid], 0)),)
+        else:
+            row_sets = (optimizer_lib.unique_rows(cols, col_valid), optimizer_lib.unique_rows(inputs, valid))
+        loss, new_states, row_updates = self._compute_step(inputs, targets, valid, samples, states, row_sets)
         for var, update in zip(self._sparse_vars, row_updates):
             self.optimizer.write_rows(var, update)
         return loss, new_states
 
-    def compute_step(self, inputs, targets, valid, samples, states):
+    def compute_step(self, inputs, targets, valid, samples, states, row_sets):
         """Forward pass, step loss, gradients, dense updates, and the new rows of the item-indexed variables.
 
         The output columns ``[targets, samples]`` (and, with shared embedding, the inputs) are first reduced to
@@ -96,23 +103,24 @@ class Trainer:
         n_cols = tf.shape(targets)[0] + tf.shape(samples)[0]
         cols = tf.concat([targets, samples], axis=0)
         col_valid = tf.concat([valid, tf.ones_like(samples, dtype=tf.bool)], axis=0)
-        item_rows = optimizer_lib.unique_rows(tf.concat([cols, inputs], 0) if shared else cols,
-                                              tf.concat([col_valid, valid], 0) if shared else col_valid)
+        item_rows = row_sets[0]
         item_table = tf.gather(model.item_vectors, item_rows.unique)
         bias_table = tf.gather(model.item_bias, item_rows.unique)
         watched = [item_table, bias_table]
         if not shared:
-            input_rows_ = optimizer_lib.unique_rows(inputs, valid)
-            watched.append(tf.gather(model.input_table, input_rows_.unique))
+            input_row_set = row_sets[1]
+            watched.append(tf.gather(model.input_table, input_row_set.unique))
         log_q = self.sampler.log_q(targets, samples) if self._use_logq else None
         with tf.GradientTape() as tape:
             tape.watch(watched)
             col_position = item_rows.position[:n_cols]
             input_rows = (tf.gather(item_table, item_rows.position[n_cols:]) if shared
-                          else tf.gather(watched[2], input_rows_.position))
+                          else tf.gather(watched[2], input_row_set.position))
             hidden, new_states = model.step_from_rows(input_rows, states, training=True, rng=self.dropout_rng)
-            item_scores = tf.matmul(hidden, item_table, transpose_b=True) + bias_table
-            scores = tf.gather(item_scores, col_position, axis=1)
+            # [distinct items, B] scores, expanded to the columns by a row gather (contiguous, unlike a column
+            # gather), then transposed to the [B, N] layout of the losses.
+            item_scores = tf.matmul(item_table, hidden, transpose_b=True) + bias_table[:, tf.newaxis]
+            scores = tf.transpose(tf.gather(item_scores, col_position))
             loss = self.loss_layer(scores, col_valid, valid, log_q)
         grads = tape.gradient(loss, watched + self._dense_vars)
         grads[:len(watched)] = [tf.convert_to_tensor(g) for g in grads[:len(watched)]]  # gathers give IndexedSlices
@@ -121,7 +129,7 @@ class Trainer:
                 opt.apply_dense(var, grad)
         updates = [opt.coalesced_rows(model.item_vectors, item_rows, grads[0])]
         if not shared:
-            updates.append(opt.coalesced_rows(model.input_table, input_rows_, grads[2]))
+            updates.append(opt.coalesced_rows(model.input_table, input_row_set, grads[2]))
         output_row = self._output_rows(item_rows, col_valid, n_cols) if shared else None
         updates.append(opt.coalesced_rows(model.item_bias, item_rows, grads[1], touched=output_row))
         return loss, new_states, updates
