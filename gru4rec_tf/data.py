@@ -263,7 +263,8 @@ def load_events(
     """Reads a session event log (one row per event).
 
     Formats, by extension: ``.tsv``/``.txt`` (tab-separated), ``.csv`` (delimiter sniffed among ``,`` ``;`` and tab
-    from the header line unless ``delimiter`` is given), ``.parquet``/``.pq``, and a directory of parquet files.
+    from the header line unless ``delimiter`` is given), ``.parquet``/``.pq``, a directory of parquet files, and the
+    session tensors of one split written by ``gru4rec preprocess`` (a directory of ``part-*.tfrecord`` files).
     Any other extension is read as delimited text only when ``delimiter`` is given. Text files need a header line.
 
     Returns a DataFrame with exactly the columns ``SessionId``, ``ItemId``, ``Time`` (the columns ``session_key``,
@@ -287,6 +288,9 @@ def load_events(
     if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
         raise ValueError(f"delimiter must be a single character or None, got {delimiter!r}")
     path = Path(path)
+    if (path.is_dir() and any(path.glob("part-*.tfrecord*"))) or ".tfrecord" in path.name:
+        from gru4rec_tf import tfrecord_io  # pylint: disable=g-import-not-at-top  (imports TensorFlow only here)
+        return tfrecord_io.read_session_tensors(path)  # session tensors written by `gru4rec preprocess`
     keys = (session_key, item_key, time_key)
     if not path.exists():
         raise DataError(f"{path}: file does not exist")
