@@ -23,6 +23,10 @@ setuptools.setup(
     entry_points={
         "console_scripts": ["gru4rec=gru4rec_tf.__main__:run"],
         # Subcommands contributed by the packages built on the library (see gru4rec_tf/__main__.py).
-        "gru4rec.commands": [],
+        "gru4rec.commands": [
+            "pipeline = tfx_pipeline.cli",
+            "serve = serving.dev_server_cli",
+            "predict = serving.client_cli",
+        ],
     },
 )

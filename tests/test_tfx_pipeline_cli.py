@@ -1,0 +1,49 @@
+"""``gru4rec pipeline run|compile`` as a user calls them (subprocesses; each pays the TFX import, ~15 s)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+GRU4REC = Path(sys.executable).parent / "gru4rec"
+TINY = ["--synthetic_sessions", "1500", "--synthetic_items", "200", "--min_item_support", "1", "--cutoffs", "5,20",
+        "--thresholds", "recall@20=0.05", "--params",
+        "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=32,learning_rate=0.1,n_sample=64,n_epochs=1"]
+
+
+def gru4rec(*args, cwd):
+    return subprocess.run([str(GRU4REC), "pipeline", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def test_run_with_no_data_trains_on_the_synthetic_log_and_prints_a_summary(tmp_path):
+    result = gru4rec("run", "--work_dir", str(tmp_path / "work"), *TINY, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for node in ("ClickLogExampleGen", "SessionTensors", "Trainer", "SessionEvaluator", "Pusher"):
+        assert f"{node} " in out and "COMPLETE" in out.split(node, 1)[1].splitlines()[0]
+    assert "Recall@20" in out and "MRR@20" in out and "blessed: yes" in out
+    serving = tmp_path / "work" / "serving" / "gru4rec"
+    assert f"pushed: {serving}{os.sep}" in out and len(os.listdir(serving)) == 1
+    assert "Component Trainer is running." in result.stderr  # progress while it runs
+
+
+def test_run_reports_a_failing_component_with_status_1(tmp_path):
+    (tmp_path / "clicks.csv").write_text("session,item,time\n1,2,3\n", encoding="utf-8")
+    result = gru4rec("run", "--work_dir", str(tmp_path / "work"), "--data", str(tmp_path / "clicks.csv"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "ClickLogExampleGen failed: DataError:" in result.stderr and "missing column(s)" in result.stderr
+    assert "pushed: no" in result.stdout
+
+
+def test_compile_writes_a_vertex_pipeline_spec(tmp_path):
+    result = gru4rec("compile", "--output", str(tmp_path / "pipeline.json"), "--image", "example.com/gru4rec:1",
+                     "--pipeline_root", "gs://bucket/root", "--trainer_gpu_type", "NVIDIA_L4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    spec = json.loads((tmp_path / "pipeline.json").read_text(encoding="utf-8"))
+    executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert executors["Trainer_executor"]["container"]["resources"]["accelerator"]["type"] == "NVIDIA_L4"
+    assert "wrote" in result.stdout and "SessionEvaluator" in result.stdout
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert tasks["ClickLogExampleGen"]["inputs"]["parameters"]["input_base"]["runtimeValue"]["constantValue"][
+        "stringValue"] == "gs://bucket/root/data"

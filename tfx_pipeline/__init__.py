@@ -1,0 +1,13 @@
+"""gru4rec-tf's TFX pipeline: raw click log -> session tensors -> GRU4Rec training -> evaluation and blessing -> push.
+
+Built on the :mod:`gru4rec_tf` library (never the reverse). Modules:
+
+* :mod:`tfx_pipeline.pipeline` -- ``create_pipeline(...)``, the TFX DAG (see the TFX penguin example);
+* :mod:`tfx_pipeline.components` -- the custom components (ingestion executor, SessionTensors, SessionEvaluator);
+* :mod:`tfx_pipeline.trainer_module` -- the standard Trainer's ``run_fn``;
+* :mod:`tfx_pipeline.runners` -- LocalDagRunner (sqlite MLMD) and the Kubeflow V2 / Vertex compile;
+* :mod:`tfx_pipeline.cli` -- ``gru4rec pipeline run|compile``.
+
+Importing this package sets ``TF_USE_LEGACY_KERAS=1`` (through :mod:`gru4rec_tf`) before TensorFlow is imported.
+"""
+import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)

@@ -1,0 +1,289 @@
+"""``gru4rec pipeline run|compile``: run the TFX pipeline locally, or compile it for Kubeflow Pipelines / Vertex AI.
+
+::
+
+    gru4rec pipeline run                      # built-in synthetic click log, everything under ./gru4rec_work
+    gru4rec pipeline run --data clicks.tsv --test_days 1 --params "loss=bpr-max,final_act=elu-0.5,layers=100"
+    gru4rec pipeline run --data train.tsv --data test.tsv --split_on end      # several files = one log
+    gru4rec pipeline compile --output pipeline.json --image REGION-docker.pkg.dev/PROJECT/REPO/gru4rec-tfx:0.1.0 \\
+        --pipeline_root gs://BUCKET/gru4rec --data gs://BUCKET/clicks --trainer_gpu_type NVIDIA_TESLA_T4
+
+``run`` prints one line per component while it runs (``--verbose`` shows TFX's own logs too) and a summary at
+the end: component states (``CACHED`` = reused, inputs unchanged), data sizes, Recall@k/MRR@k, whether the model
+was blessed, and where it was pushed. It exits with status 1 when a component fails.
+
+Registered through the ``gru4rec.commands`` entry point of setup.py (``pipeline = tfx_pipeline.cli``).
+"""
+import glob
+import logging as std_logging
+import os
+import sys
+import time
+
+from absl import flags
+from absl import logging
+
+FLAGS = flags.FLAGS
+SUBCOMMANDS = ("run", "compile")
+SYNTHETIC_FILE = "clicks.tsv"
+
+
+def define_flags() -> None:
+    """Defines the flags of both subcommands (``compile`` ignores the local-only ones)."""
+    from tfx_pipeline import options as opts  # pylint: disable=g-import-not-at-top  (light: no TFX)
+    # where
+    flags.DEFINE_multi_string("data", None, "Raw click log: a file, directory or glob (repeat for several files, "
+                              "read as one log). Default (run): the built-in synthetic dataset. Default (compile): "
+                              "<pipeline_root>/data.")
+    flags.DEFINE_string("work_dir", None, "Local work directory (default ./gru4rec_work or $GRU4REC_WORK_DIR).")
+    flags.DEFINE_string("pipeline_name", opts.DEFAULT_PIPELINE_NAME, "Pipeline name (MLMD context, spec name).")
+    flags.DEFINE_string("pipeline_root", None, "Artifact root (run: <work_dir>/pipelines/<name>; compile: "
+                        "required in practice, e.g. gs://BUCKET/gru4rec).")
+    flags.DEFINE_string("metadata_path", None, "sqlite MLMD store (default <work_dir>/metadata/<name>.sqlite).")
+    flags.DEFINE_string("serving_root", None, "Models are pushed to <serving_root>/<model_name>/<version>/ "
+                        "(run: <work_dir>/serving; compile: <pipeline_root>/serving).")
+    flags.DEFINE_string("model_name", opts.DEFAULT_MODEL_NAME, "Served model name.")
+    # ingestion
+    flags.DEFINE_string("delimiter", None, "Text delimiter (default: tab for .tsv/.txt, else comma).")
+    flags.DEFINE_string("session_key", "SessionId", "Session ID column.")
+    flags.DEFINE_string("item_key", "ItemId", "Item ID column.")
+    flags.DEFINE_string("time_key", "Time", "Timestamp column.")
+    flags.DEFINE_string("user_key", None, "User ID column: build sessions per user by an inactivity gap.")
+    flags.DEFINE_float("session_gap_s", 3600.0, "Inactivity gap that ends a session (with --user_key).")
+    flags.DEFINE_enum("time_format", "unix_s", ["unix_s", "unix_ms", "iso"], "Timestamp format.")
+    flags.DEFINE_string("event_type_key", None, "Event type column (with --event_type_filter).")
+    flags.DEFINE_list("event_type_filter", [], "Keep only these event types.")
+    flags.DEFINE_float("max_rejected_ratio", 0.01, "Fail when more than this share of the rows is malformed.")
+    # sessions
+    flags.DEFINE_float("test_days", 1.0, "Sessions in the last D days form the test split (spec §7).")
+    flags.DEFINE_enum("split_on", "start", ["start", "end"], "A session is in the test split by its start/end.")
+    flags.DEFINE_integer("min_item_support", 5, "Drop items with fewer events (1 disables the filter).")
+    flags.DEFINE_integer("min_session_length", 2, "Drop shorter sessions.")
+    flags.DEFINE_boolean("dedupe_consecutive", False, "Drop consecutive repeats of an item in a session.")
+    flags.DEFINE_boolean("iterate_filters", False, "Repeat the item/session filters until nothing changes.")
+    # training and blessing
+    flags.DEFINE_string("params", opts.DEFAULT_PARAMS, "GRU4Rec hyperparameters, official names: 'k=v,k=v'.")
+    flags.DEFINE_integer("epochs", None, "Number of epochs (overrides n_epochs of --params).")
+    flags.DEFINE_integer("seed", 42, "Training seed.")
+    flags.DEFINE_list("cutoffs", ["1", "5", "10", "20"], "Cut-offs K of Recall@K and MRR@K.")
+    flags.DEFINE_string("thresholds", "recall@20=0.1,mrr@20=0.03", "Blessing floors: 'metric=value,...'.")
+    flags.DEFINE_float("regression_margin", 0.01, "Largest allowed drop of a gated metric vs the last blessed model.")
+    flags.DEFINE_enum("eval_mode", "standard", ["standard", "conservative", "median"], "Tie handling (spec §7).")
+    # execution
+    flags.DEFINE_list("beam_pipeline_args", [], "Beam options of the Beam components, e.g. "
+                      "--beam_pipeline_args=--direct_num_workers=2,--direct_running_mode=multi_processing.")
+    flags.DEFINE_boolean("enable_cache", True, "Reuse component outputs when inputs and options are unchanged.")
+    flags.DEFINE_boolean("verbose", False, "Show TFX's and Beam's own INFO logs.")
+    flags.DEFINE_integer("synthetic_sessions", 20000, "Sessions of the built-in synthetic dataset.")
+    flags.DEFINE_integer("synthetic_items", 1000, "Items of the built-in synthetic dataset.")
+    # compile
+    flags.DEFINE_string("output", "pipeline.json", "compile: where to write the pipeline spec JSON.")
+    flags.DEFINE_string("image", None, "compile: container image of the components (see tfx_pipeline/Dockerfile).")
+    flags.DEFINE_string("trainer_gpu_type", None, "compile: Vertex accelerator of the Trainer, e.g. NVIDIA_TESLA_T4.")
+    flags.DEFINE_integer("trainer_gpu_count", 1, "compile: number of Trainer accelerators.")
+    flags.DEFINE_float("trainer_cpu", None, "compile: Trainer vCPU limit.")
+    flags.DEFINE_float("trainer_memory_gb", None, "compile: Trainer memory limit (GB).")
+
+
+def main(argv) -> None:
+    """``argv[1]`` is the subcommand (``run`` or ``compile``)."""
+    if len(argv) < 2 or argv[1] not in SUBCOMMANDS:
+        _fail(f"usage: gru4rec pipeline {{{'|'.join(SUBCOMMANDS)}}} [flags]  (got {argv[1:]!r})")
+    if len(argv) > 2:
+        _fail(f"unexpected arguments {argv[2:]!r}")
+    from gru4rec_tf.data import DataError  # pylint: disable=g-import-not-at-top
+    try:
+        if argv[1] == "run":
+            ok = run_command()
+        else:
+            ok = compile_command()
+    except (DataError, ValueError) as err:
+        _fail(str(err))
+    if not ok:
+        sys.exit(1)
+
+
+def _fail(message: str) -> None:
+    raise SystemExit(f"gru4rec pipeline: error: {message}")
+
+
+# ----------------------------------------------------------------------------------------------------- options
+def _pipeline_options() -> dict:
+    """The components' options from the flags (validated by their constructors)."""
+    from tfx_pipeline import blessing, options as opts  # pylint: disable=g-import-not-at-top
+    try:
+        cutoffs = tuple(int(c) for c in FLAGS.cutoffs)
+    except ValueError:
+        raise ValueError(f"--cutoffs must be integers, got {','.join(FLAGS.cutoffs)}") from None
+    return {
+        "ingest": opts.IngestOptions(
+            delimiter=FLAGS.delimiter, session_key=FLAGS.session_key, item_key=FLAGS.item_key,
+            time_key=FLAGS.time_key, user_key=FLAGS.user_key, event_type_key=FLAGS.event_type_key,
+            event_type_filter=tuple(FLAGS.event_type_filter), time_format=FLAGS.time_format,
+            max_rejected_ratio=FLAGS.max_rejected_ratio),
+        "sessions": opts.SessionOptions(
+            session_gap_s=FLAGS.session_gap_s, dedupe_consecutive=FLAGS.dedupe_consecutive,
+            min_item_support=FLAGS.min_item_support, min_session_length=FLAGS.min_session_length,
+            iterate_filters=FLAGS.iterate_filters, test_days=FLAGS.test_days, split_on=FLAGS.split_on),
+        "training": opts.TrainingOptions(params=FLAGS.params, n_epochs=FLAGS.epochs, seed=FLAGS.seed),
+        "blessing": blessing.BlessingOptions(
+            cutoffs=cutoffs, thresholds=blessing.parse_thresholds(FLAGS.thresholds),
+            regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),
+    }
+
+
+def resolve_data(paths, layout) -> tuple:
+    """``--data`` values -> ``(input_base, pattern)`` for the ingestion component.
+
+    One file: its directory and name; a directory: all its files; a glob: its directory and the pattern.
+    Several values: their files are linked into one directory under the work directory (inputs/<hash>/), so
+    the ingestion reads them as one log (they must share the header).
+    """
+    from gru4rec_tf.data import DataError  # pylint: disable=g-import-not-at-top
+    if len(paths) == 1 and "://" in paths[0]:
+        path = paths[0].rstrip("/")
+        return (os.path.dirname(path), os.path.basename(path)) if os.path.splitext(path)[1] else (path, "*")
+    files = []
+    for path in paths:
+        matches = sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+        if not matches or not all(os.path.exists(m) for m in matches):
+            raise DataError(f"{path}: file does not exist (or no file matches the pattern)")
+        files += matches
+    if len(paths) == 1:
+        path = os.path.abspath(paths[0])
+        if os.path.isdir(path):
+            return path, "*"
+        return os.path.dirname(path), os.path.basename(path)
+    return _link_files(files, layout.inputs_dir(files)), "*"
+
+
+def _link_files(files, directory: str) -> str:
+    """Symlinks ``files`` into ``directory`` as ``000-<name>``, ``001-<name>``...; returns the directory."""
+    os.makedirs(directory, exist_ok=True)
+    for i, path in enumerate(files):
+        if os.path.isdir(path):
+            raise ValueError(f"{path}: with several --data values each must be a file, not a directory")
+        link = os.path.join(directory, f"{i:03d}-{os.path.basename(path)}")
+        if os.path.islink(link) and os.readlink(link) == os.path.abspath(path):
+            continue
+        if os.path.lexists(link):
+            os.remove(link)
+        os.symlink(os.path.abspath(path), link)
+    return directory
+
+
+def ensure_synthetic_data(layout, n_sessions: int, n_items: int) -> str:
+    """Writes the built-in synthetic click log once (unchanged files keep the ingestion cache valid)."""
+    from gru4rec_tf import data as data_lib, synthetic  # pylint: disable=g-import-not-at-top
+    directory = os.path.join(layout.synthetic_dir(), f"s{n_sessions}-i{n_items}")
+    path = os.path.join(directory, SYNTHETIC_FILE)
+    if not os.path.exists(path):
+        os.makedirs(directory, exist_ok=True)
+        events = synthetic.generate_sessions(n_items=n_items, n_sessions=n_sessions, seed=0)
+        with data_lib.atomic_write_path(path) as tmp:
+            events.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
+        logging.info("wrote the synthetic click log %s (%d events, %d sessions, %d items, 10 days)", path,
+                     len(events), n_sessions, n_items)
+    return path
+
+
+# -------------------------------------------------------------------------------------------------------- run
+class _ProgressFilter(std_logging.Filter):
+    """Keeps warnings, the runner's per-component lines and this project's own log lines."""
+
+    _OWN = (os.sep + "tfx_pipeline" + os.sep, os.sep + "gru4rec_tf" + os.sep)
+
+    _RUNNER_LINES = (("local_dag_runner.py", "Component "), ("launcher.py", "A cached execution"),
+                     ("launcher.py", "Skipping execution"))
+    _NOISE = ("ArtifactQuery.property_predicate is not supported",)  # ml-metadata 1.17 under TFX 1.21, harmless
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        message = str(record.msg)
+        if record.levelno >= std_logging.WARNING:
+            return not message.startswith(self._NOISE)
+        if any(part in record.pathname for part in self._OWN):
+            return True
+        return any(record.pathname.endswith(f) and message.startswith(m) for f, m in self._RUNNER_LINES)
+
+
+def _configure_logging() -> None:
+    logging.set_verbosity(logging.INFO)
+    if not FLAGS.verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+        logging.get_absl_handler().addFilter(_ProgressFilter())
+
+
+def run_command() -> bool:
+    """``gru4rec pipeline run``: builds and runs the pipeline locally; prints the summary; True on success."""
+    _configure_logging()
+    from tfx_pipeline import pipeline as pl, runners, summary  # pylint: disable=g-import-not-at-top
+    layout = runners.LocalLayout.create(FLAGS.work_dir, FLAGS.pipeline_name, FLAGS.pipeline_root,
+                                        FLAGS.metadata_path, FLAGS.serving_root)
+    options = _pipeline_options()
+    data = FLAGS.data or [ensure_synthetic_data(layout, FLAGS.synthetic_sessions, FLAGS.synthetic_items)]
+    data_root, pattern = resolve_data(data, layout)
+    pipeline = pl.create_pipeline(
+        FLAGS.pipeline_name, layout.pipeline_root, data_root, layout.serving_root, data_pattern=pattern,
+        model_name=FLAGS.model_name, metadata_connection_config=runners.sqlite_config(layout.metadata_path),
+        beam_pipeline_args=FLAGS.beam_pipeline_args, enable_cache=FLAGS.enable_cache, **options)
+    logging.info("pipeline %s: data %s, pipeline root %s, metadata %s", FLAGS.pipeline_name,
+                 os.path.join(data_root, pattern), layout.pipeline_root, layout.metadata_path)
+    started = time.perf_counter()
+    error = None
+    try:
+        runners.run_local(pipeline)
+    except Exception as err:  # pylint: disable=broad-except  (reported below with the failed component)
+        error = err
+    wall = time.perf_counter() - started
+    try:
+        result = summary.summarize_latest_run(layout.metadata_path, FLAGS.pipeline_name)
+    except ValueError:  # nothing recorded: the run failed before its first component
+        if error is None:
+            raise
+        result = None
+    if result is not None:
+        print(result.format() + f"\nwall time: {wall:.1f} s", flush=True)
+    if error is not None:
+        failed = next((n.node_id for n in result.nodes if n.state == "FAILED"), None) if result else None
+        print(f"gru4rec pipeline: error: {failed or 'the pipeline'} failed: {type(error).__name__}: {error}",
+              file=sys.stderr)
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------------------- compile
+def _trainer_resources():
+    if not (FLAGS.trainer_gpu_type or FLAGS.trainer_cpu or FLAGS.trainer_memory_gb):
+        return None
+    from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
+    spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec()
+    if FLAGS.trainer_cpu:
+        spec.cpu_limit = FLAGS.trainer_cpu
+    if FLAGS.trainer_memory_gb:
+        spec.memory_limit = FLAGS.trainer_memory_gb
+    if FLAGS.trainer_gpu_type:
+        spec.accelerator.type = FLAGS.trainer_gpu_type
+        spec.accelerator.count = FLAGS.trainer_gpu_count
+    return spec
+
+
+def compile_command() -> bool:
+    """``gru4rec pipeline compile``: writes the Kubeflow V2 / Vertex pipeline spec JSON."""
+    logging.set_verbosity(logging.WARNING if not FLAGS.verbose else logging.INFO)
+    from tfx_pipeline import pipeline as pl, runners  # pylint: disable=g-import-not-at-top
+    root = (FLAGS.pipeline_root or "gs://YOUR_BUCKET/gru4rec").rstrip("/")
+    if len(FLAGS.data or []) > 1:
+        raise ValueError("compile: give one --data directory or glob (several files cannot be linked remotely)")
+    data = (FLAGS.data or [f"{root}/data"])[0].rstrip("/")
+    data_root, pattern = (os.path.dirname(data), os.path.basename(data)) \
+        if os.path.splitext(data)[1] or glob.has_magic(data) else (data, "*")
+    pipeline = pl.create_pipeline(
+        FLAGS.pipeline_name, root, data_root, FLAGS.serving_root or f"{root}/serving", data_pattern=pattern,
+        model_name=FLAGS.model_name, beam_pipeline_args=FLAGS.beam_pipeline_args, enable_cache=FLAGS.enable_cache,
+        trainer_resources=_trainer_resources(), **_pipeline_options())
+    spec = runners.compile_kubeflow_v2(pipeline, FLAGS.output, image=FLAGS.image or runners.DEFAULT_IMAGE)
+    tasks = sorted(spec["pipelineSpec"]["root"]["dag"]["tasks"]) if "pipelineSpec" in spec \
+        else sorted(spec["root"]["dag"]["tasks"])
+    print(f"wrote {os.path.abspath(FLAGS.output)}: pipeline {FLAGS.pipeline_name}, tasks {', '.join(tasks)}; "
+          f"image {FLAGS.image or runners.DEFAULT_IMAGE}, root {root}")
+    return True

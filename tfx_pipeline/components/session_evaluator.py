@@ -1,0 +1,185 @@
+"""SessionEvaluator: full-catalogue Recall@k / MRR@k on the test split, and the model blessing.
+
+Why a custom component rather than the TFX Evaluator (TFMA): GRU4Rec's metric is a *stateful, session-parallel*
+next-item ranking over the whole catalogue (spec §7: the hidden state runs through each test session, every event
+after the first is ranked against all items). TFMA evaluates independent examples through a serving signature,
+which would mean re-running every session prefix (O(L^2)) and re-implementing the tie rules; the library's
+:class:`gru4rec_tf.evaluation.Evaluator` already does it exactly and fast. So this component calls it, applies
+:mod:`tfx_pipeline.blessing`, and writes the standard artifacts:
+
+* ``evaluation`` (``ModelEvaluation``): ``metrics.json`` with the candidate's and the baseline's metrics and the
+  checks made; the metrics are also custom properties (``recall_at_20`` ...);
+* ``blessing`` (``ModelBlessing``): a ``BLESSED`` or ``NOT_BLESSED`` file and the custom properties the standard
+  components read: ``blessed`` (the Pusher pushes only when it is 1), ``current_model``/``current_model_id`` (what
+  ``LatestBlessedModelStrategy`` uses to find the last blessed model), ``baseline_model``/``baseline_model_id``;
+  plus ``is_new_model`` (0 when the candidate *is* the last blessed model, e.g. a re-run whose Trainer was
+  cached: the pipeline then does not push the same model again).
+
+The baseline (the last blessed model, from a ``LatestBlessedModelStrategy`` resolver) is evaluated on the *same*
+test split as the candidate, each through its own vocabulary (test events with items unknown to a model are
+dropped for that model, spec §7).
+
+Example::
+
+    evaluator = SessionEvaluator(examples=session_tensors.outputs["session_tensors"],
+                                 model=trainer.outputs["model"], baseline_model=resolver.outputs["model"],
+                                 options=BlessingOptions(thresholds={"recall@20": 0.1}, regression_margin=0.01))
+"""
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any, Dict, Iterator, List, Optional
+
+from absl import logging
+from tfx import types
+from tfx.components.evaluator import constants
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import base_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.types import artifact_utils
+from tfx.types import channel
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+
+from tfx_pipeline import blessing as blessing_lib
+from tfx_pipeline import session_data
+from tfx_pipeline import trainer_module
+
+METRICS_FILE = "metrics.json"
+
+
+class SessionEvaluatorSpec(component_spec.ComponentSpec):
+    """Inputs, outputs and parameters of :class:`SessionEvaluator`."""
+
+    PARAMETERS = {"blessing_options": component_spec.ExecutionParameter(type=str)}
+    INPUTS = {
+        "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
+        "model": component_spec.ChannelParameter(type=standard_artifacts.Model),
+        "baseline_model": component_spec.ChannelParameter(type=standard_artifacts.Model, optional=True),
+    }
+    OUTPUTS = {
+        "evaluation": component_spec.ChannelParameter(type=standard_artifacts.ModelEvaluation),
+        "blessing": component_spec.ChannelParameter(type=standard_artifacts.ModelBlessing),
+    }
+
+
+def property_name(metric: str) -> str:
+    """``recall@20`` -> ``recall_at_20`` (the custom-property name of a metric)."""
+    return metric.replace("@", "_at_")
+
+
+def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions) -> Dict[str, float]:
+    """Loads the library model of a ``Model`` artifact and evaluates it on ``events`` (spec §7)."""
+    from gru4rec_tf import data, evaluation, model_io  # pylint: disable=g-import-not-at-top
+    with _local_dir(trainer_module.library_model_dir(model_uri)) as model_dir:
+        saved = model_io.load_model(model_dir)
+    test = data.SessionData.from_events(events, saved.vocab)
+    logging.info("SessionEvaluator: %s: %d test events in %d sessions (%d events with unknown items dropped)",
+                 model_uri, test.n_events, test.n_sessions, test.n_dropped_unknown)
+    evaluator = evaluation.Evaluator(saved.model, options.eval_batch_size)
+    metrics = evaluator.evaluate(test, options.cutoffs, options.eval_mode)
+    return {**metrics, "n_items": len(saved.vocab), "dropped_unknown": int(test.n_dropped_unknown)}
+
+
+@contextlib.contextmanager
+def _local_dir(path: str) -> Iterator[str]:
+    """A local copy of a (possibly remote, e.g. ``gs://``) directory."""
+    if "://" not in path:
+        yield path
+        return
+    from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
+    tmp = tempfile.mkdtemp(prefix="gru4rec-model-")
+    try:
+        local = os.path.join(tmp, "model")
+        io_utils.copy_dir(path, local)
+        yield local
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Executor(base_executor.BaseExecutor):
+    """Evaluates the candidate (and the baseline), decides the blessing, writes both artifacts."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        options = blessing_lib.BlessingOptions.from_json(exec_properties["blessing_options"])
+        tensors = artifact_utils.get_single_instance(input_dict["examples"])
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        baselines = input_dict.get("baseline_model") or []
+        baseline = baselines[0] if baselines else None
+        events = session_data.read_events(tensors.uri, options.split)
+        candidate = evaluate_model(model.uri, events, options)
+        baseline_metrics = None
+        if baseline is not None:
+            baseline_metrics = candidate if baseline.id == model.id else evaluate_model(baseline.uri, events, options)
+        decision = blessing_lib.decide(options, candidate, baseline_metrics)
+        for line in decision.checks:
+            logging.info("SessionEvaluator: %s", line)
+        logging.info("SessionEvaluator: %s", "BLESSED" if decision.blessed else "NOT BLESSED")
+        self._write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline)
+        self._write_blessing(output_dict, candidate, decision, model, baseline)
+
+    @staticmethod
+    def _write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline) -> None:
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
+        payload = {"split": options.split, "eval_mode": options.eval_mode, "candidate": candidate,
+                   "baseline": baseline_metrics, "baseline_uri": baseline.uri if baseline is not None else None,
+                   "thresholds": dict(options.thresholds), "regression_margin": options.regression_margin,
+                   "checks": decision.checks, "blessed": decision.blessed}
+        tf.io.gfile.makedirs(evaluation.uri)
+        with tf.io.gfile.GFile(os.path.join(evaluation.uri, METRICS_FILE), "w") as handle:
+            handle.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        for key in _metric_keys(candidate):
+            evaluation.set_float_custom_property(property_name(key), float(candidate[key]))
+        evaluation.set_int_custom_property("eval_events", int(candidate["eval_events"]))
+
+    @staticmethod
+    def _write_blessing(output_dict, candidate, decision, model, baseline: Optional[types.Artifact]) -> None:
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        name = constants.BLESSED_FILE_NAME if decision.blessed else constants.NOT_BLESSED_FILE_NAME
+        tf.io.gfile.makedirs(blessing.uri)
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, name), "w") as handle:
+            handle.write("\n".join(decision.checks) + "\n")
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY,
+                                         constants.BLESSED_VALUE if decision.blessed else constants.NOT_BLESSED_VALUE)
+        blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_URI_KEY, model.uri)
+        blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY, model.id)
+        if baseline is not None:
+            blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri)
+            blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id)
+        blessing.set_int_custom_property("is_new_model", int(baseline is None or baseline.id != model.id))
+        blessing.set_string_custom_property("blessing_message", "; ".join(decision.failures) or "all checks passed")
+        for key in _metric_keys(candidate):
+            blessing.set_float_custom_property(property_name(key), float(candidate[key]))
+
+
+def _metric_keys(metrics: dict) -> List[str]:
+    return [k for k in metrics if k.startswith(("recall@", "mrr@"))]
+
+
+class SessionEvaluator(base_component.BaseComponent):
+    """Custom TFX component: evaluates a GRU4Rec ``Model`` on the test split and writes a ``ModelBlessing``.
+
+    Args:
+        examples: the ``session_tensors`` channel of SessionTensors.
+        model: the Trainer's ``model`` channel (the candidate).
+        baseline_model: optional ``Model`` channel of the last blessed model (``LatestBlessedModelStrategy``).
+        options: metrics, thresholds and regression margin (:class:`tfx_pipeline.blessing.BlessingOptions`).
+    """
+
+    SPEC_CLASS = SessionEvaluatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, examples: channel.BaseChannel, model: channel.BaseChannel,
+                 baseline_model: Optional[channel.BaseChannel] = None,
+                 options: blessing_lib.BlessingOptions = blessing_lib.BlessingOptions()):
+        super().__init__(spec=SessionEvaluatorSpec(
+            examples=examples, model=model, baseline_model=baseline_model,
+            blessing_options=options.to_json(),
+            evaluation=channel.Channel(type=standard_artifacts.ModelEvaluation),
+            blessing=channel.Channel(type=standard_artifacts.ModelBlessing),
+        ))

@@ -1,0 +1,203 @@
+"""SessionTensors: ingested click events -> cleaned, time-split session tensors and the item vocabulary.
+
+Runs the Beam transforms of :mod:`gru4rec_tf.preprocessing.beam_transforms` (GroupSessions, CleanSessions,
+SplitByTime, BuildVocabulary, WriteSessionTensors) on the ``events`` split written by
+:class:`tfx_pipeline.components.click_log_gen.ClickLogExampleGen`, on whatever Beam runner the pipeline's
+``beam_pipeline_args`` name.
+
+Outputs:
+
+* ``session_tensors`` -- a standard ``Examples`` artifact, so the standard Trainer takes it:
+  ``Split-train/part-*.tfrecord`` and ``Split-test/part-*.tfrecord`` (one ``tf.train.Example`` per session, see
+  :mod:`gru4rec_tf.preprocessing.example_codec`), ``vocab.tsv`` (the training split's vocabulary, used by both
+  splits) and ``stats.json`` (the preprocessing statistics); per-split counts are also custom properties;
+* ``vocabulary`` -- an :class:`tfx_pipeline.artifacts.ItemVocabulary` with a copy of ``vocab.tsv``.
+
+Example::
+
+    session_tensors = SessionTensors(examples=example_gen.outputs["examples"],
+                                     options=SessionOptions(test_days=1.0, dedupe_consecutive=True))
+"""
+import json
+import os
+from typing import Any, Dict, List
+
+import apache_beam as beam
+from absl import logging
+from apache_beam.io.filesystems import FileSystems
+from tfx import types
+from tfx.components.util import examples_utils
+from tfx.dsl.components.base import base_beam_component
+from tfx.dsl.components.base import base_beam_executor
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils
+from tfx.types import channel
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
+
+from gru4rec_tf.data import DataError
+from gru4rec_tf.preprocessing import report as preprocessing_report
+from tfx_pipeline import artifacts
+from tfx_pipeline.components import click_log_gen
+from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_options
+
+SPLITS = ("train", "test")
+STATS_FILE = "stats.json"
+_REPORT_FILE = "_report.json"
+_MIN_SPLIT_LENGTH = 2  # spec §7: a split keeps sessions with >= 2 events
+
+
+class SessionTensorsSpec(component_spec.ComponentSpec):
+    """Inputs, outputs and parameters of :class:`SessionTensors`."""
+
+    PARAMETERS = {"session_options": component_spec.ExecutionParameter(type=str)}
+    INPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
+    OUTPUTS = {
+        "session_tensors": component_spec.ChannelParameter(type=standard_artifacts.Examples),
+        "vocabulary": component_spec.ChannelParameter(type=artifacts.ItemVocabulary),
+    }
+
+
+# ------------------------------------------------------------------------------------------------------- Beam
+def _event_of(record: bytes, key_feature: str):
+    """A serialized ingestion example -> the preprocessing's event ``(key, item_id, time_us)``."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    feature = tf.train.Example.FromString(record).features.feature
+    return (feature[key_feature].bytes_list.value[0].decode("utf-8"),
+            feature["item_id"].bytes_list.value[0].decode("utf-8"),
+            int(feature["time_us"].int64_list.value[0]))
+
+
+def build_session_graph(events, options, out_dir: str) -> None:
+    """Adds sessions -> cleaning -> time split -> vocabulary -> TFRecords (+ report) to the events' pipeline.
+
+    ADAPTER: this mirrors :func:`gru4rec_tf.preprocessing.pipeline.build_pipeline` after its read step (train and
+    test splits only), writing ``Split-<name>`` directories; it can go once the preprocessing can start from an
+    events PCollection and name its split directories.
+    """
+    from gru4rec_tf.preprocessing import beam_transforms as bt  # pylint: disable=g-import-not-at-top
+    gap = options.session_gap_us if options.user_key else None
+    sessions = events | "Sessions" >> bt.GroupSessions(gap)
+    clean = sessions | "Clean" >> bt.CleanSessions(
+        dedupe=options.dedupe_consecutive, min_session_length=options.min_session_length,
+        min_item_support=options.min_item_support, rounds=options.filter_rounds)
+    reports = [clean["counters"] | "SumCounters" >> bt.SumCounters(), clean["report"]]
+    for label, pcoll in (("_grouped", sessions), ("_cleaned", clean["sessions"])):
+        reports.append(pcoll | f"Summary{label}" >> bt.SummarizeSessions() | f"Report{label}" >> beam.Map(
+            lambda s, label=label: ("summary", label, s)))
+    split = clean["sessions"] | "SplitTest" >> bt.SplitByTime(
+        options.days_us(options.test_days), options.split_on, SPLITS, _MIN_SPLIT_LENGTH)
+    reports.append(split["report"])
+    reports.append(split["vocabulary"] | "WriteVocab" >> bt.WriteVocabulary(
+        FileSystems.join(out_dir, preprocessing_report.VOCAB_FILES["train"]), "train"))
+    for name in SPLITS:
+        written = split[name] | f"Write_{name}" >> bt.WriteSessionTensors(
+            split_uri(out_dir, name), split["vocabulary"], name, options.rows_per_shard)
+        reports.append(written["report"])
+        reports.append(written["summary"] | f"Report_{name}" >> beam.Map(lambda s, name=name: ("summary", name, s)))
+    _ = tuple(reports) | "AllReports" >> beam.Flatten() | "WriteReport" >> bt.WriteReport(
+        FileSystems.join(out_dir, _REPORT_FILE))
+
+
+def split_uri(uri: str, name: str) -> str:
+    """The directory of split ``name`` in an Examples artifact (TFX's ``Split-<name>`` convention)."""
+    return os.path.join(uri, f"Split-{name}")
+
+
+# --------------------------------------------------------------------------------------------------- executor
+def _read_json(path: str):
+    with FileSystems.open(path) as handle:
+        return json.loads(handle.read().decode("utf-8"))
+
+
+def _read_text(path: str) -> str:
+    with FileSystems.open(path) as handle:
+        return handle.read().decode("utf-8")
+
+
+def _write_text(path: str, text: str) -> None:
+    with FileSystems.create(path, mime_type="text/plain") as handle:
+        handle.write(text.encode("utf-8"))
+
+
+class Executor(base_beam_executor.BaseBeamExecutor):
+    """Runs the session graph with Beam, checks the result and records the statistics."""
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        tensors = artifact_utils.get_single_instance(output_dict["session_tensors"])
+        vocabulary = artifact_utils.get_single_instance(output_dict["vocabulary"])
+        event_key = examples.get_string_custom_property("event_key") or "session"
+        source = os.path.join(artifact_utils.get_split_uri([examples], click_log_gen.SPLIT), "*")
+        ingest = IngestOptions(user_key="user_id" if event_key == "user" else None)
+        options = preprocess_options(ingest, SessionOptions.from_json(exec_properties["session_options"]),
+                                     input=source, output=tensors.uri)
+        logging.info("SessionTensors: building sessions from %s (%s IDs), test split: last %g day(s) by session %s",
+                     source, event_key, options.test_days, options.split_on)
+        with self._make_beam_pipeline() as pipeline:
+            events = (pipeline
+                      | "ReadEvents" >> beam.io.ReadFromTFRecord(source)
+                      | "ToEvent" >> beam.Map(_event_of, key_feature=f"{event_key}_id"))
+            build_session_graph(events, options, tensors.uri)
+        stats = self._stats(examples, tensors, options)
+        self._publish(tensors, vocabulary, stats)
+        logging.info("SessionTensors: wrote %s\n%s", tensors.uri, preprocessing_report.format_summary(stats))
+
+    @staticmethod
+    def _stats(examples, tensors, options) -> dict:
+        """stats.json from this job's report plus the ingestion's read counters; fails on an unusable result."""
+        triples = _read_json(os.path.join(tensors.uri, _REPORT_FILE))
+        triples += _read_json(os.path.join(examples.uri, click_log_gen.REPORT_FILE))
+        FileSystems.delete([os.path.join(tensors.uri, _REPORT_FILE)])
+        source = examples.get_string_custom_property("input_pattern") or examples.uri
+        stats = preprocessing_report.assemble_stats(triples, options, [source])
+        stats["input"]["format"] = examples.get_string_custom_property("input_format") or stats["input"]["format"]
+        preprocessing_report.check_stats(stats, options, [])
+        if stats["test"]["sessions"] == 0:
+            raise DataError(f"{examples.uri}: the test split is empty (no session with >= 2 known events in the "
+                            f"last {options.test_days:g} day(s)); raise test_days")
+        return stats
+
+    @staticmethod
+    def _publish(tensors, vocabulary, stats: dict) -> None:
+        for name in SPLITS:  # a split without sessions writes no file; create its directory anyway
+            if not FileSystems.exists(split_uri(tensors.uri, name)):
+                FileSystems.mkdirs(split_uri(tensors.uri, name))
+        _write_text(os.path.join(tensors.uri, STATS_FILE), json.dumps(stats, indent=2, sort_keys=True) + "\n")
+        vocab_text = _read_text(os.path.join(tensors.uri, preprocessing_report.VOCAB_FILES["train"]))
+        _write_text(os.path.join(vocabulary.uri, artifacts.VOCABULARY_FILE), vocab_text)
+        tensors.split_names = artifact_utils.encode_split_names(list(SPLITS))
+        examples_utils.set_payload_format(tensors, example_gen_pb2.FORMAT_TF_EXAMPLE)
+        examples_utils.set_file_format(tensors, "tfrecords")
+        for name in SPLITS:
+            for key in ("events", "sessions", "items"):
+                tensors.set_int_custom_property(f"{name}_{key}", int(stats[name][key]))
+        vocabulary.set_int_custom_property("n_items", int(stats["train"]["items"]))
+
+
+class SessionTensors(base_beam_component.BaseBeamComponent):
+    """Custom TFX component: click events -> ``session_tensors`` (Examples) and ``vocabulary`` (ItemVocabulary).
+
+    Args:
+        examples: the ``Examples`` channel of :class:`ClickLogExampleGen` (one ``events`` split).
+        options: cleaning and split rules (:class:`tfx_pipeline.options.SessionOptions`).
+
+    Example::
+
+        session_tensors = SessionTensors(examples=example_gen.outputs["examples"], options=SessionOptions())
+        trainer = tfx.components.Trainer(examples=session_tensors.outputs["session_tensors"], ...)
+    """
+
+    SPEC_CLASS = SessionTensorsSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
+
+    def __init__(self, examples: channel.BaseChannel, options: SessionOptions = SessionOptions()):
+        preprocess_options(IngestOptions(), options, input="unused", output="unused")  # validates now
+        super().__init__(spec=SessionTensorsSpec(
+            examples=examples,
+            session_options=options.to_json(),
+            session_tensors=channel.Channel(type=standard_artifacts.Examples),
+            vocabulary=channel.Channel(type=artifacts.ItemVocabulary),
+        ))

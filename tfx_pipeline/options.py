@@ -1,0 +1,167 @@
+"""Options of the pipeline's data steps and of its Trainer, validated when the pipeline is built.
+
+Three small frozen dataclasses travel to the components as JSON execution properties:
+
+* :class:`IngestOptions` -- how to read the raw click log (ingestion component);
+* :class:`SessionOptions` -- how to build, clean and split sessions (SessionTensors component);
+* :class:`TrainingOptions` -- the GRU4Rec hyperparameters and training settings (the Trainer's ``custom_config``).
+
+The first two are the fields of :class:`gru4rec_tf.preprocessing.options.PreprocessOptions` split by component, so
+the Beam preprocessing validates them with its own rules (:func:`preprocess_options`). No TFX import here.
+
+Example::
+
+    >>> ingest = IngestOptions(delimiter="tab", time_format="unix_s")
+    >>> sessions = SessionOptions(test_days=1.0, min_item_support=1)
+    >>> preprocess_options(ingest, sessions, input="clicks.tsv", output="out").test_days
+    1.0
+    >>> TrainingOptions(params="loss=bpr-max,final_act=elu-0.5,layers=64", n_epochs=1).gru4rec_params().n_epochs
+    1
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Mapping, Optional, Tuple
+
+DEFAULT_PIPELINE_NAME = "gru4rec"
+DEFAULT_MODEL_NAME = "gru4rec"
+# The built-in run's hyperparameters: config A of the benchmarks with smaller layers and fewer samples, so the
+# synthetic dataset trains in well under a minute on 2 CPU cores.
+DEFAULT_PARAMS = ("loss=bpr-max,final_act=elu-0.5,layers=64,batch_size=64,learning_rate=0.05,n_sample=512,"
+                  "sample_alpha=0.5,bpreg=1.0,constrained_embedding=True,n_epochs=3")
+
+
+def _from_json(cls, text_or_mapping):
+    """Builds dataclass ``cls`` from a JSON object (text or mapping); unknown keys are an error."""
+    data = json.loads(text_or_mapping) if isinstance(text_or_mapping, str) else dict(text_or_mapping)
+    if not isinstance(data, dict):
+        raise ValueError(f"{cls.__name__} must be given as a JSON object, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown option(s) {unknown}; known: {sorted(known)}")
+    return cls(**data)
+
+
+@dataclasses.dataclass(frozen=True)
+class IngestOptions:
+    """How the ingestion component reads the raw click log (see ``PreprocessOptions`` for each field).
+
+    Example::
+
+        >>> IngestOptions(user_key="user_id", time_format="iso").event_key
+        'user'
+    """
+
+    input_format: str = "auto"
+    delimiter: Optional[str] = None
+    session_key: str = "SessionId"
+    item_key: str = "ItemId"
+    time_key: str = "Time"
+    user_key: Optional[str] = None
+    event_type_key: Optional[str] = None
+    event_type_filter: Tuple[str, ...] = ()
+    time_format: str = "unix_s"
+    max_rejected_ratio: float = 0.01
+
+    def __post_init__(self):
+        object.__setattr__(self, "event_type_filter", tuple(self.event_type_filter))
+
+    @property
+    def event_key(self) -> str:
+        """``"user"`` when sessions are built from user activity, else ``"session"``."""
+        return "user" if self.user_key else "session"
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text_or_mapping) -> "IngestOptions":
+        return _from_json(cls, text_or_mapping)
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionOptions:
+    """How SessionTensors builds, cleans and splits sessions (spec §7; see ``PreprocessOptions`` for each field).
+
+    Example::
+
+        >>> SessionOptions(test_days=1, split_on="end", min_item_support=1).split_on   # the RSC15 recipe
+        'end'
+    """
+
+    session_gap_s: float = 3600.0
+    dedupe_consecutive: bool = False
+    min_item_support: int = 5
+    min_session_length: int = 2
+    iterate_filters: bool = False
+    max_filter_rounds: int = 20
+    test_days: float = 1.0
+    split_on: str = "start"
+    rows_per_shard: int = 200_000
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text_or_mapping) -> "SessionOptions":
+        return _from_json(cls, text_or_mapping)
+
+
+def preprocess_options(ingest: IngestOptions, sessions: SessionOptions, input: str,  # pylint: disable=redefined-builtin
+                       output: str, **overrides):
+    """The Beam preprocessing's options for these settings; raises ValueError naming a bad value."""
+    from gru4rec_tf.preprocessing.options import PreprocessOptions  # pylint: disable=g-import-not-at-top
+    fields = {**dataclasses.asdict(ingest), **dataclasses.asdict(sessions), **overrides}
+    return PreprocessOptions(input=input, output=output, **fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingOptions:
+    """GRU4Rec hyperparameters (official names, as a ``k=v,k=v`` string or a mapping) and training settings.
+
+    ``n_epochs`` (when set) overrides the parameter string's. ``max_k`` is the largest ``k`` the serving
+    signature accepts. :meth:`to_custom_config` gives the Trainer component's ``custom_config``.
+
+    Example::
+
+        >>> TrainingOptions(params={"loss": "bpr-max", "final_act": "elu-0.5", "layers": [32]}).gru4rec_params().layers
+        (32,)
+    """
+
+    params: Any = DEFAULT_PARAMS
+    n_epochs: Optional[int] = None
+    seed: int = 42
+    steps_per_call: int = 256
+    max_k: int = 100
+
+    def __post_init__(self):
+        self.gru4rec_params()  # validates
+        for name, low in (("seed", 0), ("steps_per_call", 1), ("max_k", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+    def gru4rec_params(self):
+        """The validated :class:`gru4rec_tf.params.GRU4RecParams`."""
+        from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
+        if isinstance(self.params, str):
+            params = GRU4RecParams.from_string(self.params)
+        elif isinstance(self.params, Mapping):
+            params = GRU4RecParams.from_dict(self.params)
+        else:
+            raise ValueError(f"params must be a 'k=v,k=v' string or a mapping, got {type(self.params).__name__}")
+        if self.n_epochs is not None:
+            params = params.with_overrides({"n_epochs": self.n_epochs})
+        return params
+
+    def to_custom_config(self) -> dict:
+        """The Trainer's ``custom_config``: the normalised parameter string plus the training settings."""
+        return {"params": self.gru4rec_params().to_string(), "seed": self.seed,
+                "steps_per_call": self.steps_per_call, "max_k": self.max_k}
+
+    @classmethod
+    def from_custom_config(cls, config: Optional[Mapping]) -> "TrainingOptions":
+        """Reads :meth:`to_custom_config` (or a hand-written dict with the same keys); missing keys get defaults."""
+        return _from_json(cls, config or {})

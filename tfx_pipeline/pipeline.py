@@ -1,0 +1,120 @@
+"""``create_pipeline``: the GRU4Rec TFX pipeline (the TFX way, as in the TFX penguin example).
+
+::
+
+    ClickLogExampleGen --examples--> SessionTensors --session_tensors--> Trainer (run_fn) --model--+
+                                                    |                                             v
+                                                    +-----------session_tensors-----------> SessionEvaluator
+    latest_blessed_model_resolver --model (last blessed)---------------------------------------^     |
+                                                                                               blessing
+                                                                                                  v
+                                                 Pusher (only a new model; pushes only when blessed=1)
+
+1. ``ClickLogExampleGen`` ingests the raw click log (a custom ``FileBasedExampleGen`` executor; why not
+   ``CsvExampleGen``: see :mod:`tfx_pipeline.components.click_log_gen`).
+2. ``SessionTensors`` runs the Beam preprocessing: sessions, cleaning, time split, vocabulary, TFRecords.
+3. The standard ``Trainer`` runs :func:`tfx_pipeline.trainer_module.run_fn` (hyperparameters in ``custom_config``,
+   official GRU4Rec names) and exports the serving SavedModel.
+4. ``SessionEvaluator`` measures Recall@k / MRR@k with the library's full-catalogue evaluation against the last
+   blessed model (a ``LatestBlessedModelStrategy`` resolver) and writes a ``ModelBlessing``.
+5. The standard ``Pusher`` copies the SavedModel to ``<serving_root>/<model_name>/<version>/`` when ``blessed`` is 1.
+   It sits under a ``Cond`` on the blessing's ``is_new_model``: when a re-run's Trainer was cached, the candidate
+   *is* the last blessed model, and pushing it again would only add a duplicate version.
+
+Example::
+
+    pipeline = create_pipeline("gru4rec", "/tmp/root", data_root="/data/clicks", serving_root="/models",
+                               metadata_connection_config=runners.sqlite_config("/tmp/metadata.sqlite"))
+"""
+import os
+from typing import Sequence
+
+from tfx import v1 as tfx
+
+from tfx_pipeline.blessing import BlessingOptions
+from tfx_pipeline.components.click_log_gen import ClickLogExampleGen
+from tfx_pipeline.components.session_evaluator import SessionEvaluator
+from tfx_pipeline.components.session_tensors import SessionTensors
+from tfx_pipeline.options import DEFAULT_MODEL_NAME, DEFAULT_PIPELINE_NAME  # noqa: F401  (re-exported)
+from tfx_pipeline.options import IngestOptions, SessionOptions, TrainingOptions
+
+RUN_FN = "tfx_pipeline.trainer_module.run_fn"
+RESOLVER_ID = "latest_blessed_model_resolver"
+# Node ids, in execution order (the Kubeflow V2 spec's task names).
+NODE_IDS = ("ClickLogExampleGen", "SessionTensors", "Trainer", RESOLVER_ID, "SessionEvaluator", "Pusher")
+
+
+def serving_base_directory(serving_root: str, model_name: str = DEFAULT_MODEL_NAME) -> str:
+    """``<serving_root>/<model_name>``: the TF Serving model base path; versions are its subdirectories."""
+    return os.path.join(serving_root, model_name)
+
+
+def create_pipeline(
+    pipeline_name: str,
+    pipeline_root: str,
+    data_root,
+    serving_root: str,
+    *,
+    data_pattern: str = "*",
+    model_name: str = DEFAULT_MODEL_NAME,
+    ingest: IngestOptions = IngestOptions(),
+    sessions: SessionOptions = SessionOptions(),
+    training: TrainingOptions = TrainingOptions(),
+    blessing: BlessingOptions = BlessingOptions(),
+    metadata_connection_config=None,
+    beam_pipeline_args: Sequence[str] = (),
+    enable_cache: bool = True,
+    trainer_resources=None,
+) -> tfx.dsl.Pipeline:
+    """Builds the pipeline.
+
+    Args:
+        pipeline_name: the pipeline's name (its MLMD context; also the name of the compiled spec).
+        pipeline_root: where the components write their artifacts (a local directory or ``gs://...``).
+        data_root: the directory of the raw click log files (``str`` or a ``RuntimeParameter``).
+        serving_root: the models are pushed to ``<serving_root>/<model_name>/<version>/``.
+        data_pattern: which files under ``data_root`` to read (a name or glob).
+        model_name: the served model's name.
+        ingest, sessions, training, blessing: the components' options (validated here).
+        metadata_connection_config: the MLMD store (local runs); None for Kubeflow/Vertex.
+        beam_pipeline_args: Beam options of the Beam components (ingestion and SessionTensors).
+        enable_cache: reuse a component's earlier outputs when its inputs and options are unchanged.
+        trainer_resources: optional Vertex/Kubeflow ``ResourceSpec`` of the Trainer (CPU, memory, GPU).
+    """
+    example_gen = ClickLogExampleGen(input_base=data_root, pattern=data_pattern, options=ingest)
+    session_tensors = SessionTensors(examples=example_gen.outputs["examples"], options=sessions)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=session_tensors.outputs["session_tensors"],
+        train_args=tfx.proto.TrainArgs(splits=["train"]),
+        eval_args=tfx.proto.EvalArgs(splits=[blessing.split]),
+        custom_config=training.to_custom_config(),
+    )
+    if trainer_resources is not None:
+        trainer.with_platform_config(trainer_resources)
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(RESOLVER_ID)
+    evaluator = SessionEvaluator(
+        examples=session_tensors.outputs["session_tensors"],
+        model=trainer.outputs["model"],
+        baseline_model=resolver.outputs["model"],
+        options=blessing,
+    )
+    with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("is_new_model") == 1):
+        pusher = tfx.components.Pusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+                base_directory=serving_base_directory(serving_root, model_name))),
+        )
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen, session_tensors, trainer, resolver, evaluator, pusher],
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )

@@ -1,0 +1,71 @@
+"""Reading the SessionTensors artifact back as the library's objects (vocabulary, SessionData).
+
+The artifact layout is :mod:`tfx_pipeline.components.session_tensors`'s: ``<uri>/vocab.tsv``,
+``<uri>/Split-<name>/part-*.tfrecord``. Session records are read with :mod:`gru4rec_tf.tfrecord_io` (the
+library's ``tf.data`` reader, any TF filesystem); the vocabulary file is copied to a local temporary file first
+when it is remote (``gs://`` ...), because ``ItemVocabulary.load`` reads local paths.
+
+Example::
+
+    vocab = load_vocabulary(tensors_uri)
+    train = load_split(tensors_uri, "train", vocab)      # gru4rec_tf.data.SessionData
+"""
+import contextlib
+import os
+import shutil
+import tempfile
+from typing import Iterator, Sequence
+
+from gru4rec_tf import data as data_lib
+
+VOCAB_FILE = "vocab.tsv"
+
+
+def tensors_uri_from_file_patterns(patterns: Sequence[str]) -> str:
+    """The artifact URI behind the Trainer's ``fn_args.train_files`` (``[<uri>/Split-train/*]``)."""
+    if not patterns:
+        raise ValueError("the Trainer passed no training files; is the session_tensors artifact connected?")
+    split_dir = os.path.dirname(patterns[0].rstrip("/"))
+    if not os.path.basename(split_dir).startswith("Split-"):
+        raise ValueError(f"{patterns[0]}: expected a '<uri>/Split-<name>/*' pattern of an Examples artifact")
+    return os.path.dirname(split_dir)
+
+
+def split_dir(tensors_uri: str, split: str) -> str:
+    return os.path.join(tensors_uri, f"Split-{split}")
+
+
+@contextlib.contextmanager
+def local_copy(path: str) -> Iterator[str]:
+    """Yields a local path for ``path``: itself when local, else a temporary copy (TF's filesystems)."""
+    if "://" not in path:
+        yield path
+        return
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tmp = tempfile.mkdtemp(prefix="gru4rec-")
+    try:
+        local = os.path.join(tmp, os.path.basename(path))
+        tf.io.gfile.copy(path, local)
+        yield local
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_vocabulary(tensors_uri: str) -> data_lib.ItemVocabulary:
+    """The training split's item vocabulary of a SessionTensors artifact."""
+    with local_copy(os.path.join(tensors_uri, VOCAB_FILE)) as path:
+        return data_lib.ItemVocabulary.load(path)
+
+
+def read_events(tensors_uri: str, split: str):
+    """The split's events as a ``SessionId, ItemId, Time`` DataFrame (original IDs, Time in seconds)."""
+    from gru4rec_tf import tfrecord_io  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+    return tfrecord_io.read_session_tensors(split_dir(tensors_uri, split))
+
+
+def load_split(tensors_uri: str, split: str, vocab: data_lib.ItemVocabulary) -> data_lib.SessionData:
+    """The split as :class:`gru4rec_tf.data.SessionData` over ``vocab`` (unknown items dropped, spec §7)."""
+    events = read_events(tensors_uri, split)
+    if len(events) == 0:
+        raise data_lib.DataError(f"{split_dir(tensors_uri, split)}: the {split} split has no events")
+    return data_lib.SessionData.from_events(events, vocab)
