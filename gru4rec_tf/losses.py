@@ -53,15 +53,6 @@ def _masked_log_softmax(x, mask):
     return shifted - log_z
 
 
-def _negative_softmax(r, neg_mask):
-    """Softmax over each row's negatives (diagonal and masked columns excluded, spec §5); not detached.
-
-    The max is taken over the negatives only. That is mathematically the same softmax as the reference (which
-    includes the masked 0 in the max) but cannot underflow to 0/0 when every score of a row is very negative.
-    """
-    return _masked_softmax(r, neg_mask)
-
-
 def ranking_loss_per_row(loss: str, final_act: str, scores: tf.Tensor, col_valid: tf.Tensor,
                          log_q: tf.Tensor = None, logq: float = 0.0, bpreg: float = 0.0) -> tf.Tensor:
     """Per-row loss ``ℓ_i`` of spec §5 for ``[B, N]`` raw scores whose diagonal holds the positives.
@@ -69,7 +60,8 @@ def ranking_loss_per_row(loss: str, final_act: str, scores: tf.Tensor, col_valid
     Args:
       loss: one of ``cross-entropy, xe_logit, top1, bpr, top1-max, bpr-max``.
       final_act: the final activation paired with the loss.
-      scores: raw scores ``o_ij = h_i · W_y[Y_j] + b_y[Y_j]``, shape ``[B, N]`` with ``N >= B``.
+      scores: raw scores ``o_ij = h_i · W_y[Y_j] + b_y[Y_j]``, shape ``[B, N]`` with ``N >= B``: columns
+        ``[targets of the B rows, shared samples]``.
       col_valid: bool ``[N]``; False for the target columns of inactive rows.
       log_q: ``[N]`` log sampling weights of the columns (logQ correction, applied by the XE losses only, as in the
         official ports).
@@ -79,32 +71,85 @@ def ranking_loss_per_row(loss: str, final_act: str, scores: tf.Tensor, col_valid
     Returns:
       ``[B]`` per-row losses; rows of inactive slots hold finite values that the caller must mask.
     """
-    batch = tf.shape(scores)[0]
-    n_cols = tf.shape(scores)[1]
-    diag = tf.eye(batch, n_cols, dtype=tf.bool)
-    valid = tf.broadcast_to(col_valid[tf.newaxis, :], tf.shape(scores))
-    if loss in ("cross-entropy", "xe_logit") and log_q is not None and logq:
-        scores = scores - logq * log_q[tf.newaxis, :]
-    r = final_activation(final_act, scores, col_valid)
-    if loss == "cross-entropy":
-        return -tf.math.log(tf.linalg.diag_part(r) + _EPS_LOG)
-    if loss == "xe_logit":
-        return tf.linalg.diag_part(r)
-    positive = tf.linalg.diag_part(r)[:, tf.newaxis]
-    valid_f = tf.cast(valid, r.dtype)
+    batch, n_cols = tf.shape(scores)[0], tf.shape(scores)[1]
+    valid = tf.cast(col_valid, scores.dtype)
+    is_target = tf.cast(tf.range(n_cols) < batch, scores.dtype)
+    return weighted_loss_per_row(loss, final_act, scores, valid * is_target, valid * (1.0 - is_target),
+                                 tf.range(batch), log_q, log_q, logq=logq, bpreg=bpreg)
+
+
+def weighted_loss_per_row(loss: str, final_act: str, scores, target_weight, sample_weight, positive,
+                          log_q_target=None, log_q_sample=None, logq: float = 0.0, bpreg: float = 0.0):
+    """Per-row losses of spec §5 on the *distinct* items of a step, each weighted by its number of columns.
+
+    A step's output columns ``[targets, samples]`` often repeat items; a repeated item has the same score in every
+    one of its columns, so every sum over columns is a sum over distinct items weighted by their column counts.
+    Only column ``i`` of row ``i`` (its positive) is special: it is removed from that row's negatives. This is
+    exactly the column formulation (``ranking_loss_per_row`` calls this with one "item" per column) on a smaller
+    ``[B, U]`` matrix, and its gradients come out summed per distinct item.
+
+    Args:
+      scores: ``[B, U]`` raw scores of the distinct items.
+      target_weight: ``[U]`` number of active target columns holding each item (logQ uses ``log supp``).
+      sample_weight: ``[U]`` number of sample columns holding each item (logQ uses ``α·log supp``).
+      positive: ``[B]`` index in ``[0, U)`` of each row's target item.
+      log_q_target, log_q_sample: ``[U]`` logQ of the item as a target column and as a sample column.
+    """
+    weight = target_weight + sample_weight
+    positive_mask = tf.one_hot(positive, tf.shape(scores)[1], dtype=scores.dtype)
+    if loss in ("cross-entropy", "xe_logit"):
+        return _softmax_loss(loss, scores, target_weight, sample_weight, positive_mask, log_q_target, log_q_sample,
+                             logq)
+    r = final_activation(final_act, scores, weight > 0)
+    r_pos = tf.reduce_sum(r * positive_mask, axis=1, keepdims=True)
+    w = weight[tf.newaxis, :]
     if loss == "top1":
-        n_valid = tf.reduce_sum(tf.cast(col_valid, r.dtype))
-        terms = (tf.sigmoid(r - positive) + tf.sigmoid(tf.square(r))) * valid_f
-        return (tf.reduce_sum(terms, axis=1) - tf.sigmoid(tf.square(positive[:, 0]))) / n_valid
+        terms = w * (tf.sigmoid(r - r_pos) + tf.sigmoid(tf.square(r)))
+        return (tf.reduce_sum(terms, axis=1) - tf.sigmoid(tf.square(r_pos[:, 0]))) / tf.reduce_sum(weight)
     if loss == "bpr":
-        return tf.reduce_sum(tf.nn.softplus(r - positive) * valid_f, axis=1)
-    softmax_neg = _negative_softmax(r, tf.logical_and(valid, tf.logical_not(diag)))
+        return tf.reduce_sum(w * tf.nn.softplus(r - r_pos), axis=1)
+    softmax_neg = _weighted_softmax(r, tf.maximum(w - positive_mask, 0.0))
     if loss == "top1-max":
-        return tf.reduce_sum(softmax_neg * (tf.sigmoid(r - positive) + tf.sigmoid(tf.square(r))), axis=1)
+        return tf.reduce_sum(softmax_neg * (tf.sigmoid(r - r_pos) + tf.sigmoid(tf.square(r))), axis=1)
     if loss == "bpr-max":
-        bpr = -tf.math.log(tf.reduce_sum(softmax_neg * tf.sigmoid(positive - r), axis=1) + _EPS_LOG)
+        bpr = -tf.math.log(tf.reduce_sum(softmax_neg * tf.sigmoid(r_pos - r), axis=1) + _EPS_LOG)
         return bpr + bpreg * tf.reduce_sum(softmax_neg * tf.square(r), axis=1)
     raise ValueError(f"unknown loss {loss!r}")
+
+
+def _weighted_softmax(x, weights):
+    """``weights·exp(x) / Σ weights·exp(x)`` per row; entries of weight 0 are excluded, including from the max.
+
+    With weights 0/1 this is the softmax over a row's negatives of spec §5 (not detached). Taking the max over the
+    negatives only is the same softmax as the reference (which includes a masked 0) but cannot underflow to 0/0
+    when every score of a row is very negative.
+    """
+    kept = weights > 0
+    x = tf.where(kept, x, _NEG_LARGE)
+    e = weights * tf.exp(x - tf.reduce_max(x, axis=1, keepdims=True))
+    return e / tf.reduce_sum(e, axis=1, keepdims=True)
+
+
+def _softmax_loss(loss, scores, target_weight, sample_weight, positive_mask, log_q_target, log_q_sample, logq):
+    """Cross-entropy (``-log(p_ii + 1e-24)``) or xe_logit (``-log p_ii``) over the weighted columns.
+
+    With logQ, an item's target columns and sample columns have different corrections, so they enter the
+    softmax denominator as two weighted terms.
+    """
+    if logq and log_q_target is not None:
+        x_target = scores - logq * log_q_target[tf.newaxis, :]
+        x_sample = scores - logq * log_q_sample[tf.newaxis, :]
+    else:
+        x_target = x_sample = scores
+    x_target = tf.where((target_weight > 0)[tf.newaxis, :], x_target, _NEG_LARGE)
+    x_sample = tf.where((sample_weight > 0)[tf.newaxis, :], x_sample, _NEG_LARGE)
+    top = tf.maximum(tf.reduce_max(x_target, axis=1, keepdims=True), tf.reduce_max(x_sample, axis=1, keepdims=True))
+    denominator = tf.reduce_sum(target_weight * tf.exp(x_target - top) + sample_weight * tf.exp(x_sample - top),
+                                axis=1)
+    x_positive = tf.reduce_sum(x_target * positive_mask, axis=1) - top[:, 0]
+    if loss == "xe_logit":
+        return tf.math.log(denominator) - x_positive
+    return -tf.math.log(tf.exp(x_positive) / denominator + _EPS_LOG)
 
 
 class TopKRankingLoss(tf_keras.layers.Layer):
@@ -129,8 +174,19 @@ class TopKRankingLoss(tf_keras.layers.Layer):
         self.bpreg, self.logq = float(bpreg), float(logq)
 
     def call(self, scores, col_valid, row_valid, log_q=None):
+        """Step loss from ``[B, N]`` column scores (diagonal = positives); see :func:`ranking_loss_per_row`."""
         per_row = ranking_loss_per_row(self.loss_name, self.final_act, scores, col_valid, log_q=log_q,
                                        logq=self.logq, bpreg=self.bpreg)
+        return self._reduce(per_row, row_valid)
+
+    def from_item_scores(self, scores, target_weight, sample_weight, positive, row_valid, log_q_target=None,
+                         log_q_sample=None):
+        """Step loss from ``[B, U]`` scores of the distinct items; see :func:`weighted_loss_per_row`."""
+        per_row = weighted_loss_per_row(self.loss_name, self.final_act, scores, target_weight, sample_weight,
+                                        positive, log_q_target, log_q_sample, logq=self.logq, bpreg=self.bpreg)
+        return self._reduce(per_row, row_valid)
+
+    def _reduce(self, per_row, row_valid):
         per_row = tf.where(row_valid, per_row, tf.zeros_like(per_row))
         return tf.reduce_sum(per_row) / self.batch_size
 

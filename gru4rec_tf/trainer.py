@@ -91,37 +91,39 @@ class Trainer:
     def compute_step(self, inputs, targets, valid, samples, states, row_sets):
         """Forward pass, step loss, gradients, dense updates, and the new rows of the item-indexed variables.
 
-        The output columns ``[targets, samples]`` (and, with shared embedding, the inputs) are first reduced to
-        their distinct items; the scores of the distinct items are computed once and expanded to the columns. The
-        gradients of the gathered item rows are then already coalesced (duplicates summed, the recommended
-        semantics), and only rows of active slots and of the shared samples get new values, so inactive slots touch
-        nothing. All gradients are taken before any update, as in the reference. Everything here has static
-        shapes, so it is compiled with XLA (``jit_compile``) when enabled.
+        The output columns ``[targets, samples]`` (and, with shared embedding, the inputs) are reduced to their
+        distinct items (``row_sets``); each distinct item is scored once and the loss weights it by its number of
+        columns (:func:`~gru4rec_tf.losses.weighted_loss_per_row`, exactly the column formulation). The gradients
+        of the item rows therefore come out coalesced (duplicates summed, the recommended semantics), and only rows
+        of active slots and of the shared samples get new values, so inactive slots touch nothing. All gradients are
+        taken before any update, as in the reference. Static shapes throughout: compiled with XLA when enabled.
         """
         model, opt = self.model, self.optimizer
         shared = model.embedding_mode == "shared"
-        n_cols = tf.shape(targets)[0] + tf.shape(samples)[0]
-        cols = tf.concat([targets, samples], axis=0)
-        col_valid = tf.concat([valid, tf.ones_like(samples, dtype=tf.bool)], axis=0)
+        batch, n_cols = tf.shape(targets)[0], tf.shape(targets)[0] + tf.shape(samples)[0]
         item_rows = row_sets[0]
+        n_rows = tf.shape(item_rows.unique)[0]
+        target_weight = tf.math.unsorted_segment_sum(tf.cast(valid, tf.float32), item_rows.position[:batch], n_rows)
+        sample_weight = tf.math.unsorted_segment_sum(tf.ones_like(samples, tf.float32),
+                                                     item_rows.position[batch:n_cols], n_rows)
+        log_q_target = log_q_sample = None
+        if self._use_logq:
+            log_q_target = tf.gather(self.sampler.log_support, item_rows.unique)
+            log_q_sample = self.sampler.alpha * log_q_target
         item_table = tf.gather(model.item_vectors, item_rows.unique)
         bias_table = tf.gather(model.item_bias, item_rows.unique)
         watched = [item_table, bias_table]
         if not shared:
             input_row_set = row_sets[1]
             watched.append(tf.gather(model.input_table, input_row_set.unique))
-        log_q = self.sampler.log_q(targets, samples) if self._use_logq else None
         with tf.GradientTape() as tape:
             tape.watch(watched)
-            col_position = item_rows.position[:n_cols]
             input_rows = (tf.gather(item_table, item_rows.position[n_cols:]) if shared
                           else tf.gather(watched[2], input_row_set.position))
             hidden, new_states = model.step_from_rows(input_rows, states, training=True, rng=self.dropout_rng)
-            # [distinct items, B] scores, expanded to the columns by a row gather (contiguous, unlike a column
-            # gather), then transposed to the [B, N] layout of the losses.
-            item_scores = tf.matmul(item_table, hidden, transpose_b=True) + bias_table[:, tf.newaxis]
-            scores = tf.transpose(tf.gather(item_scores, col_position))
-            loss = self.loss_layer(scores, col_valid, valid, log_q)
+            scores = tf.matmul(hidden, item_table, transpose_b=True) + bias_table
+            loss = self.loss_layer.from_item_scores(scores, target_weight, sample_weight, item_rows.position[:batch],
+                                                    valid, log_q_target, log_q_sample)
         grads = tape.gradient(loss, watched + self._dense_vars)
         grads[:len(watched)] = [tf.convert_to_tensor(g) for g in grads[:len(watched)]]  # gathers give IndexedSlices
         for var, grad in zip(self._dense_vars, grads[len(watched):]):
@@ -130,16 +132,9 @@ class Trainer:
         updates = [opt.coalesced_rows(model.item_vectors, item_rows, grads[0])]
         if not shared:
             updates.append(opt.coalesced_rows(model.input_table, input_row_set, grads[2]))
-        output_row = self._output_rows(item_rows, col_valid, n_cols) if shared else None
+        output_row = (target_weight + sample_weight > 0) if shared else None
         updates.append(opt.coalesced_rows(model.item_bias, item_rows, grads[1], touched=output_row))
         return loss, new_states, updates
-
-    @staticmethod
-    def _output_rows(item_rows, col_valid, n_cols):
-        """Which distinct rows are output columns (the bias of a row used only as an input is not touched)."""
-        is_output = tf.cast(col_valid, tf.int32)
-        size = tf.shape(item_rows.unique)[0]
-        return tf.math.unsorted_segment_max(is_output, item_rows.position[:n_cols], size) > 0
 
     # -- many steps ---------------------------------------------------------------------------------------------
     def run_steps(self, inputs, targets, valid, reset, samples, states):
