@@ -120,3 +120,29 @@ def test_trainer_rejects_mismatched_support():
     params = GRU4RecParams.from_string("layers=4")
     with pytest.raises(ValueError, match="support has 3 items"):
         trainer_lib.Trainer(model_lib.GRU4Rec(5, params), np.ones(3), params)
+
+
+def test_distinct_row_budget_and_its_fallback_match_the_full_size():
+    """Steps computed on the distinct-row budget (and the full-size fallback) equal the full-size computation."""
+    param_string = "loss=bpr-max,final_act=elu-0.5,layers=8,batch_size=4,n_sample=40,sample_alpha=1.0"
+    params = GRU4RecParams.from_string(param_string)
+    support = np.concatenate([[1000, 500, 200, 100], np.ones(196)])  # popular head: samples repeat a lot
+    make = lambda: trainer_lib.Trainer(model_lib.GRU4Rec(200, params, seed=5), support, params, seed=5)  # noqa
+    budgeted, full = make(), make()
+    assert budgeted._row_budget is not None and budgeted._row_budget < 4 * 2 + 40
+    full._row_budget = None
+    rng = np.random.RandomState(0)
+    lengths = rng.randint(2, 6, size=30)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    items = rng.randint(0, 200, size=offsets[-1]).astype(np.int32)
+    schedule = batching.make_schedule(items, offsets, 4).steps(0, 10)
+    samples = budgeted.sampler.sample(schedule.n_steps)
+    samples = tf.concat([samples[:5], tf.reshape(tf.range(5 * 40) % 200, [5, 40])], 0)  # 5 steps exceed the budget
+    results = []
+    for tr in (budgeted, full):
+        _, losses = tr._compiled_steps(schedule.inputs, schedule.targets, schedule.valid, schedule.reset, samples,
+                                       tr.model.initial_states(4))
+        results.append((losses.numpy(), [v.numpy() for v in tr.model.trainable_variables]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-7)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
