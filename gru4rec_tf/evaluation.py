@@ -61,8 +61,9 @@ class Evaluator:
             state_specs = tuple(tf.TensorSpec([batch, layer.units], tf.float32) for layer in model.gru_layers)
             spec = lambda dtype: tf.TensorSpec([None, batch], dtype)  # noqa: E731
 
-            @tf.function(input_signature=[spec(tf.int32), spec(tf.int32), spec(tf.bool), state_specs])
-            def rank_steps(inputs, targets, reset, states):
+            @tf.function(input_signature=[spec(tf.int32), spec(tf.int32), spec(tf.bool), spec(tf.bool),
+                                          state_specs])
+            def rank_steps(inputs, targets, valid, reset, states):
                 # The item tables are read once per call, not once per step: after training (scatter updates) the
                 # variables are in copy-on-read mode, where every dense read copies the whole table.
                 input_table = tf.convert_to_tensor(model.input_table)
@@ -73,10 +74,18 @@ class Evaluator:
                 ranks = tf.TensorArray(tf.float32, size=n_steps)
                 for k in tf.range(n_steps):
                     states = tuple(tf.where(reset[k][:, tf.newaxis], tf.zeros_like(s), s) for s in states)
-                    hidden, states = model.step_from_rows(tf.gather(input_table, inputs[k]), states)
+                    # Only the active slots are scored (the official loop drops finished rows): the cost of a
+                    # step follows its active rows, so a long last session does not cost a full batch per step.
+                    active = tf.where(valid[k])
+                    hidden, new_states = model.step_from_rows(
+                        tf.gather(input_table, tf.gather_nd(inputs[k], active)),
+                        tuple(tf.gather_nd(s, active) for s in states))
                     scores = tf.matmul(hidden, item_vectors, transpose_b=True) + item_bias
-                    target_scores = tf.gather(scores, targets[k], batch_dims=1)
-                    ranks = ranks.write(k, rank_of_targets(scores, target_scores, mode))
+                    target_scores = tf.gather(scores, tf.gather_nd(targets[k], active), batch_dims=1)
+                    step_ranks = rank_of_targets(scores, target_scores, mode)
+                    ranks = ranks.write(k, tf.scatter_nd(active, step_ranks, [batch]))
+                    states = tuple(tf.tensor_scatter_nd_update(s, active, new)
+                                   for s, new in zip(states, new_states))
                 return states, ranks.stack()
 
             self._compiled[mode] = rank_steps
@@ -91,7 +100,7 @@ class Evaluator:
         states = self.model.initial_states(self.batch_size)
         out = []
         for chunk in schedule.chunks(self.steps_per_call):
-            states, ranks = rank_steps(chunk.inputs, chunk.targets, chunk.reset, states)
+            states, ranks = rank_steps(chunk.inputs, chunk.targets, chunk.valid, chunk.reset, states)
             out.append(ranks.numpy()[chunk.valid])
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
 
