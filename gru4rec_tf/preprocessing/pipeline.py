@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 import apache_beam as beam
 from absl import logging
@@ -41,16 +41,28 @@ _SPLIT_MIN_LENGTH = 2  # spec §7: splits keep sessions with >= 2 events (a sess
 def build_pipeline(pipeline: beam.Pipeline, options: PreprocessOptions, out_dir: str,
                    spec: Optional[InputSpec] = None) -> None:
     """Adds the whole preprocessing graph to ``pipeline``, writing under ``out_dir`` (incl. ``_report.json``)."""
-    join = FileSystems.join
     read = pipeline | "Read" >> bt.ReadClickLog(options, spec)
-    read["rejected"] | "WriteRejected" >> bt.WriteRejected(join(out_dir, "rejected", "rejected"))
+    read["rejected"] | "WriteRejected" >> bt.WriteRejected(FileSystems.join(out_dir, "rejected", "rejected"))
+    build_from_events(read["events"], options, out_dir, counters=(read["counters"],))
+
+
+def build_from_events(events, options, out_dir: str, counters=(), split_dir: Optional[Callable[[str], str]] = None
+                      ) -> None:
+    """Adds sessions → cleaning → time split(s) → vocabulary → session tensors (+ report) to an events collection.
+
+    ``events`` holds ``(session or user key, item ID, time in µs)`` tuples, as ``ReadClickLog`` emits them (the TFX
+    component builds them from its ingested examples). ``counters`` are extra counter collections for the report;
+    ``split_dir(name)`` names each split's output directory (default ``out_dir/<name>``).
+    """
+    join = FileSystems.join
+    split_dir = split_dir or (lambda name: join(out_dir, name))
     gap = options.session_gap_us if options.user_key else None
-    sessions = read["events"] | "Sessions" >> bt.GroupSessions(gap)
+    sessions = events | "Sessions" >> bt.GroupSessions(gap)
     clean = sessions | "Clean" >> bt.CleanSessions(
         dedupe=options.dedupe_consecutive, min_session_length=options.min_session_length,
         min_item_support=options.min_item_support, rounds=options.filter_rounds)
-    counters = (read["counters"], clean["counters"]) | "AllCounters" >> beam.Flatten()
-    reports = [counters | "SumCounters" >> bt.SumCounters(), clean["report"]]
+    all_counters = (*counters, clean["counters"]) | "AllCounters" >> beam.Flatten()
+    reports = [all_counters | "SumCounters" >> bt.SumCounters(), clean["report"]]
     for label, pcoll in (("_grouped", sessions), ("_cleaned", clean["sessions"])):
         reports.append(pcoll | f"Summary{label}" >> bt.SummarizeSessions() | f"Report{label}" >> beam.Map(
             lambda s, label=label: ("summary", label, s)))
@@ -62,7 +74,7 @@ def build_pipeline(pipeline: beam.Pipeline, options: PreprocessOptions, out_dir:
     reports.append(test_split["report"])
     reports.append(test_split["vocabulary"] | "WriteVocab" >> bt.WriteVocabulary(
         join(out_dir, VOCAB_FILES["train"]), "train"))
-    if options.valid_days is not None:
+    if getattr(options, "valid_days", None) is not None:
         valid_split = splits["train"] | "SplitValid" >> bt.SplitByTime(
             options.days_us(options.valid_days), options.split_on, ("train_tr", "valid"), _SPLIT_MIN_LENGTH)
         splits.update(train_tr=valid_split["train_tr"], valid=valid_split["valid"])
@@ -73,7 +85,7 @@ def build_pipeline(pipeline: beam.Pipeline, options: PreprocessOptions, out_dir:
 
     for name, sessions_of_split in splits.items():
         written = sessions_of_split | f"Write_{name}" >> bt.WriteSessionTensors(
-            join(out_dir, name), vocabs[name], name, options.rows_per_shard)
+            split_dir(name), vocabs[name], name, options.rows_per_shard)
         reports.append(written["report"])
         reports.append(written["summary"] | f"Report_{name}" >> beam.Map(lambda s, name=name: ("summary", name, s)))
     tuple(reports) | "AllReports" >> beam.Flatten() | "WriteReport" >> bt.WriteReport(join(out_dir, REPORT_FILE))

@@ -37,6 +37,7 @@ from tfx.types import component_spec
 from tfx.types import standard_artifacts
 
 from gru4rec_tf.data import DataError
+from gru4rec_tf.preprocessing import pipeline as preprocessing_pipeline
 from gru4rec_tf.preprocessing import report as preprocessing_report
 from tfx_pipeline import artifacts
 from tfx_pipeline.components import click_log_gen
@@ -44,8 +45,7 @@ from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_optio
 
 SPLITS = ("train", "test")
 STATS_FILE = "stats.json"
-_REPORT_FILE = "_report.json"
-_MIN_SPLIT_LENGTH = 2  # spec §7: a split keeps sessions with >= 2 events
+_REPORT_FILE = preprocessing_pipeline.REPORT_FILE
 
 
 class SessionTensorsSpec(component_spec.ComponentSpec):
@@ -67,37 +67,6 @@ def _event_of(record: bytes, key_feature: str):
     return (feature[key_feature].bytes_list.value[0].decode("utf-8"),
             feature["item_id"].bytes_list.value[0].decode("utf-8"),
             int(feature["time_us"].int64_list.value[0]))
-
-
-def build_session_graph(events, options, out_dir: str) -> None:
-    """Adds sessions -> cleaning -> time split -> vocabulary -> TFRecords (+ report) to the events' pipeline.
-
-    ADAPTER: this mirrors :func:`gru4rec_tf.preprocessing.pipeline.build_pipeline` after its read step (train and
-    test splits only), writing ``Split-<name>`` directories; it can go once the preprocessing can start from an
-    events PCollection and name its split directories.
-    """
-    from gru4rec_tf.preprocessing import beam_transforms as bt  # pylint: disable=g-import-not-at-top
-    gap = options.session_gap_us if options.user_key else None
-    sessions = events | "Sessions" >> bt.GroupSessions(gap)
-    clean = sessions | "Clean" >> bt.CleanSessions(
-        dedupe=options.dedupe_consecutive, min_session_length=options.min_session_length,
-        min_item_support=options.min_item_support, rounds=options.filter_rounds)
-    reports = [clean["counters"] | "SumCounters" >> bt.SumCounters(), clean["report"]]
-    for label, pcoll in (("_grouped", sessions), ("_cleaned", clean["sessions"])):
-        reports.append(pcoll | f"Summary{label}" >> bt.SummarizeSessions() | f"Report{label}" >> beam.Map(
-            lambda s, label=label: ("summary", label, s)))
-    split = clean["sessions"] | "SplitTest" >> bt.SplitByTime(
-        options.days_us(options.test_days), options.split_on, SPLITS, _MIN_SPLIT_LENGTH)
-    reports.append(split["report"])
-    reports.append(split["vocabulary"] | "WriteVocab" >> bt.WriteVocabulary(
-        FileSystems.join(out_dir, preprocessing_report.VOCAB_FILES["train"]), "train"))
-    for name in SPLITS:
-        written = split[name] | f"Write_{name}" >> bt.WriteSessionTensors(
-            split_uri(out_dir, name), split["vocabulary"], name, options.rows_per_shard)
-        reports.append(written["report"])
-        reports.append(written["summary"] | f"Report_{name}" >> beam.Map(lambda s, name=name: ("summary", name, s)))
-    _ = tuple(reports) | "AllReports" >> beam.Flatten() | "WriteReport" >> bt.WriteReport(
-        FileSystems.join(out_dir, _REPORT_FILE))
 
 
 def split_uri(uri: str, name: str) -> str:
@@ -140,7 +109,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             events = (pipeline
                       | "ReadEvents" >> beam.io.ReadFromTFRecord(source)
                       | "ToEvent" >> beam.Map(_event_of, key_feature=f"{event_key}_id"))
-            build_session_graph(events, options, tensors.uri)
+            preprocessing_pipeline.build_from_events(
+                events, options, tensors.uri, split_dir=lambda name: split_uri(tensors.uri, name))
         stats = self._stats(examples, tensors, options)
         self._publish(tensors, vocabulary, stats)
         logging.info("SessionTensors: wrote %s\n%s", tensors.uri, preprocessing_report.format_summary(stats))
