@@ -10,13 +10,11 @@ Example::
     vocab = load_vocabulary(tensors_uri)
     train = load_split(tensors_uri, "train", vocab)      # gru4rec_tf.data.SessionData
 """
-import contextlib
 import os
-import shutil
-import tempfile
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from gru4rec_tf import data as data_lib
+from tfx_pipeline import remote_paths
 
 VOCAB_FILE = "vocab.tsv"
 
@@ -35,25 +33,9 @@ def split_dir(tensors_uri: str, split: str) -> str:
     return os.path.join(tensors_uri, f"Split-{split}")
 
 
-@contextlib.contextmanager
-def local_copy(path: str) -> Iterator[str]:
-    """Yields a local path for ``path``: itself when local, else a temporary copy (TF's filesystems)."""
-    if "://" not in path:
-        yield path
-        return
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    tmp = tempfile.mkdtemp(prefix="gru4rec-")
-    try:
-        local = os.path.join(tmp, os.path.basename(path))
-        tf.io.gfile.copy(path, local)
-        yield local
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def load_vocabulary(tensors_uri: str) -> data_lib.ItemVocabulary:
     """The training split's item vocabulary of a SessionTensors artifact."""
-    with local_copy(os.path.join(tensors_uri, VOCAB_FILE)) as path:
+    with remote_paths.local_file(os.path.join(tensors_uri, VOCAB_FILE)) as path:
         return data_lib.ItemVocabulary.load(path)
 
 

@@ -18,17 +18,15 @@ What ``run_fn`` writes into the ``Model`` artifact (``<uri>`` = parent of ``fn_a
 
 and ``training.json`` (history, parameters, data sizes) into the ``ModelRun`` artifact.
 """
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 import time
-from typing import Callable, Iterator
+from typing import Callable
 
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from absl import logging
 
+from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
 from tfx_pipeline.options import TrainingOptions
 
@@ -41,24 +39,8 @@ def library_model_dir(model_uri: str) -> str:
     return os.path.join(model_uri, LIBRARY_MODEL_DIR)
 
 
-@contextlib.contextmanager
-def _local_target(target: str) -> Iterator[str]:
-    """Yields a local directory path to write ``target`` through; remote targets are copied up afterwards."""
-    if "://" not in target:
-        yield target
-        return
-    from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
-    tmp = tempfile.mkdtemp(prefix="gru4rec-export-")
-    try:
-        local = os.path.join(tmp, "out")
-        yield local
-        io_utils.copy_dir(local, target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _write(target: str, writer: Callable[[str], object]) -> None:
-    with _local_target(target) as local:
+    with remote_paths.local_target_dir(target) as local:
         writer(local)
 
 

@@ -25,12 +25,9 @@ Example::
                                  model=trainer.outputs["model"], baseline_model=resolver.outputs["model"],
                                  options=BlessingOptions(thresholds={"recall@20": 0.1}, regression_margin=0.01))
 """
-import contextlib
 import json
 import os
-import shutil
-import tempfile
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 from absl import logging
 from tfx import types
@@ -44,6 +41,7 @@ from tfx.types import component_spec
 from tfx.types import standard_artifacts
 
 from tfx_pipeline import blessing as blessing_lib
+from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
 from tfx_pipeline import trainer_module
 
@@ -73,7 +71,7 @@ def property_name(metric: str) -> str:
 def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions) -> Dict[str, float]:
     """Loads the library model of a ``Model`` artifact and evaluates it on ``events`` (spec §7)."""
     from gru4rec_tf import data, evaluation, model_io  # pylint: disable=g-import-not-at-top
-    with _local_dir(trainer_module.library_model_dir(model_uri)) as model_dir:
+    with remote_paths.local_dir(trainer_module.library_model_dir(model_uri)) as model_dir:
         saved = model_io.load_model(model_dir)
     test = data.SessionData.from_events(events, saved.vocab)
     logging.info("SessionEvaluator: %s: %d test events in %d sessions (%d events with unknown items dropped)",
@@ -81,22 +79,6 @@ def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions
     evaluator = evaluation.Evaluator(saved.model, options.eval_batch_size)
     metrics = evaluator.evaluate(test, options.cutoffs, options.eval_mode)
     return {**metrics, "n_items": len(saved.vocab), "dropped_unknown": int(test.n_dropped_unknown)}
-
-
-@contextlib.contextmanager
-def _local_dir(path: str) -> Iterator[str]:
-    """A local copy of a (possibly remote, e.g. ``gs://``) directory."""
-    if "://" not in path:
-        yield path
-        return
-    from tfx.utils import io_utils  # pylint: disable=g-import-not-at-top
-    tmp = tempfile.mkdtemp(prefix="gru4rec-model-")
-    try:
-        local = os.path.join(tmp, "model")
-        io_utils.copy_dir(path, local)
-        yield local
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Executor(base_executor.BaseExecutor):
