@@ -50,7 +50,7 @@ before merging, so it can only fail an unbatched request.
 Example:
   >>> path = export_saved_model(model, vocab, "/models/gru4rec/1")
   >>> serve = tf.saved_model.load(path).signatures["serving_default"]
-  >>> out = serve(items=tf.constant([[214716935, 214717005]], tf.int64), lengths=tf.constant([2]),
+  >>> out = serve(items=tf.constant([[100042, 100007]], tf.int64), lengths=tf.constant([2]),
   ...             k=tf.constant([20]), exclude_seen=tf.constant([False]))
   >>> out["item_ids"], out["scores"]
 """

@@ -30,7 +30,7 @@ class SavedGRU4Rec:
 
     Example:
       >>> saved = load_model("/tmp/model")
-      >>> scores, states = saved.model((saved.vocab.lookup([214716935]), saved.model.initial_states(1)))
+      >>> scores, states = saved.model((saved.vocab.lookup([100042]), saved.model.initial_states(1)))
     """
     model: model_lib.GRU4Rec
     vocab: data_lib.ItemVocabulary

@@ -7,9 +7,9 @@ new event costs O(1) on the server whatever the session length.
 
 Example:
   >>> with GRU4RecClient("localhost:8500", "gru4rec") as client:
-  ...     rec = client.recommend([[214716935, 214717005]], k=20)[0]      # whole session (serving_default)
+  ...     rec = client.recommend([[100042, 100007]], k=20)[0]      # whole session (serving_default)
   ...     session = client.session(k=20, exclude_seen=True)              # event by event (step)
-  ...     for item in (214716935, 214717005):
+  ...     for item in (100042, 100007):
   ...         rec = session.add(item)
   >>> rec.item_ids, rec.scores
 """
@@ -270,8 +270,8 @@ class SessionRecommender:
 
     Example:
       >>> session = client.session(k=10, exclude_seen=True)
-      >>> session.add(214716935).item_ids
-      >>> session.add(214717005).item_ids   # conditioned on both events
+      >>> session.add(100042).item_ids
+      >>> session.add(100007).item_ids   # conditioned on both events
     """
 
     def __init__(self, client: GRU4RecClient, k: int = 20, exclude_seen: bool = False,

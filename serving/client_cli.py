@@ -1,6 +1,6 @@
 """``gru4rec predict``: top-k next items for one session from a served model, printed as one JSON object.
 
-    gru4rec predict --server localhost:8500 --model gru4rec --items 214716935,214717005 --k 20
+    gru4rec predict --server localhost:8500 --model gru4rec --items 100042,100007 --k 20
     {"item_ids": [...], "scores": [...], "num_unknown": 0, "model": "gru4rec", "version": 1, "signature": ...}
 
 ``--mode session`` (default) sends the whole session to ``serving_default``; ``--mode step`` feeds the events one by
