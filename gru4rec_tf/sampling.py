@@ -26,12 +26,10 @@ class PopularitySampler(tf.Module):
             raise ValueError(f"sample_alpha must be >= 0, got {alpha}")
         if n_sample < 0:
             raise ValueError(f"n_sample must be >= 0, got {n_sample}")
-        weights = support ** alpha
-        cdf = np.cumsum(weights) / weights.sum()
-        cdf[-1] = 1.0
         self.n_sample = int(n_sample)
         self.alpha = float(alpha)
-        self._cdf = tf.constant(cdf, dtype=tf.float64)
+        self.cdf = popularity_cdf(support, alpha)
+        self._cdf = tf.constant(self.cdf, dtype=tf.float64)
         self.log_support = tf.constant(np.log(support), dtype=tf.float32)
         self._rng = tf.random.Generator.from_seed(seed)
 
@@ -43,5 +41,17 @@ class PopularitySampler(tf.Module):
 
     def log_q(self, targets: tf.Tensor, samples: tf.Tensor) -> tf.Tensor:
         """logQ of the output columns ``[targets, samples]``: log supp for targets, α·log supp for samples."""
-        return tf.concat([tf.gather(self.log_support, targets),
-                          self.alpha * tf.gather(self.log_support, samples)], axis=0)
+        return tf.concat([self.item_log_q(targets)[0], self.item_log_q(samples)[1]], axis=0)
+
+    def item_log_q(self, items: tf.Tensor):
+        """``(logQ as a target column, logQ as a sample column)`` of ``items``: ``log supp`` and ``α·log supp``."""
+        log_support = tf.gather(self.log_support, items)
+        return log_support, self.alpha * log_support
+
+
+def popularity_cdf(support, alpha: float) -> np.ndarray:
+    """Normalised cumulative distribution of ``support ** alpha`` in item-index order, last value exactly 1."""
+    weights = np.asarray(support, dtype=np.float64) ** alpha
+    cdf = np.cumsum(weights) / weights.sum()
+    cdf[-1] = 1.0
+    return cdf

@@ -59,7 +59,7 @@ class Trainer:
         sparse = {v.ref() for v in self._sparse_vars}
         self._dense_vars = [v for v in model.trainable_variables if v.ref() not in sparse]
         self._use_logq = params.loss in _XE_LOSSES and params.logq > 0
-        self._row_budget = self._distinct_row_budget(support)
+        self._row_budget = self._distinct_row_budget()
         # autograph=False: nothing here branches on tensor values, and converting the call tree costs seconds.
         self._compute_step = (tf.function(self.compute_step, jit_compile=True, autograph=False) if jit_compile
                               else self.compute_step)
@@ -70,7 +70,7 @@ class Trainer:
             step_spec(tf.int32), step_spec(tf.int32), step_spec(tf.bool), step_spec(tf.bool),
             tf.TensorSpec([None, params.n_sample], tf.int32), state_specs])
 
-    def _distinct_row_budget(self, support, n_draws: int = 200):
+    def _distinct_row_budget(self, n_draws: int = 200):
         """A static number of distinct item rows that almost every step stays within, or None.
 
         Popularity sampling repeats items, so a step has far fewer distinct rows than ``B + n_sample`` columns
@@ -82,9 +82,7 @@ class Trainer:
             return None
         full = params.batch_size * (2 if shared else 1) + params.n_sample
         granularity = max(8, 2 ** int(np.log2(full / 32)))  # 64 for config A's 2,112 columns and inputs
-        weights = np.asarray(support, dtype=np.float64) ** params.sample_alpha
-        cdf = np.cumsum(weights) / weights.sum()
-        draws = np.searchsorted(cdf, np.random.default_rng(0).random((n_draws, params.n_sample)))
+        draws = np.searchsorted(self.sampler.cdf, np.random.default_rng(0).random((n_draws, params.n_sample)))
         distinct = max(len(np.unique(row)) for row in draws)
         extra = params.batch_size * (2 if shared else 1)
         budget = min(self.model.n_items, -(-int(distinct * 1.02 + extra) // granularity) * granularity)
@@ -134,10 +132,7 @@ class Trainer:
         target_weight = tf.math.unsorted_segment_sum(tf.cast(valid, tf.float32), item_rows.position[:batch], n_rows)
         sample_weight = tf.math.unsorted_segment_sum(tf.ones_like(samples, tf.float32),
                                                      item_rows.position[batch:n_cols], n_rows)
-        log_q_target = log_q_sample = None
-        if self._use_logq:
-            log_q_target = tf.gather(self.sampler.log_support, item_rows.unique)
-            log_q_sample = self.sampler.alpha * log_q_target
+        log_q_target, log_q_sample = self.sampler.item_log_q(item_rows.unique) if self._use_logq else (None, None)
         item_table = tf.gather(model.item_vectors, item_rows.unique)
         bias_table = tf.gather(model.item_bias, item_rows.unique)
         watched = [item_table, bias_table]
