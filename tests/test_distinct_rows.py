@@ -1,0 +1,54 @@
+"""Batched distinct rows against np.unique, step by step."""
+import numpy as np
+import pytest
+
+from gru4rec_tf import distinct_rows as distinct_rows_lib
+
+
+def _check_against_numpy(values, mask):
+    rows = distinct_rows_lib.distinct_rows(values, mask)
+    assert rows.unique.shape == values.shape and rows.position.shape == values.shape
+    for k in range(values.shape[0]):
+        kept = values[k][mask[k]]
+        expected = np.unique(kept)
+        assert rows.n_unique[k] == len(expected)
+        np.testing.assert_array_equal(rows.unique[k, :len(expected)], expected)
+        assert np.all(rows.unique[k, len(expected):] == 0)
+        looked_up = rows.unique[k][rows.position[k]]
+        np.testing.assert_array_equal(looked_up[mask[k]], kept)
+        if len(kept):  # dropped occurrences point to the first kept occurrence's row
+            assert np.all(looked_up[~mask[k]] == kept[0])
+        assert np.all(rows.position[k] < max(len(expected), 1))
+
+
+@pytest.mark.parametrize("n_items", [7, 3000, 5_000_000])
+def test_matches_numpy_unique_per_step(n_items):
+    rng = np.random.RandomState(n_items % 1000)
+    values = rng.zipf(1.3, size=(50, 300)) % n_items  # popular items repeat, as popularity samples do
+    mask = rng.rand(50, 300) < 0.9
+    mask[3] = False  # a step with nothing kept
+    mask[4] = True
+    _check_against_numpy(values.astype(np.int32), mask)
+
+
+def test_step_with_nothing_kept_has_no_rows_even_with_dummy_indices():
+    rows = distinct_rows_lib.distinct_rows(np.array([[-1, -1], [4, 4]]), np.array([[False, False], [True, True]]))
+    assert rows.n_unique.tolist() == [0, 1]
+    assert rows.unique.tolist() == [[0, 0], [4, 0]] and rows.position.tolist() == [[0, 0], [0, 0]]
+
+
+def test_steps_slices_every_field():
+    rows = distinct_rows_lib.distinct_rows(np.array([[1, 2], [3, 3], [5, 6]]), np.ones((3, 2), bool))
+    part = rows.steps(1, 3)
+    assert part.unique.tolist() == [[3, 0], [5, 6]] and part.n_unique.tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("values,mask,message", [
+    (np.zeros((2, 3), np.int32), np.ones((2, 2), bool), "one shape"),
+    (np.zeros(3, np.int32), np.ones(3, bool), r"\[K, N\]"),
+    (np.zeros((2, 0), np.int32), np.ones((2, 0), bool), "1 to 2\\*\\*20"),
+    (np.array([[1, -2]]), np.ones((1, 2), bool), "non-negative"),
+])
+def test_bad_input_is_rejected(values, mask, message):
+    with pytest.raises(ValueError, match=message):
+        distinct_rows_lib.distinct_rows(values, mask)
