@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from gru4rec_tf import optimizer as optimizer_lib
 from gru4rec_tf.optimizer import AdagradMomentum
 
 EPS = 1e-6
@@ -165,6 +166,27 @@ def test_untouched_rows_keep_value_accumulator_and_velocity(shape):
     check(var, opt, ref)
     for old, new in zip(mid, (var, acc, vel)):
         np.testing.assert_array_equal(new.numpy()[1:], old[1:])
+
+
+@pytest.mark.parametrize("shape", [(7, 3), (7,)])
+@pytest.mark.parametrize("indices,mask", [
+    ([5, 2, 5, 0], [True, True, True, True]),     # row 0 real, padding rewrites it with its own new values
+    ([3, 6, 1, 1], [True, False, True, True]),
+    ([4, 4, 2, 2], [False, False, False, False]),  # a step with no rows at all: nothing may change, velocity too
+])
+def test_padded_writes_equal_exact_writes(shape, indices, mask):
+    """The static-shape write of the compiled loop leaves the same values as writing only the real rows."""
+    results = []
+    for write in ("write_rows", "write_padded_rows"):
+        var, opt, _, rng = make(shape, lr=0.1, momentum=0.5, seed=4)
+        opt.apply_dense(var, tf.constant(grad_like(rng, shape)))  # non-zero accumulator and velocity everywhere
+        values = grad_like(rng, (len(indices),) + shape[1:]) * np.reshape(mask, [-1] + [1] * (len(shape) - 1))
+        rows = optimizer_lib.unique_rows(tf.constant(indices, tf.int32), tf.constant(mask))
+        grad = tf.math.unsorted_segment_sum(tf.constant(values, tf.float32), rows.position, len(indices))
+        getattr(opt, write)(var, opt.coalesced_rows(var, rows, grad))
+        results.append([x.numpy() for x in (var, *opt.slots(var))])
+    for exact, padded in zip(*results):
+        np.testing.assert_array_equal(padded, exact)
 
 
 def test_sparse_on_all_rows_equals_dense():
