@@ -1,10 +1,13 @@
 """Training loop: session-parallel steps compiled into multi-step TensorFlow calls (spec §1, §3-§6).
 
-One ``tf.function`` call runs a whole chunk of steps (``steps_per_call``) of the precomputed epoch schedule inside a
-``tf.while_loop``: hidden-state resets, the shared negative samples (drawn for the chunk in one op), the forward
-pass, the loss on the sampled columns, gradients, and the sparse/dense Adagrad-momentum updates all stay on the
-graph, so Python is visited once per chunk rather than once per step.
+One call of a compiled function (XLA when ``jit_compile``) runs a whole chunk of steps (``steps_per_call``) of the
+precomputed epoch schedule inside a ``tf.while_loop``: hidden-state resets, the forward pass, the loss on the
+sampled columns, gradients, and the sparse/dense Adagrad-momentum updates all stay in one compiled computation, so
+Python is visited once per chunk rather than once per step. The shared negative samples of a chunk and the distinct
+item rows of its steps (:mod:`gru4rec_tf.distinct_rows`) are prepared in a background thread while the previous chunk
+trains. :meth:`Trainer.run_steps_eagerly` is the plain one-step-at-a-time reference that tests compare against.
 """
+import concurrent.futures
 import dataclasses
 import time
 
@@ -13,6 +16,7 @@ import tensorflow as tf
 from absl import logging
 
 from gru4rec_tf import batching
+from gru4rec_tf import distinct_rows as distinct_rows_lib
 from gru4rec_tf import losses
 from gru4rec_tf import optimizer as optimizer_lib
 from gru4rec_tf import sampling
@@ -60,15 +64,11 @@ class Trainer:
         self._dense_vars = [v for v in model.trainable_variables if v.ref() not in sparse]
         self._use_logq = params.loss in _XE_LOSSES and params.logq > 0
         self._row_budget = self._distinct_row_budget()
+        self._jit_compile = jit_compile
         # autograph=False: nothing here branches on tensor values, and converting the call tree costs seconds.
         self._compute_step = (tf.function(self.compute_step, jit_compile=True, autograph=False) if jit_compile
                               else self.compute_step)
-        batch = params.batch_size
-        state_specs = tuple(tf.TensorSpec([batch, layer.units], tf.float32) for layer in model.gru_layers)
-        step_spec = lambda dtype: tf.TensorSpec([None, batch], dtype)  # noqa: E731
-        self._compiled_steps = tf.function(self.run_steps, autograph=False, input_signature=[
-            step_spec(tf.int32), step_spec(tf.int32), step_spec(tf.bool), step_spec(tf.bool),
-            tf.TensorSpec([None, params.n_sample], tf.int32), state_specs])
+        self._loops = {}  # number of distinct output rows -> compiled multi-step function
 
     def _distinct_row_budget(self, n_draws: int = 200):
         """A static number of distinct item rows that almost every step stays within, or None.
@@ -88,13 +88,12 @@ class Trainer:
         budget = min(self.model.n_items, -(-int(distinct * 1.02 + extra) // granularity) * granularity)
         return budget if budget < 0.9 * full else None
 
-    # -- one step ---------------------------------------------------------------------------------------------
+    # -- one step (reference path) ------------------------------------------------------------------------
     def train_step(self, inputs, targets, valid, samples, states):
         """One training step on ``[B]`` slot vectors; returns ``(step loss, new states)``.
 
-        The distinct item rows of the step are found first (``tf.unique`` is not XLA-compatible and is fast on its
-        own); the compiled part (:meth:`compute_step`) returns the new rows of the item-indexed variables, and
-        writing them is the only work left after it.
+        The reference form of a step: its distinct item rows come from ``tf.unique``, it computes at full size and
+        writes exactly the rows it touched. :meth:`run_steps` computes the same thing for many steps at once.
         """
         cols = tf.concat([targets, samples], axis=0)
         col_valid = tf.concat([valid, tf.ones_like(samples, dtype=tf.bool)], axis=0)
@@ -102,14 +101,7 @@ class Trainer:
             row_sets = (optimizer_lib.unique_rows(tf.concat([cols, inputs], 0), tf.concat([col_valid, valid], 0)),)
         else:
             row_sets = (optimizer_lib.unique_rows(cols, col_valid), optimizer_lib.unique_rows(inputs, valid))
-        if self._row_budget is None:
-            loss, new_states, row_updates = self._compute_step(inputs, targets, valid, samples, states, row_sets)
-        else:  # the usual case compiles for `row_budget` distinct rows; the full size only if a step needs it
-            small = (row_sets[0]._replace(unique=row_sets[0].unique[:self._row_budget]),) + row_sets[1:]
-            loss, new_states, row_updates = tf.cond(
-                row_sets[0].n_unique <= self._row_budget,
-                lambda: self._compute_step(inputs, targets, valid, samples, states, small),
-                lambda: self._compute_step(inputs, targets, valid, samples, states, row_sets))
+        loss, new_states, row_updates = self._compute_step(inputs, targets, valid, samples, states, row_sets)
         for var, update in zip(self._sparse_vars, row_updates):
             self.optimizer.write_rows(var, update)
         return loss, new_states
@@ -159,19 +151,107 @@ class Trainer:
         updates.append(opt.coalesced_rows(model.item_bias, item_rows, grads[1], touched=output_row))
         return loss, new_states, updates
 
-    # -- many steps ---------------------------------------------------------------------------------------------
-    def run_steps(self, inputs, targets, valid, reset, samples, states):
-        """Runs ``[K, B]`` scheduled steps; returns ``(states, [K] step losses)``. Compiled by the trainer."""
-        n_steps = tf.shape(inputs)[0]
+    # -- many steps -------------------------------------------------------------------------------------------
+    def distinct_rows(self, schedule: batching.BatchSchedule, samples) -> tuple:
+        """The distinct item rows of every step of ``schedule``: one :class:`ChunkRows` per item-indexed table.
 
+        The output rows cover ``[targets, samples]`` (and the inputs, with a shared embedding); a separate input
+        embedding gets its own rows. Inactive slots are masked out.
+        """
+        samples = np.asarray(samples, dtype=np.int32)
+        cols = np.concatenate([schedule.targets, samples], axis=1)
+        col_valid = np.concatenate([schedule.valid, np.ones_like(samples, dtype=bool)], axis=1)
+        if self.model.embedding_mode == "shared":
+            return (distinct_rows_lib.distinct_rows(np.concatenate([cols, schedule.inputs], axis=1),
+                                                np.concatenate([col_valid, schedule.valid], axis=1)),)
+        return (distinct_rows_lib.distinct_rows(cols, col_valid),
+                distinct_rows_lib.distinct_rows(schedule.inputs, schedule.valid))
+
+    def run_steps(self, schedule: batching.BatchSchedule, samples, states, rows: tuple = None):
+        """Trains the steps of ``schedule`` with the compiled loop; returns ``(states, [K] step losses)``.
+
+        ``samples`` is the ``[K, n_sample]`` store of shared negatives; ``rows`` (default: computed here) is
+        :meth:`distinct_rows` of the same steps. Each block of ``steps_per_call`` steps is one call of the compiled
+        loop (two or more in the rare block where some steps exceed the distinct-row budget).
+        """
+        samples = np.asarray(samples, dtype=np.int32)
+        step_losses = []
+        for begin in range(0, schedule.n_steps, self.steps_per_call):
+            end = min(begin + self.steps_per_call, schedule.n_steps)
+            block, block_samples = schedule.steps(begin, end), samples[begin:end]
+            block_rows = (self.distinct_rows(block, block_samples) if rows is None
+                          else tuple(r.steps(begin, end) for r in rows))
+            states, losses = self._run_block(block, block_samples, block_rows, states)
+            step_losses.append(losses)
+        return states, np.concatenate(step_losses) if step_losses else np.zeros([0], np.float32)
+
+    def _run_block(self, block: batching.BatchSchedule, samples, rows, states):
+        """Runs at most ``steps_per_call`` steps; inputs are zero-padded to that many (static shapes for XLA)."""
+        size = self.steps_per_call
+
+        def padded(array):
+            return np.concatenate([array, np.zeros((size - len(array),) + array.shape[1:], array.dtype)])
+
+        arrays = [padded(a) for a in (block.inputs, block.targets, block.valid, block.reset, samples)]
+        padded_rows = tuple(distinct_rows_lib.ChunkRows(*(padded(field) for field in r)) for r in rows)
+        step_losses = []
+        for begin, end, n_rows in self._segments(rows[0]):
+            states, losses = self._loop(n_rows)(*arrays, padded_rows, tuple(states), begin, end)
+            step_losses.append(losses.numpy()[begin:end])
+        return states, np.concatenate(step_losses)
+
+    def _segments(self, output_rows: distinct_rows_lib.ChunkRows):
+        """``(begin, end, n_rows)`` runs of steps: the budget where steps stay within it, else the full size."""
+        full, n_steps = output_rows.unique.shape[1], len(output_rows.n_unique)
+        if self._row_budget is None or self._row_budget >= full:
+            return [(0, n_steps, full)]
+        sizes = np.where(output_rows.n_unique <= self._row_budget, self._row_budget, full)
+        bounds = np.flatnonzero(np.diff(sizes)) + 1
+        begins, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [n_steps]])
+        return [(int(b), int(e), int(sizes[b])) for b, e in zip(begins, ends)]
+
+    def _loop(self, n_rows: int):
+        """The multi-step function compiled for ``n_rows`` distinct output rows per step (built on first use).
+
+        Every argument has a static shape (``steps_per_call`` steps), so XLA compiles it once per ``n_rows``.
+        """
+        if n_rows not in self._loops:
+            size, batch, n_sample = self.steps_per_call, self.params.batch_size, self.params.n_sample
+            width = batch + n_sample + (batch if self.model.embedding_mode == "shared" else 0)
+            rows_spec = lambda w: distinct_rows_lib.ChunkRows(  # noqa: E731
+                tf.TensorSpec([size, w], tf.int32), tf.TensorSpec([size, w], tf.int32), tf.TensorSpec([size], tf.int32))
+            row_specs = (rows_spec(width),) if self.model.embedding_mode == "shared" else (rows_spec(width),
+                                                                                            rows_spec(batch))
+            step_spec = lambda dtype, w=batch: tf.TensorSpec([size, w], dtype)  # noqa: E731
+            state_specs = tuple(tf.TensorSpec([batch, layer.units], tf.float32) for layer in self.model.gru_layers)
+
+            def loop(inputs, targets, valid, reset, samples, rows, states, begin, end):
+                return self._run_loop(n_rows, inputs, targets, valid, reset, samples, rows, states, begin, end)
+
+            self._loops[n_rows] = tf.function(loop, jit_compile=self._jit_compile, autograph=False, input_signature=[
+                step_spec(tf.int32), step_spec(tf.int32), step_spec(tf.bool), step_spec(tf.bool),
+                step_spec(tf.int32, n_sample), row_specs, state_specs, tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([], tf.int32)])
+        return self._loops[n_rows]
+
+    def _run_loop(self, n_rows, inputs, targets, valid, reset, samples, rows, states, begin, end):
+        """Body of the compiled function: steps ``[begin, end)`` of ``[steps_per_call, B]`` arrays.
+
+        Returns ``(states, [steps_per_call] losses)``; only the losses of steps ``[begin, end)`` are set.
+        """
         def body(k, states, step_losses):
             states = tuple(tf.where(reset[k][:, tf.newaxis], tf.zeros_like(s), s) for s in states)
-            loss, states = self.train_step(inputs[k], targets[k], valid[k], samples[k], states)
-            return k + 1, states, step_losses.write(k, loss)
+            row_sets = tuple(optimizer_lib.UniqueRows(r.unique[k][:n_rows] if i == 0 else r.unique[k], r.position[k],
+                                                      r.n_unique[k]) for i, r in enumerate(rows))
+            loss, states, row_updates = self.compute_step(inputs[k], targets[k], valid[k], samples[k], states,
+                                                          row_sets)
+            for var, update in zip(self._sparse_vars, row_updates):
+                self.optimizer.write_padded_rows(var, update)
+            return k + 1, states, tf.tensor_scatter_nd_update(step_losses, [[k]], [loss])
 
-        _, states, step_losses = tf.while_loop(
-            lambda k, *_: k < n_steps, body, (tf.constant(0), tuple(states), tf.TensorArray(tf.float32, n_steps)))
-        return states, step_losses.stack()
+        _, states, step_losses = tf.while_loop(lambda k, *_: k < end, body,
+                                               (begin, tuple(states), tf.zeros([self.steps_per_call], tf.float32)))
+        return states, step_losses
 
     def run_steps_eagerly(self, schedule: batching.BatchSchedule, samples, states):
         """Reference path: the same steps, one Python-level eager call per step (for tests and debugging)."""
@@ -189,16 +269,33 @@ class Trainer:
         return batching.make_schedule(data.item_idx, data.session_offsets, self.params.batch_size,
                                       stop_below_two_rows=self.params.n_sample == 0)
 
+    def _prepare(self, chunk):
+        """Samples and distinct rows of ``chunk`` (runs in the prefetch thread); None passes through."""
+        if chunk is None:
+            return None
+        samples = self.sampler.sample(chunk.n_steps).numpy()
+        return chunk, samples, self.distinct_rows(chunk, samples)
+
+    def _prepared_chunks(self, schedule: batching.BatchSchedule):
+        """Yields ``(chunk, samples, rows)``; the next chunk is prepared in a background thread meanwhile.
+
+        Chunks are prepared strictly in order, so the samples are the same stream as without the thread.
+        """
+        chunks = iter(schedule.chunks(self.steps_per_call))
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gru4rec-prefetch") as pool:
+            upcoming = pool.submit(self._prepare, next(chunks, None))
+            while (prepared := upcoming.result()) is not None:
+                upcoming = pool.submit(self._prepare, next(chunks, None))
+                yield prepared
+
     def train_epoch(self, schedule: batching.BatchSchedule, epoch: int = 0, log_every_s: float = 10.0):
         """Trains one epoch over ``schedule``; returns :class:`EpochStats`."""
         states = self.model.initial_states(self.params.batch_size)
         loss_sum, done_events, done_steps = 0.0, 0, 0
         start = last_log = time.perf_counter()
-        for chunk in schedule.chunks(self.steps_per_call):
-            samples = self.sampler.sample(chunk.n_steps)
-            states, step_losses = self._compiled_steps(chunk.inputs, chunk.targets, chunk.valid, chunk.reset,
-                                                       samples, states)
-            loss_sum += float(tf.reduce_sum(step_losses))
+        for chunk, samples, rows in self._prepared_chunks(schedule):
+            states, step_losses = self.run_steps(chunk, samples, states, rows)
+            loss_sum += float(np.sum(step_losses, dtype=np.float64))
             done_steps += chunk.n_steps
             done_events += chunk.n_transitions
             now = time.perf_counter()

@@ -36,20 +36,23 @@ CONFIGS = [
     "loss=xe_logit,final_act=softmax_logit,layers=8,batch_size=4,n_sample=3",
     "loss=top1,final_act=relu,layers=8,batch_size=4,n_sample=3,constrained_embedding=False,embedding=4",
 ]
+DROPOUT_CONFIG = "loss=cross-entropy,logq=1.0,layers=8,batch_size=4,n_sample=6,dropout_p_embed=0.3,dropout_p_hidden=0.2"
 
 
-@pytest.mark.parametrize("param_string", CONFIGS)
-def test_compiled_steps_equal_eager_reference(param_string):
-    """The fast path (XLA + many steps per tf.function call) gives the same losses and weights as eager steps."""
+@pytest.mark.parametrize("param_string,fast_jit,reference_jit", [(c, jit, False) for c in CONFIGS
+                                                                   for jit in (True, False)] + [
+    # XLA draws other dropout masks than the TensorFlow kernels, so the reference steps use the fast path's kernels.
+    (DROPOUT_CONFIG, True, True), (DROPOUT_CONFIG, False, False)])
+def test_compiled_steps_equal_eager_reference(param_string, fast_jit, reference_jit):
+    """The compiled multi-step loop (with or without XLA) gives the same losses and weights as eager steps."""
     items, offsets = _sessions()
-    fast, slow = _trainer(param_string, jit_compile=True), _trainer(param_string, jit_compile=False)
+    fast, slow = _trainer(param_string, jit_compile=fast_jit), _trainer(param_string, jit_compile=reference_jit)
     schedule = fast.make_schedule(type("D", (), {"item_idx": items, "session_offsets": offsets})())
     schedule = schedule.steps(0, 12)
     samples = fast.sampler.sample(schedule.n_steps)
-    states_fast, losses_fast = fast._compiled_steps(schedule.inputs, schedule.targets, schedule.valid,
-                                                    schedule.reset, samples, fast.model.initial_states(4))
+    states_fast, losses_fast = fast.run_steps(schedule, samples, fast.model.initial_states(4))
     states_slow, losses_slow = slow.run_steps_eagerly(schedule, samples, slow.model.initial_states(4))
-    np.testing.assert_allclose(losses_fast.numpy(), losses_slow, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(losses_fast, losses_slow, rtol=1e-4, atol=1e-6)
     assert np.all(np.isfinite(losses_slow)) and losses_slow.std() > 0
     for a, b in zip(fast.model.trainable_variables, slow.model.trainable_variables):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.name)
@@ -140,9 +143,8 @@ def test_distinct_row_budget_and_its_fallback_match_the_full_size():
     samples = tf.concat([samples[:5], tf.reshape(tf.range(5 * 40) % 200, [5, 40])], 0)  # 5 steps exceed the budget
     results = []
     for tr in (budgeted, full):
-        _, losses = tr._compiled_steps(schedule.inputs, schedule.targets, schedule.valid, schedule.reset, samples,
-                                       tr.model.initial_states(4))
-        results.append((losses.numpy(), [v.numpy() for v in tr.model.trainable_variables]))
+        _, losses = tr.run_steps(schedule, samples, tr.model.initial_states(4))
+        results.append((losses, [v.numpy() for v in tr.model.trainable_variables]))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-7)
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
