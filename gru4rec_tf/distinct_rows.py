@@ -26,22 +26,25 @@ class ChunkRows(collections.namedtuple("ChunkRows", "unique position n_unique"))
         return ChunkRows(self.unique[begin:end], self.position[begin:end], self.n_unique[begin:end])
 
 
-def distinct_rows(values, mask) -> ChunkRows:
+def distinct_rows(values, mask, n_items: int) -> ChunkRows:
     """Distinct kept values of every row of ``values``: the batched form of ``tf.unique`` per training step.
 
     Args:
-      values: non-negative int ``[K, N]`` item indices (``N < 2**20``, values below ``2**43``).
+      values: int ``[K, N]`` item indices in ``[0, n_items)`` (``N < 2**20``).
       mask: bool ``[K, N]``; False drops an occurrence. A dropped occurrence is mapped to the row of its step's
         first kept occurrence, so it adds no row of its own (its values in the step must be zero, as the gradients
-        of inactive slots are).
+        of inactive slots are). Dropped occurrences may hold any value.
+      n_items: the number of rows of the table the values index.
 
     Returns:
-      :class:`ChunkRows`.
+      :class:`ChunkRows` whose ``unique`` has ``min(N, n_items)`` columns: a step's distinct values in ascending
+      order, then, as padding, the smallest items the step does not use. So every index of a row is distinct, and
+      a padding row (zero gradient) can be written back unchanged without clashing with a real one.
 
     Example:
-      >>> rows = distinct_rows(np.array([[5, 2, 5, 9]]), np.array([[True, True, True, False]]))
+      >>> rows = distinct_rows(np.array([[5, 2, 5, 9]]), np.array([[True, True, True, False]]), n_items=10)
       >>> rows.unique.tolist(), rows.position.tolist(), rows.n_unique.tolist()
-      ([[2, 5, 0, 0]], [[1, 0, 1, 1]], [2])
+      ([[2, 5, 0, 1]], [[1, 0, 1, 1]], [2])
     """
     values, mask = np.asarray(values), np.asarray(mask, dtype=bool)
     if values.ndim != 2 or values.shape != mask.shape:
@@ -52,8 +55,8 @@ def distinct_rows(values, mask) -> ChunkRows:
     any_kept = mask.any(axis=1)
     first_kept = values[np.arange(n_steps), mask.argmax(axis=1)]
     kept_values = np.where(mask, values, first_kept[:, np.newaxis]).astype(np.int64)
-    if np.any(kept_values[any_kept] < 0):
-        raise ValueError("item indices must be non-negative")
+    if np.any(kept_values[any_kept] < 0) or np.any(kept_values[any_kept] >= n_items):
+        raise ValueError(f"item indices must be in [0, {n_items})")
     # One sort of (value << bits | occurrence) keys gives both the sorted values and the permutation; int32 keys
     # (a faster sort) whenever the values leave room for the occurrence bits.
     bits = max(1, (width - 1).bit_length())
@@ -69,7 +72,27 @@ def distinct_rows(values, mask) -> ChunkRows:
     position[(order + step_offset).ravel()] = group.ravel()
     unique = np.zeros(n_steps * width, dtype=np.int32)
     unique[(group + step_offset).ravel()] = sorted_values.ravel()  # every copy of a value writes the same value
-    unique, position = unique.reshape(n_steps, width), position.reshape(n_steps, width)
     n_unique = np.where(any_kept, group[:, -1] + 1, 0).astype(np.int32)
-    unique[~any_kept] = 0
-    return ChunkRows(unique, position, n_unique)
+    unique = unique.reshape(n_steps, width)[:, :min(width, n_items)]
+    return ChunkRows(_pad_with_unused(unique, n_unique, n_items), position.reshape(n_steps, width), n_unique)
+
+
+def _pad_with_unused(unique, n_unique, n_items: int):
+    """Replaces the entries from ``n_unique`` on by the smallest values missing from each row's real entries.
+
+    In a sorted row ``u``, ``u[i] - i`` counts the values missing below ``u[i]``; the ``k``-th missing value is
+    ``k`` plus the number of real entries with ``u[i] - i <= k``. Rows are offset so that one ``searchsorted``
+    answers every row at once.
+    """
+    n_steps, width = unique.shape
+    column = np.arange(width)
+    real = column < n_unique[:, np.newaxis]
+    row_offset = np.arange(n_steps, dtype=np.int64)[:, np.newaxis] * (width + n_items + 1)
+    real_keys = (unique - column + row_offset)[real]  # ascending: within a row and from row to row
+    k = column - n_unique[:, np.newaxis]
+    padding = ~real
+    real_before = np.repeat(np.cumsum(n_unique) - n_unique, width - n_unique)
+    n_real_at_most_k = np.searchsorted(real_keys, (k + row_offset)[padding], side="right") - real_before
+    unique = unique.copy()
+    unique[padding] = k[padding] + n_real_at_most_k
+    return unique

@@ -83,12 +83,11 @@ class AdagradMomentum(tf.Module):
     def coalesced_rows(self, var, rows: "UniqueRows", grad, touched=None) -> "SparseRowUpdate":
         """New rows of ``var`` and its slots for the already coalesced gradient ``grad`` of ``rows.unique``.
 
-        Rows where ``touched`` is False and padding rows (from ``rows.n_unique`` on) keep their values,
-        accumulator and velocity.
+        Rows where ``touched`` is False keep their values, accumulator and velocity, and so do padding rows (from
+        ``rows.n_unique`` on): their gradient is zero, which leaves value and accumulator as they were, and with
+        momentum their velocity is kept explicitly.
         """
         acc, vel = self.slots(var)
-        real = tf.range(tf.shape(rows.unique)[0]) < rows.n_unique
-        touched = real if touched is None else tf.logical_and(touched, real)
         old_acc = tf.gather(acc, rows.unique)
         acc_rows = old_acc + tf.square(grad)
         step = -self.learning_rate * grad / tf.sqrt(acc_rows + ADAGRAD_EPSILON)
@@ -99,9 +98,14 @@ class AdagradMomentum(tf.Module):
             step = vel_rows
         old_var = tf.gather(var, rows.unique)
         var_rows = old_var + step
-        keep = tf.reshape(tf.logical_not(touched), [-1] + [1] * (len(var.shape) - 1))
-        acc_rows, var_rows = tf.where(keep, old_acc, acc_rows), tf.where(keep, old_var, var_rows)
-        vel_rows = None if vel_rows is None else tf.where(keep, old_vel, vel_rows)
+        untouched = None if touched is None else tf.logical_not(touched)
+        if vel is not None:  # a zero gradient would still decay a padding row's velocity
+            padding = tf.range(tf.shape(rows.unique)[0]) >= rows.n_unique
+            untouched = padding if untouched is None else tf.logical_or(untouched, padding)
+        if untouched is not None:
+            keep = tf.reshape(untouched, [-1] + [1] * (len(var.shape) - 1))
+            acc_rows, var_rows = tf.where(keep, old_acc, acc_rows), tf.where(keep, old_var, var_rows)
+            vel_rows = None if vel_rows is None else tf.where(keep, old_vel, vel_rows)
         return SparseRowUpdate(rows.unique, rows.n_unique, var_rows, acc_rows, vel_rows)
 
     def write_rows(self, var, update: "SparseRowUpdate"):
@@ -118,24 +122,18 @@ class AdagradMomentum(tf.Module):
         var.scatter_update(tf.IndexedSlices(update.var_rows[:n], indices))
 
 
-    def write_padded_rows(self, var, update: "SparseRowUpdate"):
-        """Writes ``update`` into ``var`` and its slots with static shapes (inside an XLA-compiled loop).
+    def write_distinct_rows(self, var, update: "SparseRowUpdate"):
+        """Writes every entry of ``update`` into ``var`` and its slots: static shapes, for the compiled loop.
 
-        Padding entries (from ``n_unique`` on) rewrite the first entry's row with the first entry's values, so an
-        index written several times always gets identical values; padding rows of :meth:`coalesced_rows` hold
-        unchanged values, so a step with no rows at all rewrites row ``indices[0]`` as it was.
+        The indices must be distinct, padding included (:func:`gru4rec_tf.distinct_rows.distinct_rows` pads with
+        items the step does not use, whose rows :meth:`coalesced_rows` leaves unchanged).
         """
         acc, vel = self.slots(var)
-        padding = tf.range(tf.shape(update.indices)[0]) >= update.n_unique
-        indices = tf.where(padding, update.indices[0], update.indices)[:, tf.newaxis]
-
-        def first_row_for_padding(rows):
-            return tf.where(tf.reshape(padding, [-1] + [1] * (len(rows.shape) - 1)), rows[:1], rows)
-
-        acc.scatter_nd_update(indices, first_row_for_padding(update.acc_rows))
+        indices = update.indices[:, tf.newaxis]
+        acc.scatter_nd_update(indices, update.acc_rows)
         if vel is not None:
-            vel.scatter_nd_update(indices, first_row_for_padding(update.vel_rows))
-        var.scatter_nd_update(indices, first_row_for_padding(update.var_rows))
+            vel.scatter_nd_update(indices, update.vel_rows)
+        var.scatter_nd_update(indices, update.var_rows)
 
 
 class SparseRowUpdate(collections.namedtuple("SparseRowUpdate", "indices n_unique var_rows acc_rows vel_rows")):

@@ -158,14 +158,14 @@ class Trainer:
         The output rows cover ``[targets, samples]`` (and the inputs, with a shared embedding); a separate input
         embedding gets its own rows. Inactive slots are masked out.
         """
-        samples = np.asarray(samples, dtype=np.int32)
+        samples, n_items = np.asarray(samples, dtype=np.int32), self.model.n_items
         cols = np.concatenate([schedule.targets, samples], axis=1)
         col_valid = np.concatenate([schedule.valid, np.ones_like(samples, dtype=bool)], axis=1)
         if self.model.embedding_mode == "shared":
             return (distinct_rows_lib.distinct_rows(np.concatenate([cols, schedule.inputs], axis=1),
-                                                np.concatenate([col_valid, schedule.valid], axis=1)),)
-        return (distinct_rows_lib.distinct_rows(cols, col_valid),
-                distinct_rows_lib.distinct_rows(schedule.inputs, schedule.valid))
+                                                    np.concatenate([col_valid, schedule.valid], axis=1), n_items),)
+        return (distinct_rows_lib.distinct_rows(cols, col_valid, n_items),
+                distinct_rows_lib.distinct_rows(schedule.inputs, schedule.valid, n_items))
 
     def run_steps(self, schedule: batching.BatchSchedule, samples, states, rows: tuple = None):
         """Trains the steps of ``schedule`` with the compiled loop; returns ``(states, [K] step losses)``.
@@ -219,7 +219,8 @@ class Trainer:
             size, batch, n_sample = self.steps_per_call, self.params.batch_size, self.params.n_sample
             width = batch + n_sample + (batch if self.model.embedding_mode == "shared" else 0)
             rows_spec = lambda w: distinct_rows_lib.ChunkRows(  # noqa: E731
-                tf.TensorSpec([size, w], tf.int32), tf.TensorSpec([size, w], tf.int32), tf.TensorSpec([size], tf.int32))
+                tf.TensorSpec([size, min(w, self.model.n_items)], tf.int32), tf.TensorSpec([size, w], tf.int32),
+                tf.TensorSpec([size], tf.int32))
             row_specs = (rows_spec(width),) if self.model.embedding_mode == "shared" else (rows_spec(width),
                                                                                             rows_spec(batch))
             step_spec = lambda dtype, w=batch: tf.TensorSpec([size, w], dtype)  # noqa: E731
@@ -246,7 +247,7 @@ class Trainer:
             loss, states, row_updates = self.compute_step(inputs[k], targets[k], valid[k], samples[k], states,
                                                           row_sets)
             for var, update in zip(self._sparse_vars, row_updates):
-                self.optimizer.write_padded_rows(var, update)
+                self.optimizer.write_distinct_rows(var, update)
             return k + 1, states, tf.tensor_scatter_nd_update(step_losses, [[k]], [loss])
 
         _, states, step_losses = tf.while_loop(lambda k, *_: k < end, body,

@@ -148,3 +148,28 @@ def test_distinct_row_budget_and_its_fallback_match_the_full_size():
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-7)
     for a, b in zip(results[0][1], results[1][1]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("param_string", [
+    "loss=bpr-max,final_act=elu-0.5,layers=8,batch_size=4,n_sample=6,momentum=0.5",
+    "loss=cross-entropy,layers=8,batch_size=4,n_sample=6,constrained_embedding=False,embedding=5",
+])
+def test_compiled_loop_leaves_rows_outside_the_steps_bit_identical(param_string):
+    """Padding rows of the compiled loop (items a step does not use) are written back exactly as they were."""
+    params = GRU4RecParams.from_string(param_string)
+    n_items = 400
+    tr = trainer_lib.Trainer(model_lib.GRU4Rec(n_items, params, seed=2), np.arange(1, n_items + 1), params, seed=2)
+    tables = [v for v in tr._sparse_vars]  # noqa: C416
+    tables += [slot for v in tr._sparse_vars for slot in tr.optimizer.slots(v) if slot is not None]
+    tr.optimizer.apply_dense(tr.model.item_vectors, tf.random.normal(tr.model.item_vectors.shape))  # non-zero slots
+    before = [t.numpy().copy() for t in tables]
+    items, offsets = _sessions(seed=4)  # items < 60: rows 60.. are used only as samples
+    schedule = tr.make_schedule(type("D", (), {"item_idx": items, "session_offsets": offsets})()).steps(0, 12)
+    samples = tr.sampler.sample(schedule.n_steps).numpy()
+    tr.run_steps(schedule, samples, tr.model.initial_states(4))
+    used = np.union1d(np.concatenate([schedule.targets[schedule.valid], schedule.inputs[schedule.valid]]), samples)
+    unused = np.setdiff1d(np.arange(n_items), used)
+    assert len(unused) > 250
+    for table, old in zip(tables, before):
+        np.testing.assert_array_equal(table.numpy()[unused], old[unused], err_msg=table.name)
+        assert not np.array_equal(table.numpy()[used], old[used]) or "input" in table.name
