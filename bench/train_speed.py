@@ -6,8 +6,8 @@ Cases:
     median training events/second over the epochs after the first, first-epoch/later-epoch time ratio, evaluation
     events/second over the full catalogue;
   * the execution paths on config A, as a breakdown of where the time goes: one eager Python call per step (what
-    the official ports do), compiled multi-step loop without XLA, and the default (XLA forward/backward + dense
-    updates; sparse row updates outside XLA);
+    the official ports do), the compiled multi-step loop without XLA, and the loop as one XLA computation (full-size
+    distinct rows, and the default distinct-row budget); ``bench/profile_step.py`` breaks a step down further;
   * synthetic data with 100k and 1M items (~2M events, the project's generator): one epoch, evaluation on a capped
     number of test sessions;
   * batch size 32..512 and layer size 100/256/512 on rsc15 config A (a fixed number of steps), plotted to PNG.
@@ -136,8 +136,8 @@ def path_rows(args):
     for label, extra in (("eager: one Python call per step (what the official ports do)", {"path": "eager",
                                                                                            "jit": False}),
                          ("compiled multi-step loop, no XLA", {"jit": False}),
-                         ("compiled loop + XLA step, full-size distinct rows", {"no_row_budget": True}),
-                         ("compiled loop + XLA step + distinct-row budget (default)", {})):
+                         ("compiled loop as one XLA computation, full-size distinct rows", {"no_row_budget": True}),
+                         ("compiled loop as one XLA computation + distinct-row budget (default)", {})):
         result = spawn({"data": "rsc15", "params": CONFIG_A, "epochs": 2 if extra.get("path") == "eager" else 5,
                         "threads": args.threads, "max_steps": 300 if extra.get("path") == "eager" else 1650, **extra})
         rows.append((label, later_median(result), spread([result])))
@@ -245,6 +245,8 @@ def write_report(args, rsc, paths, scales, batch_sweep, layer_sweep, seconds):
     lines += [f"| {b} | {e:,.0f} | {rng} |" for b, e, rng in batch_sweep]
     lines += ["", "| layer size | train events/s (median of epochs 2-4) | range |", "|---|---|---|"]
     lines += [f"| {b} | {e:,.0f} | {rng} |" for b, e, rng in layer_sweep]
+    lines += ["", "Per-step profile before/after: `profile.md`. GPU: `gpu.md`. Earlier runs and the development "
+              "measurements behind each speed-up: `speed_history.md`."]
     with open(args.output, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {args.output}")

@@ -1,0 +1,118 @@
+"""Exports the compiled training loop as an XLA HLO module plus its inputs, to run where TensorFlow cannot go.
+
+The lent GPU machines have JAX but no TensorFlow, and a TensorFlow GPU wheel (546 MiB, plus ~1.5 GiB of CUDA 12
+libraries) cannot be carried within their 64 MiB transfer limit. What can travel is the XLA computation that
+``Trainer`` compiles for one chunk of ``steps_per_call`` steps (the whole multi-step loop: resets, forward, loss,
+gradients, Adagrad updates, row writes), with one real chunk of inputs and the variable values.
+``bench/run_training_hlo.py`` compiles that module with the XLA bundled in JAX for any backend and times it.
+
+Writes ``<out>/<case>/loop.pb`` (HloModuleProto), ``inputs.npz`` (every parameter, in order), ``reference.npz``
+(the step losses and updated item vectors TensorFlow computed from the same inputs), and ``meta.json``. Usage::
+
+    .venv/bin/python bench/export_training_hlo.py --out bench/.hlo
+"""
+import argparse
+import json
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, ".."))
+RSC15 = os.path.join(HERE, "..", "..", "shared", "data", "rsc15_100k")
+CONFIG_A = ("loss=bpr-max,final_act=elu-0.5,layers=100,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.0,"
+            "learning_rate=0.05,momentum=0.0,n_sample=2048,sample_alpha=0.5,bpreg=1.0,constrained_embedding=True")
+CONFIG_B = ("loss=cross-entropy,final_act=softmax,logq=1.0,constrained_embedding=True,layers=100,batch_size=32,"
+            "dropout_p_embed=0.1,dropout_p_hidden=0.0,learning_rate=0.1,momentum=0.0,n_sample=2048,"
+            "sample_alpha=0.75")
+CASES = {
+    "rsc15_A": CONFIG_A,
+    "rsc15_B": CONFIG_B,
+    "rsc15_A_batch256": CONFIG_A.replace("batch_size=32", "batch_size=256"),
+    "rsc15_A_layers512": CONFIG_A.replace("layers=100", "layers=512"),
+}
+
+
+def without_copies(hlo_module: bytes) -> bytes:
+    """The module with every array ``copy`` turned into ``maximum(x, x)`` (the same values).
+
+    TensorFlow's XLA bridge ends the computation with copies of the returned variables; JAX's HLO-to-StableHLO
+    import keeps them as ``mhlo.copy``, which its CPU compiler accepts and its GPU compiler rejects.
+    """
+    from tensorflow.compiler.xla.service import hlo_pb2  # pylint: disable=g-import-not-at-top
+    module = hlo_pb2.HloModuleProto.FromString(hlo_module)
+    for computation in module.computations:
+        for instruction in computation.instructions:
+            if instruction.opcode == "copy" and not instruction.shape.tuple_shapes:
+                instruction.opcode = "maximum"
+                instruction.operand_ids.append(instruction.operand_ids[0])
+    return module.SerializeToString()
+
+
+def export_case(name, param_string, train_data, vocab, out_dir):
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import model as model_lib, trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
+    params = GRU4RecParams.from_string(param_string)
+    model = model_lib.GRU4Rec(len(vocab), params, seed=1)
+    trainer = trainer_lib.Trainer(model, vocab.support, params, seed=1)
+    chunk = next(iter(trainer.make_schedule(train_data).chunks(trainer.steps_per_call)))
+    samples = trainer.sampler.sample(chunk.n_steps).numpy()
+    rows = trainer.distinct_rows(chunk, samples)
+    n_rows = trainer._segments(rows[0])[0][2]  # pylint: disable=protected-access
+    loop = trainer._loop(n_rows)  # pylint: disable=protected-access
+    size = trainer.steps_per_call  # the loop's static number of steps (an epoch may have fewer)
+
+    def padded(array):
+        return np.concatenate([array, np.zeros((size - len(array),) + array.shape[1:], array.dtype)])
+
+    args = tf.nest.map_structure(tf.convert_to_tensor, (
+        *(padded(a) for a in (chunk.inputs, chunk.targets, chunk.valid, chunk.reset, samples)),
+        tuple(type(r)(*(padded(field) for field in r)) for r in rows),
+        tuple(model.initial_states(params.batch_size)), np.int32(0), np.int32(chunk.n_steps)))
+    concrete = loop.get_concrete_function(*args)
+    variables = {id(v.handle): v for v in list(model.variables) + list(trainer.optimizer.variables)
+                 + [trainer.dropout_rng.state]}
+    # Captured inputs are variables (updated by the loop, returned after its own outputs, in this order) or
+    # captured constant tensors (e.g. the sampler's log-support table), which are only read.
+    captured = [variables.get(id(handle), handle) for handle in concrete.captured_inputs]
+    is_variable = [isinstance(c, tf.Variable) for c in captured]
+    hlo = without_copies(loop.experimental_get_compiler_ir(*args)(stage="hlo_serialized"))
+    parameters = [t.numpy() for t in tf.nest.flatten(args)] + [c.numpy() for c in captured]
+    _, losses = loop(*args)
+    losses = losses[:chunk.n_steps]
+    case_dir = os.path.join(out_dir, name)
+    os.makedirs(case_dir, exist_ok=True)
+    with open(os.path.join(case_dir, "loop.pb"), "wb") as f:
+        f.write(hlo)
+    np.savez_compressed(os.path.join(case_dir, "inputs.npz"), *parameters)
+    np.savez_compressed(os.path.join(case_dir, "reference.npz"), losses=losses.numpy(),
+                        item_vectors=model.item_vectors.numpy())
+    meta = {"case": name, "params": param_string, "steps": int(chunk.n_steps),
+            "events": int(chunk.n_transitions), "n_items": len(vocab), "n_rows": int(n_rows),
+            "n_args": len(tf.nest.flatten(args)), "captured_is_variable": is_variable,
+            "variables": [c.name for c in captured if isinstance(c, tf.Variable)],
+            "state_outputs": len(model.gru_layers), "tensorflow": tf.__version__}
+    with open(os.path.join(case_dir, "meta.json"), "w", encoding="utf-8") as f:
+        json.dump(meta, f, indent=1)
+    print(json.dumps({k: meta[k] for k in ("case", "steps", "events", "n_rows")}), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--out", default=os.path.join(HERE, ".hlo"))
+    parser.add_argument("--cases", default=",".join(CASES), help=f"comma-separated subset of {sorted(CASES)}")
+    args = parser.parse_args()
+    if not os.path.isdir(RSC15):
+        sys.exit(f"rsc15_100k not found at {RSC15} (../shared/data is needed for this benchmark)")
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    from gru4rec_tf import data  # pylint: disable=g-import-not-at-top
+    train = data.load_events(os.path.join(RSC15, "train_full.tsv"))
+    vocab = data.ItemVocabulary.from_events(train)
+    train_data = data.SessionData.from_events(train, vocab)
+    for name in args.cases.split(","):
+        export_case(name, CASES[name], train_data, vocab, args.out)
+
+
+if __name__ == "__main__":
+    main()
