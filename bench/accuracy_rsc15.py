@@ -18,13 +18,9 @@ import numpy as np
 
 from gru4rec_tf import data, evaluation, model as model_lib, trainer as trainer_lib
 from gru4rec_tf.params import GRU4RecParams
+from rsc15_configs import CONFIG_A, CONFIG_B
 
-CONFIGS = {
-    "A": "loss=bpr-max,final_act=elu-0.5,layers=100,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.0,"
-         "learning_rate=0.05,momentum=0.0,n_sample=2048,sample_alpha=0.5,bpreg=1.0,constrained_embedding=True",
-    "B": "loss=cross-entropy,final_act=softmax,logq=1.0,constrained_embedding=True,layers=100,batch_size=32,"
-         "dropout_p_embed=0.1,dropout_p_hidden=0.0,learning_rate=0.1,momentum=0.0,n_sample=2048,sample_alpha=0.75",
-}
+CONFIGS = {"A": CONFIG_A, "B": CONFIG_B}
 # Means of the authors' official implementations on this machine kind (library issue): (Recall@20, MRR@20).
 OFFICIAL = {("A", 3): (0.684, 0.371), ("A", 10): (0.663, 0.360), ("B", 3): (0.685, 0.355), ("B", 10): (0.668, 0.344)}
 TOLERANCE = 0.01

@@ -23,13 +23,9 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RSC15 = os.path.join(HERE, "..", "..", "shared", "data", "rsc15_100k")
-CONFIGS = {
-    "A": ("loss=bpr-max,final_act=elu-0.5,layers=100,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.0,"
-          "learning_rate=0.05,momentum=0.0,n_sample=2048,sample_alpha=0.5,bpreg=1.0,constrained_embedding=True"),
-    "B": ("loss=cross-entropy,final_act=softmax,logq=1.0,constrained_embedding=True,layers=100,batch_size=32,"
-          "dropout_p_embed=0.1,dropout_p_hidden=0.0,learning_rate=0.1,momentum=0.0,n_sample=2048,sample_alpha=0.75"),
-}
+from rsc15_configs import CONFIG_A, CONFIG_B, RSC15  # noqa: E402  pylint: disable=wrong-import-position
+
+CONFIGS = {"A": CONFIG_A, "B": CONFIG_B}
 # Wrapper events that contain other recorded events (counting them would count time twice).
 _CONTAINERS = {"ThunkExecutor::Execute", "SlinkyThreadPool::Await", "ExecutorState::Process",
                "ExecutorState::ProcessAsync::Start", "ExecutorState::ProcessAsync::Done",
