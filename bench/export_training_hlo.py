@@ -20,12 +20,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 from rsc15_configs import CONFIG_A, CONFIG_B, RSC15  # noqa: E402  pylint: disable=wrong-import-position
 
-CASES = {
-    "rsc15_A": CONFIG_A,
-    "rsc15_B": CONFIG_B,
-    "rsc15_A_batch256": CONFIG_A.replace("batch_size=32", "batch_size=256"),
-    "rsc15_A_layers512": CONFIG_A.replace("layers=100", "layers=512"),
+CASES = {  # name -> (parameters, data)
+    "rsc15_A": (CONFIG_A, "rsc15"),
+    "rsc15_B": (CONFIG_B, "rsc15"),
+    "rsc15_A_batch256": (CONFIG_A.replace("batch_size=32", "batch_size=256"), "rsc15"),
+    "rsc15_A_layers512": (CONFIG_A.replace("layers=100", "layers=512"), "rsc15"),
+    # train_speed.py's 1M-item scale case: its item tables are too large to carry, so they are made on arrival
+    "synthetic1M_A": (CONFIG_A, "synthetic1M"),
 }
+MAX_CARRIED_BYTES = 32 * 2 ** 20  # larger parameters are described (shape, dtype, how to fill) instead of saved
 
 
 def without_copies(hlo_module: bytes) -> bytes:
@@ -44,7 +47,7 @@ def without_copies(hlo_module: bytes) -> bytes:
     return module.SerializeToString()
 
 
-def export_case(name, param_string, train_data, vocab, out_dir):
+def export_case(name, param_string, train_data, vocab, out_dir):  # pylint: disable=too-many-locals
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from gru4rec_tf import model as model_lib, trainer as trainer_lib  # pylint: disable=g-import-not-at-top
@@ -75,20 +78,27 @@ def export_case(name, param_string, train_data, vocab, out_dir):
     is_variable = [isinstance(c, tf.Variable) for c in captured]
     hlo = without_copies(loop.experimental_get_compiler_ir(*args)(stage="hlo_serialized"))
     parameters = [t.numpy() for t in tf.nest.flatten(args)] + [c.numpy() for c in captured]
+    names = [f"arg{i}" for i in range(len(tf.nest.flatten(args)))] + [getattr(c, "name", "constant") for c in captured]
+    synthesized = {i: {"shape": list(p.shape), "dtype": p.dtype.name,
+                       "fill": "zeros" if "_acc" in names[i] or "_vel" in names[i] else "normal"}
+                   for i, p in enumerate(parameters) if p.nbytes > MAX_CARRIED_BYTES}
     _, losses = loop(*args)
     losses = losses[:chunk.n_steps]
     case_dir = os.path.join(out_dir, name)
     os.makedirs(case_dir, exist_ok=True)
     with open(os.path.join(case_dir, "loop.pb"), "wb") as f:
         f.write(hlo)
-    np.savez_compressed(os.path.join(case_dir, "inputs.npz"), *parameters)
-    np.savez_compressed(os.path.join(case_dir, "reference.npz"), losses=losses.numpy(),
-                        item_vectors=model.item_vectors.numpy())
+    np.savez_compressed(os.path.join(case_dir, "inputs.npz"),
+                        *(np.zeros(1, p.dtype) if i in synthesized else p for i, p in enumerate(parameters)))
+    if not synthesized:  # with made-up tables there is nothing to compare with
+        np.savez_compressed(os.path.join(case_dir, "reference.npz"), losses=losses.numpy(),
+                            item_vectors=model.item_vectors.numpy())
     meta = {"case": name, "params": param_string, "steps": int(chunk.n_steps),
             "events": int(chunk.n_transitions), "n_items": len(vocab), "n_rows": int(n_rows),
             "n_args": len(tf.nest.flatten(args)), "captured_is_variable": is_variable,
             "variables": [c.name for c in captured if isinstance(c, tf.Variable)],
-            "state_outputs": len(model.gru_layers), "tensorflow": tf.__version__}
+            "state_outputs": len(model.gru_layers), "tensorflow": tf.__version__,
+            "synthesized": {str(i): spec for i, spec in synthesized.items()}}
     with open(os.path.join(case_dir, "meta.json"), "w", encoding="utf-8") as f:
         json.dump(meta, f, indent=1)
     print(json.dumps({k: meta[k] for k in ("case", "steps", "events", "n_rows")}), flush=True)
@@ -102,12 +112,24 @@ def main():
     if not os.path.isdir(RSC15):
         sys.exit(f"rsc15_100k not found at {RSC15} (../shared/data is needed for this benchmark)")
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    from gru4rec_tf import data  # pylint: disable=g-import-not-at-top
-    train = data.load_events(os.path.join(RSC15, "train_full.tsv"))
-    vocab = data.ItemVocabulary.from_events(train)
-    train_data = data.SessionData.from_events(train, vocab)
+    datasets = {}
     for name in args.cases.split(","):
-        export_case(name, CASES[name], train_data, vocab, args.out)
+        param_string, data_name = CASES[name]
+        if data_name not in datasets:
+            datasets[data_name] = _load(data_name)
+        export_case(name, param_string, *datasets[data_name], args.out)
+
+
+def _load(data_name):
+    """``(SessionData, ItemVocabulary)`` of the training split of ``data_name``."""
+    from gru4rec_tf import data, synthetic  # pylint: disable=g-import-not-at-top
+    if data_name == "rsc15":
+        train = data.load_events(os.path.join(RSC15, "train_full.tsv"))
+    else:  # the same generator settings as train_speed.py's 1M-item case
+        events = synthetic.generate_sessions(n_items=1_000_000, n_sessions=400_000, seed=0, span_days=30.0)
+        train, _ = synthetic.train_test_split_by_time(events, test_days=1.0)
+    vocab = data.ItemVocabulary.from_events(train)
+    return data.SessionData.from_events(train, vocab), vocab
 
 
 if __name__ == "__main__":

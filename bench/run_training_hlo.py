@@ -46,16 +46,29 @@ def run_case(case_dir, backend_name, n_chunks):
     with open(os.path.join(case_dir, "loop.pb"), "rb") as f:
         executable, device, compile_s = _compile(backend_name, f.read())
     inputs = np.load(os.path.join(case_dir, "inputs.npz"))
-    parameters = [jax.device_put(inputs[f"arr_{i}"], device) for i in range(len(inputs.files))]
-    reference = np.load(os.path.join(case_dir, "reference.npz"))
+    synthesized = meta.get("synthesized", {})
+    rng = np.random.default_rng(0)
+
+    def parameter(i):  # tables too large to carry are made here: zero slots, small random weights
+        spec = synthesized.get(str(i))
+        if spec is None:
+            return inputs[f"arr_{i}"]
+        if spec["fill"] == "zeros":
+            return np.zeros(spec["shape"], spec["dtype"])
+        return (rng.standard_normal(spec["shape"], dtype=np.float32) * 0.05).astype(spec["dtype"])
+
+    parameters = [jax.device_put(parameter(i), device) for i in range(len(inputs.files))]
     n_args, n_states = meta["n_args"], meta["state_outputs"]
     state_index = n_args - 2 - n_states  # the flattened arguments end with states..., begin, end
 
     outputs = executable.execute(parameters)
-    losses = np.asarray(outputs[n_states])[:meta["steps"]]
-    item_vectors = np.asarray(outputs[n_states + 1 + meta["variables"].index("Wy:0")])
-    check = {"max_abs_loss_diff": float(np.abs(losses - reference["losses"]).max()),
-             "max_abs_item_vector_diff": float(np.abs(item_vectors - reference["item_vectors"]).max())}
+    check = {"max_abs_loss_diff": None, "max_abs_item_vector_diff": None}
+    if os.path.exists(os.path.join(case_dir, "reference.npz")):
+        reference = np.load(os.path.join(case_dir, "reference.npz"))
+        losses = np.asarray(outputs[n_states])[:meta["steps"]]
+        item_vectors = np.asarray(outputs[n_states + 1 + meta["variables"].index("Wy:0")])
+        check = {"max_abs_loss_diff": float(np.abs(losses - reference["losses"]).max()),
+                 "max_abs_item_vector_diff": float(np.abs(item_vectors - reference["item_vectors"]).max())}
 
     variable_positions = [n_args + i for i, is_var in enumerate(meta["captured_is_variable"]) if is_var]
 
@@ -80,6 +93,7 @@ def run_case(case_dir, backend_name, n_chunks):
         params = next_parameters(params, outs)
     median = float(np.median(times))
     return {"case": meta["case"], "backend": backend_name, "device": str(device.device_kind),
+            "n_items": meta["n_items"], "n_rows": meta["n_rows"],
             "compile_s": round(compile_s, 2), "steps_per_chunk": meta["steps"], "events_per_chunk": meta["events"],
             "chunk_ms_median": round(median * 1e3, 2), "chunk_ms_min": round(min(times) * 1e3, 2),
             "step_us_median": round(median / meta["steps"] * 1e6, 1),
@@ -115,8 +129,9 @@ def main():
         if "error" in r:
             print(f"| {r['case']} | {r['backend']} | error: {r['error'][:80]} | | | | |")
         else:
+            diff = "n/a (tables made up)" if r["max_abs_loss_diff"] is None else f"{r['max_abs_loss_diff']:.1e}"
             print(f"| {r['case']} | {r['backend']} | {r['device']} | {r['step_us_median']} | {r['events_per_sec']:,} "
-                  f"| {r['compile_s']} | {r['max_abs_loss_diff']:.1e} |")
+                  f"| {r['compile_s']} | {diff} |")
 
 
 if __name__ == "__main__":
