@@ -173,3 +173,24 @@ def test_compiled_loop_leaves_rows_outside_the_steps_bit_identical(param_string)
     for table, old in zip(tables, before):
         np.testing.assert_array_equal(table.numpy()[unused], old[unused], err_msg=table.name)
         assert not np.array_equal(table.numpy()[used], old[used]) or "input" in table.name
+
+
+@pytest.mark.parametrize("param_string", [
+    "loss=bpr-max,final_act=elu-0.5,layers=8,batch_size=4,n_sample=6,momentum=0.3",
+    "loss=cross-entropy,layers=8,batch_size=4,n_sample=6,constrained_embedding=False,embedding=3",
+])
+def test_catalogue_smaller_than_a_steps_columns(param_string):
+    """With 3 items and 10+ columns per step, every row set is the whole catalogue: still the reference result."""
+    params = GRU4RecParams.from_string(param_string)
+    make = lambda jit: trainer_lib.Trainer(model_lib.GRU4Rec(3, params, seed=1), np.array([3, 2, 1]),  # noqa
+                                           params, seed=1, jit_compile=jit)
+    fast, slow = make(True), make(False)
+    rng = np.random.RandomState(0)
+    offsets = np.concatenate([[0], np.cumsum(rng.randint(2, 5, size=12))])
+    schedule = batching.make_schedule(rng.randint(0, 3, size=offsets[-1]).astype(np.int32), offsets, 4)
+    samples = fast.sampler.sample(schedule.n_steps).numpy()
+    _, losses_fast = fast.run_steps(schedule, samples, fast.model.initial_states(4))
+    _, losses_slow = slow.run_steps_eagerly(schedule, tf.constant(samples), slow.model.initial_states(4))
+    np.testing.assert_allclose(losses_fast, losses_slow, rtol=1e-4, atol=1e-6)
+    for a, b in zip(fast.model.trainable_variables, slow.model.trainable_variables):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.name)
