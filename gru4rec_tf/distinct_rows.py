@@ -12,10 +12,11 @@ import numpy as np
 
 
 class ChunkRows(collections.namedtuple("ChunkRows", "unique position n_unique")):
-    """Distinct rows of ``K`` steps with ``N`` occurrences each.
+    """Distinct rows of ``K`` steps with ``N`` occurrences each, over a table of ``n_items`` rows.
 
     Attributes:
-      unique: int32 ``[K, N]``; row ``k`` holds step ``k``'s distinct values in ascending order, then padding 0.
+      unique: int32 ``[K, min(N, n_items)]``; row ``k`` holds step ``k``'s distinct values in ascending order, then,
+        as padding, the smallest items step ``k`` does not use.
       position: int32 ``[K, N]``; ``unique[k, position[k, j]]`` is occurrence ``j`` of step ``k`` (masked
         occurrences point to the first kept occurrence's row).
       n_unique: int32 ``[K]``; the number of distinct kept values of each step (0 when a step keeps none).

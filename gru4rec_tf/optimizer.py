@@ -121,7 +121,6 @@ class AdagradMomentum(tf.Module):
             vel.scatter_update(tf.IndexedSlices(update.vel_rows[:n], indices))
         var.scatter_update(tf.IndexedSlices(update.var_rows[:n], indices))
 
-
     def write_distinct_rows(self, var, update: "SparseRowUpdate"):
         """Writes every entry of ``update`` into ``var`` and its slots: static shapes, for the compiled loop.
 
@@ -141,8 +140,9 @@ class SparseRowUpdate(collections.namedtuple("SparseRowUpdate", "indices n_uniqu
 
 
 class UniqueRows(collections.namedtuple("UniqueRows", "unique position n_unique")):
-    """Distinct row indices padded to a static length: ``unique[:n_unique]`` are the rows, then padding (index 0);
-    ``position[j]`` is the slot of occurrence ``j`` in ``unique``."""
+    """Distinct row indices padded to a static length: ``unique[:n_unique]`` are the rows, then padding (index 0 from
+    :func:`unique_rows`; unused items from :func:`gru4rec_tf.distinct_rows.distinct_rows`); ``position[j]`` is the
+    slot of occurrence ``j`` in ``unique``."""
 
 
 def unique_rows(indices, mask) -> UniqueRows:

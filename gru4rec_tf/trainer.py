@@ -77,16 +77,21 @@ class Trainer:
         (e.g. ~1,360 of 2,112 for rsc15_100k config A). Computing on a budget sized from simulated draws (the
         targets and inputs may add ``B`` rows each) saves that share of the work; a step above it runs the full size.
         """
-        params, shared = self.params, self.model.embedding_mode == "shared"
+        params = self.params
         if params.n_sample == 0:
             return None
-        full = params.batch_size * (2 if shared else 1) + params.n_sample
+        full = self._output_row_width()
         granularity = max(8, 2 ** int(np.log2(full / 32)))  # 64 for config A's 2,112 columns and inputs
         draws = np.searchsorted(self.sampler.cdf, np.random.default_rng(0).random((n_draws, params.n_sample)))
         distinct = max(len(np.unique(row)) for row in draws)
-        extra = params.batch_size * (2 if shared else 1)
+        extra = full - params.n_sample  # the targets (and, with a shared embedding, the inputs)
         budget = min(self.model.n_items, -(-int(distinct * 1.02 + extra) // granularity) * granularity)
         return budget if budget < 0.9 * full else None
+
+    def _output_row_width(self) -> int:
+        """Occurrences of output-table rows in a step: targets, samples and, with a shared embedding, inputs."""
+        batch = self.params.batch_size
+        return batch * (2 if self.model.embedding_mode == "shared" else 1) + self.params.n_sample
 
     # -- one step (reference path) ------------------------------------------------------------------------
     def train_step(self, inputs, targets, valid, samples, states):
@@ -190,6 +195,8 @@ class Trainer:
         size = self.steps_per_call
 
         def padded(array):
+            if len(array) == size:  # every chunk but an epoch's last
+                return array
             return np.concatenate([array, np.zeros((size - len(array),) + array.shape[1:], array.dtype)])
 
         arrays = [padded(a) for a in (block.inputs, block.targets, block.valid, block.reset, samples)]
@@ -217,7 +224,7 @@ class Trainer:
         """
         if n_rows not in self._loops:
             size, batch, n_sample = self.steps_per_call, self.params.batch_size, self.params.n_sample
-            width = batch + n_sample + (batch if self.model.embedding_mode == "shared" else 0)
+            width = self._output_row_width()
             rows_spec = lambda w: distinct_rows_lib.ChunkRows(  # noqa: E731
                 tf.TensorSpec([size, min(w, self.model.n_items)], tf.int32), tf.TensorSpec([size, w], tf.int32),
                 tf.TensorSpec([size], tf.int32))
