@@ -16,7 +16,10 @@ import time
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS)
 import numpy as np
 
-from gru4rec_tf import data, evaluation, model as model_lib, trainer as trainer_lib
+from gru4rec_tf import evaluation, training
+from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.sessions import SessionData
+from gru4rec_tf.events import load_events
 from gru4rec_tf.params import GRU4RecParams
 from rsc15_configs import CONFIG_A, CONFIG_B
 
@@ -28,14 +31,12 @@ TOLERANCE = 0.01
 
 def run_once(config, epochs, seed, train_events, test_events):
     params = GRU4RecParams.from_string(CONFIGS[config]).with_overrides({"n_epochs": epochs})
-    vocab = data.ItemVocabulary.from_events(train_events)
-    train_data = data.SessionData.from_events(train_events, vocab)
-    test_data = data.SessionData.from_events(test_events, vocab)
-    model = model_lib.GRU4Rec(len(vocab), params, seed=seed)
-    history = trainer_lib.Trainer(model, vocab.support, params, seed=seed).fit(train_data, log_every_s=1e9)
-    metrics = evaluation.Evaluator(model).evaluate(test_data, cutoffs=(1, 5, 10, 20), mode="standard")
-    seconds = sum(h.seconds for h in history)
-    return {**metrics, "train_seconds": seconds, "train_events_per_sec": sum(h.events for h in history) / seconds}
+    vocab = ItemVocabulary.from_events(train_events)
+    train_data = SessionData.from_events(train_events, vocab)
+    test_data = SessionData.from_events(test_events, vocab)
+    trained = training.train(train_data, vocab, params, seed=seed, log_every_s=1e9)
+    metrics = evaluation.Evaluator(trained.model).evaluate(test_data, cutoffs=(1, 5, 10, 20), mode="standard")
+    return {**metrics, "train_seconds": trained.train_seconds, "train_events_per_sec": trained.train_events_per_sec}
 
 
 def _pair(metrics):
@@ -51,8 +52,8 @@ def main():
     args = parser.parse_args()
     if not os.path.isdir(args.data):
         sys.exit(f"rsc15_100k not found at {args.data}")
-    train_events = data.load_events(os.path.join(args.data, "train_full.tsv"))
-    test_events = data.load_events(os.path.join(args.data, "test.tsv"))
+    train_events = load_events(os.path.join(args.data, "train_full.tsv"))
+    test_events = load_events(os.path.join(args.data, "test.tsv"))
     rows, raw = [], {}
     for (config, epochs), (off_recall, off_mrr) in OFFICIAL.items():
         runs = [run_once(config, epochs, seed, train_events, test_events) for seed in range(1, args.runs + 1)]

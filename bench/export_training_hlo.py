@@ -50,11 +50,11 @@ def without_copies(hlo_module: bytes) -> bytes:
 def export_case(name, param_string, train_data, vocab, out_dir):  # pylint: disable=too-many-locals
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf import model as model_lib, trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import training  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     params = GRU4RecParams.from_string(param_string)
-    model = model_lib.GRU4Rec(len(vocab), params, seed=1)
-    trainer = trainer_lib.Trainer(model, vocab.support, params, seed=1)
+    trainer = training.build_trainer(vocab.support, params, seed=1)
+    model = trainer.model
     chunk = next(iter(trainer.make_schedule(train_data).chunks(trainer.steps_per_call)))
     samples = trainer.sampler.sample(chunk.n_steps).numpy()
     rows = trainer.distinct_rows(chunk, samples)
@@ -122,14 +122,17 @@ def main():
 
 def _load(data_name):
     """``(SessionData, ItemVocabulary)`` of the training split of ``data_name``."""
-    from gru4rec_tf import data, synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.vocabulary import ItemVocabulary
+    from gru4rec_tf.sessions import SessionData
+    from gru4rec_tf.events import load_events
     if data_name == "rsc15":
-        train = data.load_events(os.path.join(RSC15, "train_full.tsv"))
+        train = load_events(os.path.join(RSC15, "train_full.tsv"))
     else:  # the same generator settings as train_speed.py's 1M-item case
         events = synthetic.generate_sessions(n_items=1_000_000, n_sessions=400_000, seed=0, span_days=30.0)
         train, _ = synthetic.train_test_split_by_time(events, test_days=1.0)
-    vocab = data.ItemVocabulary.from_events(train)
-    return data.SessionData.from_events(train, vocab), vocab
+    vocab = ItemVocabulary.from_events(train)
+    return SessionData.from_events(train, vocab), vocab
 
 
 if __name__ == "__main__":

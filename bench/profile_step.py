@@ -58,16 +58,19 @@ def profile(args):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    from gru4rec_tf import data, model as model_lib, trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import training  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.vocabulary import ItemVocabulary
+    from gru4rec_tf.sessions import SessionData
+    from gru4rec_tf.events import load_events
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
 
-    train = data.load_events(os.path.join(RSC15, "train_full.tsv"))
-    vocab = data.ItemVocabulary.from_events(train)
+    train = load_events(os.path.join(RSC15, "train_full.tsv"))
+    vocab = ItemVocabulary.from_events(train)
     params = GRU4RecParams.from_string(CONFIGS[args.config])
-    model = model_lib.GRU4Rec(len(vocab), params, seed=1)
-    trainer = trainer_lib.Trainer(model, vocab.support, params, seed=1)
-    chunks = list(trainer.make_schedule(data.SessionData.from_events(train, vocab)).chunks(trainer.steps_per_call))
+    trainer = training.build_trainer(vocab.support, params, seed=1)
+    model = trainer.model
+    chunks = list(trainer.make_schedule(SessionData.from_events(train, vocab)).chunks(trainer.steps_per_call))
 
     new_api = hasattr(trainer, "run_steps") and not hasattr(trainer, "_compiled_steps")
 

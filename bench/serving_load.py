@@ -28,7 +28,8 @@ import portpicker
 import tensorflow as tf
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from gru4rec_tf import data, export, model as model_lib  # noqa: E402  pylint: disable=wrong-import-position
+from gru4rec_tf import export, model as model_lib  # noqa: E402  pylint: disable=wrong-import-position
+from gru4rec_tf.vocabulary import ItemVocabulary
 from gru4rec_tf.params import GRU4RecParams  # noqa: E402  pylint: disable=wrong-import-position
 from serving import client as client_lib  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -40,7 +41,7 @@ def export_untrained(base_path: str, n_items: int, layers: str) -> tuple:
     """``(model, export path)`` of an untrained model with integer IDs 10,000,000 + index."""
     params = GRU4RecParams.from_string(f"layers={layers},n_sample=0,constrained_embedding=True")
     model = model_lib.GRU4Rec(n_items, params, seed=0)
-    vocab = data.ItemVocabulary(np.arange(10_000_000, 10_000_000 + n_items, dtype=np.int64))
+    vocab = ItemVocabulary(np.arange(10_000_000, 10_000_000 + n_items, dtype=np.int64))
     return model, export.export_saved_model(model, vocab, os.path.join(base_path, "1"), write_warmup=False)
 
 

@@ -31,31 +31,34 @@ from rsc15_configs import CONFIG_A, CONFIG_B, RSC15  # noqa: E402  pylint: disab
 
 # ---------------------------------------------------------------------------------------------- one case (child)
 def _load(case):
-    from gru4rec_tf import data, synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.vocabulary import ItemVocabulary
+    from gru4rec_tf.sessions import SessionData
+    from gru4rec_tf.events import load_events
     if case["data"] == "rsc15":
-        train = data.load_events(os.path.join(RSC15, "train_full.tsv"))
-        test = data.load_events(os.path.join(RSC15, "test.tsv"))
+        train = load_events(os.path.join(RSC15, "train_full.tsv"))
+        test = load_events(os.path.join(RSC15, "test.tsv"))
     else:
         events = synthetic.generate_sessions(n_items=case["n_items"], n_sessions=case["n_sessions"], seed=0,
                                              span_days=30.0)
         train, test = synthetic.train_test_split_by_time(events, test_days=1.0)
-    vocab = data.ItemVocabulary.from_events(train)
-    test_data = data.SessionData.from_events(test, vocab)
+    vocab = ItemVocabulary.from_events(train)
+    test_data = SessionData.from_events(test, vocab)
     if case.get("max_test_sessions"):
         test_data = test_data.first_sessions(case["max_test_sessions"])
-    return vocab, data.SessionData.from_events(train, vocab), test_data
+    return vocab, SessionData.from_events(train, vocab), test_data
 
 
 def run_case(case):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(case["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(case["threads"])
-    from gru4rec_tf import evaluation, model as model_lib, trainer as trainer_lib  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import evaluation, training  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     vocab, train_data, test_data = _load(case)
     params = GRU4RecParams.from_string(case["params"])
-    model = model_lib.GRU4Rec(len(vocab), params, seed=1)
-    trainer = trainer_lib.Trainer(model, vocab.support, params, seed=1, jit_compile=case.get("jit", True))
+    trainer = training.build_trainer(vocab.support, params, seed=1, jit_compile=case.get("jit", True))
+    model = trainer.model
     if case.get("no_row_budget"):
         trainer._row_budget = None  # pylint: disable=protected-access  (the ablation: always the full size)
     schedule = trainer.make_schedule(train_data)

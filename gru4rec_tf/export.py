@@ -64,17 +64,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-SIGNATURE_SESSION = "serving_default"
-SIGNATURE_STEP = "step"
-SIGNATURE_SESSION_CANDIDATES = "serving_candidates"
-SIGNATURE_STEP_CANDIDATES = "step_candidates"
-SIGNATURES = (SIGNATURE_SESSION, SIGNATURE_STEP, SIGNATURE_SESSION_CANDIDATES, SIGNATURE_STEP_CANDIDATES)
-WARMUP_FILE = "tf_serving_warmup_requests"
-EXPORT_INFO_FILE = "gru4rec_export.json"
-VOCAB_ASSET = "item_ids.txt"
-PAD_ID = {tf.int64: -1, tf.string: ""}
-PAD_SCORE = float(np.finfo(np.float32).min)  # finite, so REST (JSON) responses stay valid
+from gru4rec_tf import fileio
 
+from gru4rec_tf.signatures import (
+    CANDIDATES, EXCLUDE, EXCLUDE_SEEN, EXPORT_INFO_FILE, ITEM_IDS, ITEMS, K, LENGTHS, NUM_RESULTS, NUM_UNKNOWN,
+    PAD_ID, PAD_SCORE, SCORES, SIGNATURE_SESSION, SIGNATURE_SESSION_CANDIDATES, SIGNATURE_STEP,
+    SIGNATURE_STEP_CANDIDATES, SIGNATURES, STATE, VOCAB_ASSET, WARMUP_FILE)
 
 def id_dtype(vocab) -> tf.DType:
     """The signatures' item-ID dtype: ``tf.int64`` for integer vocabularies, else ``tf.string``."""
@@ -154,7 +149,7 @@ class GRU4RecServing(tf.Module):
         self.n_items = int(model.n_items)
         self.max_k = int(min(max_k, self.n_items))
         self.id_dtype = id_dtype(vocab)
-        self.pad_id = tf.constant(PAD_ID[self.id_dtype], self.id_dtype)
+        self.pad_id = tf.constant(PAD_ID[self.id_dtype.name], self.id_dtype)
         self.state_sizes = [int(layer.units) for layer in model.gru_layers]
         self.state_size = sum(self.state_sizes)
         self.vocab_asset = tf.saved_model.Asset(vocab_file)
@@ -163,7 +158,7 @@ class GRU4RecServing(tf.Module):
                                           tf.int64, tf.lookup.TextFileIndex.LINE_NUMBER),
             default_value=-1)
         ids = vocab.item_ids.astype(np.int64) if self.id_dtype == tf.int64 else vocab.item_ids.astype(str)
-        self.identifiers = tf.Variable(ids, trainable=False, name="item_ids", dtype=self.id_dtype)
+        self.identifiers = tf.Variable(ids, trainable=False, name=ITEM_IDS, dtype=self.id_dtype)
         self._keras.top_k = ItemTopK(model.item_vectors, model.item_bias, self.identifiers)
 
     @property
@@ -228,10 +223,10 @@ class GRU4RecServing(tf.Module):
         num_results = tf.where(has_input, tf.minimum(k, n_rankable), 0)
         valid = tf.range(width)[tf.newaxis, :] < num_results[:, tf.newaxis]
         return {
-            "item_ids": tf.where(valid, ids, self.pad_id),
-            "scores": tf.where(valid, scores, tf.constant(PAD_SCORE, tf.float32)),
-            "num_results": num_results,
-            "state": tf.concat(states, axis=1),
+            ITEM_IDS: tf.where(valid, ids, self.pad_id),
+            SCORES: tf.where(valid, scores, tf.constant(PAD_SCORE, tf.float32)),
+            NUM_RESULTS: num_results,
+            STATE: tf.concat(states, axis=1),
         }
 
     # ---- the serving functions ---------------------------------------------------------------------------------
@@ -239,7 +234,7 @@ class GRU4RecServing(tf.Module):
     def session(self, items, lengths, k, exclude_seen, candidates=None):
         """Whole-session scoring (see the module docstring)."""
         self.check_batch(items=items, lengths=lengths, k=k, exclude_seen=exclude_seen,
-                         **({} if candidates is None else {"candidates": candidates}))
+                         **({} if candidates is None else {CANDIDATES: candidates}))
         idx = self.lookup(items)
         in_range = tf.sequence_mask(lengths, tf.shape(items)[1])
         known = tf.logical_and(in_range, idx >= 0)
@@ -248,13 +243,13 @@ class GRU4RecServing(tf.Module):
         candidate_idx = None if candidates is None else self.lookup(candidates)
         has_input = tf.reduce_any(known, axis=1)
         out = self.rank(states, k, excluded_idx, candidate_idx, has_input)
-        out["num_unknown"] = tf.reduce_sum(tf.cast(tf.logical_and(in_range, idx < 0), tf.int32), axis=1)
+        out[NUM_UNKNOWN] = tf.reduce_sum(tf.cast(tf.logical_and(in_range, idx < 0), tf.int32), axis=1)
         return out
 
     def step(self, items, state, k, exclude, candidates=None):
         """One event per session with the carried state (see the module docstring)."""
         self.check_batch(items=items, state=state, k=k, exclude=exclude,
-                         **({} if candidates is None else {"candidates": candidates}))
+                         **({} if candidates is None else {CANDIDATES: candidates}))
         idx = self.lookup(items)
         known = idx >= 0
         states = tuple(tf.split(state, self.state_sizes, axis=1))
@@ -262,18 +257,18 @@ class GRU4RecServing(tf.Module):
         candidate_idx = None if candidates is None else self.lookup(candidates)
         has_input = tf.logical_or(known, tf.reduce_any(tf.not_equal(state, 0.0), axis=1))
         out = self.rank(new_states, k, self.lookup(exclude), candidate_idx, has_input)
-        out["num_unknown"] = tf.cast(tf.logical_not(known), tf.int32)
+        out[NUM_UNKNOWN] = tf.cast(tf.logical_not(known), tf.int32)
         return out
 
     def signatures(self) -> dict:
         """Concrete functions of the four signatures, keyed by signature name."""
         ids = lambda *shape, name: tf.TensorSpec(shape, self.id_dtype, name=name)  # noqa: E731
         vec = lambda dtype, name: tf.TensorSpec([None], dtype, name=name)  # noqa: E731
-        session_specs = [ids(None, None, name="items"), vec(tf.int32, "lengths"), vec(tf.int32, "k"),
-                         vec(tf.bool, "exclude_seen")]
-        step_specs = [ids(None, name="items"), tf.TensorSpec([None, self.state_size], tf.float32, name="state"),
-                      vec(tf.int32, "k"), ids(None, None, name="exclude")]
-        candidates = ids(None, None, name="candidates")
+        session_specs = [ids(None, None, name=ITEMS), vec(tf.int32, LENGTHS), vec(tf.int32, K),
+                         vec(tf.bool, EXCLUDE_SEEN)]
+        step_specs = [ids(None, name=ITEMS), tf.TensorSpec([None, self.state_size], tf.float32, name=STATE),
+                      vec(tf.int32, K), ids(None, None, name=EXCLUDE)]
+        candidates = ids(None, None, name=CANDIDATES)
         session = tf.function(lambda items, lengths, k, exclude_seen: self.session(items, lengths, k, exclude_seen))
         step = tf.function(lambda items, state, k, exclude: self.step(items, state, k, exclude))
         session_c = tf.function(lambda items, lengths, k, exclude_seen, candidates:
@@ -291,7 +286,7 @@ class GRU4RecServing(tf.Module):
         """What a client needs to know besides the signatures (written to ``assets.extra``)."""
         return {"format": "gru4rec_tf.export/1", "n_items": self.n_items, "max_k": self.max_k,
                 "state_size": self.state_size, "state_sizes": self.state_sizes,
-                "id_dtype": self.id_dtype.name, "pad_id": PAD_ID[self.id_dtype], "signatures": list(SIGNATURES),
+                "id_dtype": self.id_dtype.name, "pad_id": PAD_ID[self.id_dtype.name], "signatures": list(SIGNATURES),
                 "params": self.model.hparams.to_dict()}
 
 
@@ -318,14 +313,14 @@ def warmup_requests(module: GRU4RecServing, vocab) -> list:
     cast = (lambda a: np.asarray(a, np.int64)) if module.id_dtype == tf.int64 else \
         (lambda a: np.asarray(a, dtype=object).astype(str).astype(bytes))
     k = np.array([min(10, module.max_k)], np.int32)
-    session = {"items": cast([first]), "lengths": np.array([n], np.int32), "k": k,
-               "exclude_seen": np.array([True])}
-    step = {"items": cast(first[:1]), "state": np.zeros([1, module.state_size], np.float32), "k": k,
-            "exclude": cast([first[:1]])}
+    session = {ITEMS: cast([first]), LENGTHS: np.array([n], np.int32), K: k,
+               EXCLUDE_SEEN: np.array([True])}
+    step = {ITEMS: cast(first[:1]), STATE: np.zeros([1, module.state_size], np.float32), K: k,
+            EXCLUDE: cast([first[:1]])}
     return [(SIGNATURE_SESSION, session), (SIGNATURE_STEP, step),
             (SIGNATURE_SESSION_CANDIDATES,
-             {**session, "exclude_seen": np.array([False]), "candidates": cast([first])}),
-            (SIGNATURE_STEP_CANDIDATES, {**step, "candidates": cast([first])})]
+             {**session, EXCLUDE_SEEN: np.array([False]), CANDIDATES: cast([first])}),
+            (SIGNATURE_STEP_CANDIDATES, {**step, CANDIDATES: cast([first])})]
 
 
 def write_warmup_file(path: str, requests) -> None:
@@ -355,18 +350,6 @@ def _prepare_target(export_dir: str, overwrite: bool) -> None:
         raise ValueError(f"export_dir {export_dir} is not empty; pass overwrite=True (or a new version directory)")
     if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
         raise ValueError(f"export_dir {export_dir} is not empty and holds no saved_model.pb; refusing to replace it")
-
-
-def _move_into_place(new_dir: str, target: str) -> None:
-    """Renames ``new_dir`` to ``target``; an existing ``target`` is moved aside first and removed afterwards."""
-    if not os.path.exists(target):
-        os.rename(new_dir, target)
-        return
-    old = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=os.path.dirname(target))
-    os.rmdir(old)
-    os.rename(target, old)
-    os.rename(new_dir, target)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def export_saved_model(model, vocab, export_dir: str, *, max_k: int = 100, write_warmup: bool = True,
@@ -401,7 +384,7 @@ def export_saved_model(model, vocab, export_dir: str, *, max_k: int = 100, write
             json.dump(module.info(), f, indent=2)
         if write_warmup:
             write_warmup_file(os.path.join(extra, WARMUP_FILE), warmup_requests(module, vocab))
-        _move_into_place(saved, export_dir)
+        fileio.replace_dir(saved, export_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return export_dir

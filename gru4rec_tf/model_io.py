@@ -12,12 +12,11 @@ a half-written model and never destroys the model that was there before.
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 
-from gru4rec_tf import data as data_lib
+from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf import fileio
 from gru4rec_tf import model as model_lib
 from gru4rec_tf import params as params_lib
 
@@ -33,45 +32,22 @@ class SavedGRU4Rec:
       >>> scores, states = saved.model((saved.vocab.lookup([100042]), saved.model.initial_states(1)))
     """
     model: model_lib.GRU4Rec
-    vocab: data_lib.ItemVocabulary
+    vocab: ItemVocabulary
     params: params_lib.GRU4RecParams
 
 
-def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: data_lib.ItemVocabulary, seed: int = 42) -> None:
+def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: ItemVocabulary, seed: int = 42) -> None:
     """Writes ``model`` and ``vocab`` to ``model_dir`` atomically (replacing an existing model directory)."""
     if len(vocab) != model.n_items:
         raise ValueError(f"vocabulary has {len(vocab)} items but the model has {model.n_items}")
-    model_dir = os.path.abspath(model_dir)
-    parent = os.path.dirname(model_dir)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=os.path.basename(model_dir) + ".tmp-", dir=parent)
-    try:
+    if os.path.exists(model_dir) and not os.path.isfile(os.path.join(model_dir, "config.json")):
+        raise ValueError(f"{model_dir} exists and is not a gru4rec_tf model directory; refusing to replace it")
+    with fileio.atomic_dir(model_dir) as staging:
         config = {"format": FORMAT, "n_items": model.n_items, "seed": seed, "params": model.hparams.to_dict()}
         with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2)
         vocab.save(os.path.join(staging, "vocab.tsv"))
         tf.train.Checkpoint(model=model).write(os.path.join(staging, "weights", "ckpt"))
-        _replace_dir(staging, model_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-
-
-def _replace_dir(new_dir: str, target: str) -> None:
-    if not os.path.exists(target):
-        os.rename(new_dir, target)
-        return
-    if not os.path.isfile(os.path.join(target, "config.json")):
-        raise ValueError(f"{target} exists and is not a gru4rec_tf model directory; refusing to replace it")
-    old = target + ".old"
-    shutil.rmtree(old, ignore_errors=True)
-    os.rename(target, old)
-    try:
-        os.rename(new_dir, target)
-    except BaseException:
-        os.rename(old, target)  # put the previous model back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_model(model_dir: str) -> SavedGRU4Rec:
@@ -95,7 +71,7 @@ def load_model(model_dir: str) -> SavedGRU4Rec:
     except ValueError as err:
         raise ValueError(f"{config_path}: {err}") from None
     vocab_path = os.path.join(model_dir, "vocab.tsv")
-    vocab = data_lib.ItemVocabulary.load(vocab_path)
+    vocab = ItemVocabulary.load(vocab_path)
     if len(vocab) != config["n_items"]:
         raise ValueError(f"{vocab_path}: has {len(vocab)} items but {config_path} says n_items={config['n_items']}")
     model = model_lib.GRU4Rec(config["n_items"], params, seed=config.get("seed", 42))

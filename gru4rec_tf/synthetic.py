@@ -23,7 +23,8 @@ from typing import Dict, Tuple, Union
 import numpy as np
 import pandas as pd
 
-from .data import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY, atomic_write_path
+from gru4rec_tf.event_schema import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
+from gru4rec_tf.fileio import atomic_write_path
 
 __all__ = ["generate_sessions", "train_test_split_by_time", "write_dataset", "DAY_SECONDS"]
 

@@ -25,7 +25,8 @@ import pandas as pd
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
-from gru4rec_tf.data import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY, DataError, ItemVocabulary
+from gru4rec_tf.event_schema import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY, DataError
+from gru4rec_tf.vocabulary import ItemVocabulary
 
 __all__ = ["FEATURE_SPEC", "session_files", "session_dataset", "read_session_tensors", "load_vocabulary",
            "is_session_tensor_path"]

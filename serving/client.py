@@ -1,6 +1,6 @@
 """Python client for a GRU4Rec SavedModel served over gRPC (TF Serving, or the development server).
 
-It speaks the signatures of :mod:`gru4rec_tf.export` through tensorflow-serving-api's ``PredictionService``: every
+It speaks the signatures of :mod:`gru4rec_tf.signatures` (exported by :mod:`gru4rec_tf.export`) through tensorflow-serving-api's ``PredictionService``: every
 call has a deadline, UNAVAILABLE is retried a bounded number of times with exponential backoff and jitter, and
 :class:`SessionRecommender` carries a session's hidden state between calls through the ``step`` signature, so each
 new event costs O(1) on the server whatever the session length.
@@ -26,7 +26,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from gru4rec_tf import export
+from gru4rec_tf import signatures
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 
@@ -69,7 +69,7 @@ class ModelInfo:
 
     @property
     def pad_id(self):
-        return export.PAD_ID[self.id_dtype]
+        return signatures.pad_id(self.id_dtype.name)
 
 
 class GRU4RecClient:
@@ -151,15 +151,15 @@ class GRU4RecClient:
             response = self._call(self._stub.GetModelMetadata, request)
             signature_map = get_model_metadata_pb2.SignatureDefMap()
             response.metadata["signature_def"].Unpack(signature_map)
-            signatures = signature_map.signature_def
-            if export.SIGNATURE_STEP not in signatures:
-                raise PredictionError(f"{self.target}: model {self.model_name!r} has no {export.SIGNATURE_STEP!r} "
-                                      f"signature; is it a gru4rec_tf export? Signatures: {sorted(signatures)}")
-            step = signatures[export.SIGNATURE_STEP].inputs
+            served = signature_map.signature_def
+            if signatures.SIGNATURE_STEP not in served:
+                raise PredictionError(f"{self.target}: model {self.model_name!r} has no {signatures.SIGNATURE_STEP!r} "
+                                      f"signature; is it a gru4rec_tf export? Signatures: {sorted(served)}")
+            step = served[signatures.SIGNATURE_STEP].inputs
             self._info = ModelInfo(version=response.model_spec.version.value,
-                                   id_dtype=tf.dtypes.as_dtype(step["items"].dtype),
-                                   state_size=step["state"].tensor_shape.dim[1].size,
-                                   signatures=tuple(sorted(signatures)))
+                                   id_dtype=tf.dtypes.as_dtype(step[signatures.ITEMS].dtype),
+                                   state_size=step[signatures.STATE].tensor_shape.dim[1].size,
+                                   signatures=tuple(sorted(served)))
         return self._info
 
     # ---- conversions ---------------------------------------------------------------------------------------------
@@ -183,12 +183,12 @@ class GRU4RecClient:
 
     def _results(self, out: dict) -> List[Recommendation]:
         recs = []
-        for row in range(len(out["num_results"])):
-            n = int(out["num_results"][row])
-            ids = out["item_ids"][row, :n]
+        for row in range(len(out[signatures.NUM_RESULTS])):
+            n = int(out[signatures.NUM_RESULTS][row])
+            ids = out[signatures.ITEM_IDS][row, :n]
             ids = [i.decode() for i in ids] if ids.dtype == object else [int(i) for i in ids]
-            recs.append(Recommendation(ids, [float(s) for s in out["scores"][row, :n]],
-                                       int(out["num_unknown"][row]), out["state"][row]))
+            recs.append(Recommendation(ids, [float(s) for s in out[signatures.SCORES][row, :n]],
+                                       int(out[signatures.NUM_UNKNOWN][row]), out[signatures.STATE][row]))
         return recs
 
     @staticmethod
@@ -212,11 +212,11 @@ class GRU4RecClient:
                         candidates: Optional[Sequence[Sequence]] = None) -> tuple:
         """``(signature, numpy inputs)`` of :meth:`recommend` (to send with :meth:`predict`)."""
         self._check_k(k)
-        inputs = {"items": self._ids(sessions, "sessions"),
-                  "lengths": np.array([len(s) for s in sessions], np.int32),
-                  "k": np.full(len(sessions), k, np.int32),
-                  "exclude_seen": np.full(len(sessions), bool(exclude_seen))}
-        return self._with_candidates(export.SIGNATURE_SESSION, export.SIGNATURE_SESSION_CANDIDATES, inputs,
+        inputs = {signatures.ITEMS: self._ids(sessions, "sessions"),
+                  signatures.LENGTHS: np.array([len(s) for s in sessions], np.int32),
+                  signatures.K: np.full(len(sessions), k, np.int32),
+                  signatures.EXCLUDE_SEEN: np.full(len(sessions), bool(exclude_seen))}
+        return self._with_candidates(signatures.SIGNATURE_SESSION, signatures.SIGNATURE_SESSION_CANDIDATES, inputs,
                                      candidates, len(sessions))
 
     def step_request(self, items: Sequence, states: np.ndarray, k: int = 20,
@@ -229,12 +229,12 @@ class GRU4RecClient:
             raise ValueError(f"states must have shape ({len(items)}, {self.info().state_size}), got {states.shape}")
         if exclude is not None and len(exclude) != len(items):
             raise ValueError(f"exclude must have one list per session ({len(items)}), got {len(exclude)}")
-        inputs = {"items": self._ids([items], "items")[0],
-                  "state": states,
-                  "k": np.full(len(items), k, np.int32),
-                  "exclude": self._ids(exclude if exclude is not None else [[]] * len(items), "exclude",
+        inputs = {signatures.ITEMS: self._ids([items], "items")[0],
+                  signatures.STATE: states,
+                  signatures.K: np.full(len(items), k, np.int32),
+                  signatures.EXCLUDE: self._ids(exclude if exclude is not None else [[]] * len(items), "exclude",
                                        lead_pad=True)}
-        return self._with_candidates(export.SIGNATURE_STEP, export.SIGNATURE_STEP_CANDIDATES, inputs, candidates,
+        return self._with_candidates(signatures.SIGNATURE_STEP, signatures.SIGNATURE_STEP_CANDIDATES, inputs, candidates,
                                      len(items))
 
     def _with_candidates(self, plain: str, restricted: str, inputs: dict, candidates, batch: int) -> tuple:
@@ -242,7 +242,7 @@ class GRU4RecClient:
             return plain, inputs
         if len(candidates) != batch:
             raise ValueError(f"candidates must have one list per session ({batch}), got {len(candidates)}")
-        return restricted, {**inputs, "candidates": self._ids(candidates, "candidates", lead_pad=True)}
+        return restricted, {**inputs, signatures.CANDIDATES: self._ids(candidates, "candidates", lead_pad=True)}
 
     def new_state(self, batch: int = 1) -> np.ndarray:
         """The state of new sessions (zeros)."""

@@ -31,7 +31,9 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-DEFAULT_SIGNATURE = "serving_default"
+from gru4rec_tf import signatures
+
+DEFAULT_SIGNATURE = signatures.SIGNATURE_SESSION
 _OP_ERROR_CODES = {  # tf.errors codes are the canonical gRPC codes
     code.value[0]: code for code in grpc.StatusCode
 }

@@ -7,7 +7,8 @@ import pytest
 import tensorflow as tf
 
 from gru4rec_tf import batching
-from gru4rec_tf.data import ItemVocabulary, SessionData
+from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.sessions import SessionData
 from gru4rec_tf.evaluation import EVAL_MODES, Evaluator, metrics_from_ranks, rank_of_targets
 from gru4rec_tf.model import GRU4Rec
 from gru4rec_tf.params import GRU4RecParams

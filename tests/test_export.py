@@ -11,8 +11,9 @@ import pytest
 import gru4rec_tf  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from gru4rec_tf import data as data_lib
+from gru4rec_tf.vocabulary import ItemVocabulary
 from gru4rec_tf import export
+from gru4rec_tf import signatures
 from gru4rec_tf import model as model_lib
 from gru4rec_tf import params as params_lib
 
@@ -31,7 +32,7 @@ def make_model(params: str, n_items: int = N_ITEMS, seed: int = 3):
 @pytest.fixture(scope="module")
 def int_export(tmp_path_factory):
     model = make_model("layers=16/12,n_sample=0,constrained_embedding=True")
-    vocab = data_lib.ItemVocabulary(INT_IDS)
+    vocab = ItemVocabulary(INT_IDS)
     path = export.export_saved_model(model, vocab, str(tmp_path_factory.mktemp("int") / "1"), max_k=100)
     return model, vocab, path, tf.saved_model.load(path)
 
@@ -39,7 +40,7 @@ def int_export(tmp_path_factory):
 @pytest.fixture(scope="module")
 def str_export(tmp_path_factory):
     model = make_model("layers=10,embedding=6,n_sample=0,constrained_embedding=False", n_items=30)
-    vocab = data_lib.ItemVocabulary(np.array([f"item {i}\t#" for i in range(30)], dtype=object))
+    vocab = ItemVocabulary(np.array([f"item {i}\t#" for i in range(30)], dtype=object))
     path = export.export_saved_model(model, vocab, str(tmp_path_factory.mktemp("str") / "7"), max_k=8)
     return model, vocab, path, tf.saved_model.load(path)
 
@@ -165,7 +166,7 @@ def test_defined_results_for_degenerate_requests(int_export):
     np.testing.assert_array_equal(out["num_results"], [0, 0, 0, 0, N_ITEMS])  # k clipped to the catalogue
     np.testing.assert_array_equal(out["num_unknown"], [0, 2, 0, 0, 1])
     assert out["item_ids"].shape == (5, N_ITEMS)
-    assert (out["item_ids"].numpy()[:4] == -1).all() and (out["scores"].numpy()[:4] == export.PAD_SCORE).all()
+    assert (out["item_ids"].numpy()[:4] == -1).all() and (out["scores"].numpy()[:4] == signatures.PAD_SCORE).all()
     zero = np.zeros([2, 28], np.float32)
     step = loaded.signatures["step"](**step_inputs([UNKNOWN, vocab.item_ids[1]], zero, k=3))
     np.testing.assert_array_equal(step["num_results"], [0, 3])
@@ -176,7 +177,7 @@ def test_defined_results_for_degenerate_requests(int_export):
 
 def test_one_hot_input_mode_and_relu(tmp_path):
     model = make_model("layers=9/7,embedding=0,constrained_embedding=False,hidden_act=relu,n_sample=0", n_items=25)
-    vocab = data_lib.ItemVocabulary(np.arange(25) * 2)
+    vocab = ItemVocabulary(np.arange(25) * 2)
     loaded = tf.saved_model.load(export.export_saved_model(model, vocab, str(tmp_path / "1"), write_warmup=False))
     sessions = [[0, 4, 3, 48], [10]]  # 3 is unknown
     out = loaded.signatures["serving_default"](**session_inputs(sessions, k=6))
@@ -255,7 +256,7 @@ def test_no_pinned_devices(int_export, str_export):
             saved.ParseFromString(f.read())
         for meta_graph in saved.meta_graphs:
             assert _serving_device_strings(meta_graph) == []
-        assert set(saved.meta_graphs[0].signature_def) >= set(export.SIGNATURES)
+        assert set(saved.meta_graphs[0].signature_def) >= set(signatures.SIGNATURES)
 
 
 # Ops of the serving graph, all available in TF Serving releases long before the exporting TensorFlow 2.21. A new op
@@ -293,23 +294,23 @@ def test_uses_only_long_standing_ops(int_export, str_export):
 def test_warmup_requests_run(int_export, str_export):
     from tensorflow_serving.apis import prediction_log_pb2  # pylint: disable=g-import-not-at-top
     for _, _, path, loaded in (int_export, str_export):
-        records = list(tf.data.TFRecordDataset(os.path.join(path, "assets.extra", export.WARMUP_FILE)))
-        signatures = []
+        records = list(tf.data.TFRecordDataset(os.path.join(path, "assets.extra", signatures.WARMUP_FILE)))
+        replayed = []
         for record in records:
             log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
             request = log.predict_log.request
             inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
             out = loaded.signatures[request.model_spec.signature_name](**inputs)
             assert out["num_results"].numpy()[0] > 0
-            signatures.append(request.model_spec.signature_name)
-        assert sorted(signatures) == sorted(export.SIGNATURES)
+            replayed.append(request.model_spec.signature_name)
+        assert sorted(replayed) == sorted(signatures.SIGNATURES)
 
 
 def test_export_info_and_asset(int_export):
     _, vocab, path, _ = int_export
     info = export.read_export_info(path)
     assert info["n_items"] == N_ITEMS and info["state_size"] == 28 and info["id_dtype"] == "int64"
-    with open(os.path.join(path, "assets", export.VOCAB_ASSET), encoding="utf-8") as f:
+    with open(os.path.join(path, "assets", signatures.VOCAB_ASSET), encoding="utf-8") as f:
         assert f.read().split() == [str(i) for i in vocab.item_ids]
 
 
@@ -330,7 +331,7 @@ def test_refuses_non_empty_dir_and_bad_arguments(int_export, tmp_path):
     with pytest.raises(ValueError, match="holds no saved_model.pb"):
         export.export_saved_model(model, vocab, str(tmp_path / "data"), overwrite=True)
     assert (tmp_path / "data" / "precious.txt").exists()
-    small, small_vocab = make_model("layers=4,n_sample=0", n_items=6), data_lib.ItemVocabulary(np.arange(6))
+    small, small_vocab = make_model("layers=4,n_sample=0", n_items=6), ItemVocabulary(np.arange(6))
     target = str(tmp_path / "models" / "1")
     export.export_saved_model(small, small_vocab, target, max_k=3, write_warmup=False)
     export.export_saved_model(small, small_vocab, target, max_k=2, write_warmup=False, overwrite=True)
@@ -339,7 +340,7 @@ def test_refuses_non_empty_dir_and_bad_arguments(int_export, tmp_path):
     with pytest.raises(ValueError, match="max_k"):
         export.export_saved_model(model, vocab, str(tmp_path / "1"), max_k=0)
     with pytest.raises(ValueError, match="vocabulary has"):
-        export.export_saved_model(model, data_lib.ItemVocabulary(INT_IDS[:5]), str(tmp_path / "2"))
+        export.export_saved_model(model, ItemVocabulary(INT_IDS[:5]), str(tmp_path / "2"))
     assert not os.path.exists(tmp_path / "1") and not os.path.exists(tmp_path / "2")
 
 
@@ -349,7 +350,7 @@ def test_export_command(tmp_path):
     with pytest.raises(ValueError, match="numeric version"):
         export_cmd.check_version_dir(str(tmp_path / "models" / "latest"))
     model = make_model("layers=8,n_sample=0", n_items=20)
-    model_io.save_model(str(tmp_path / "model"), model, data_lib.ItemVocabulary(np.arange(20)))
+    model_io.save_model(str(tmp_path / "model"), model, ItemVocabulary(np.arange(20)))
     out = tmp_path / "models" / "gru4rec" / "3"
     result = subprocess.run([sys.executable, "-m", "gru4rec_tf", "export", "--model", str(tmp_path / "model"),
                              "--output", str(out), "--max_k", "5"], capture_output=True, text=True)

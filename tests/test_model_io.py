@@ -10,7 +10,7 @@ import pytest
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
-from gru4rec_tf import data as data_lib  # pylint: disable=g-import-not-at-top
+from gru4rec_tf.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
 from gru4rec_tf import model as model_lib
 from gru4rec_tf import model_io
 from gru4rec_tf import params as params_lib
@@ -31,7 +31,7 @@ def _vocab(n_items=N_ITEMS, str_ids=False):
     ids = [f"item-{i}" for i in items] if str_ids else items
     events = pd.DataFrame({"SessionId": np.arange(len(ids)) // 3, "ItemId": ids,
                            "Time": np.arange(len(ids), dtype=float)})
-    return data_lib.ItemVocabulary.from_events(events)
+    return ItemVocabulary.from_events(events)
 
 
 def _model(params_text, seed=3, n_items=N_ITEMS):

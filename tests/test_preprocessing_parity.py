@@ -11,7 +11,9 @@ import pytest
 
 import preprocessing_testlib as lib
 from gru4rec_tf import tfrecord_io
-from gru4rec_tf.data import ItemVocabulary, SessionData, load_events
+from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.sessions import SessionData
+from gru4rec_tf.events import load_events
 from gru4rec_tf.preprocessing import PreprocessOptions, build_and_run
 from gru4rec_tf.preprocessing.pandas_reference import preprocess_pandas, read_click_log_pandas
 

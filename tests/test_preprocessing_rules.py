@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gru4rec_tf.data import DataError, ItemVocabulary
+from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.vocabulary import ItemVocabulary
 from gru4rec_tf.preprocessing import PreprocessOptions
 from gru4rec_tf.preprocessing import sessions as sess
 from gru4rec_tf.preprocessing.example_codec import encode_session_example

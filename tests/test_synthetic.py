@@ -3,7 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gru4rec_tf.data import ItemVocabulary, SessionData, load_events
+from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.sessions import SessionData
+from gru4rec_tf.events import load_events
 from gru4rec_tf.synthetic import DAY_SECONDS, generate_sessions, train_test_split_by_time, write_dataset
 
 N_ITEMS, N_SESSIONS = 300, 3000

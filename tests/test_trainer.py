@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 from gru4rec_tf import batching
-from gru4rec_tf import data
+from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.sessions import SessionData
 from gru4rec_tf import evaluation
 from gru4rec_tf import model as model_lib
 from gru4rec_tf import synthetic
@@ -104,8 +105,8 @@ def test_inactive_rows_touch_no_parameter_rows():
 def test_training_learns_synthetic_sequences():
     events = synthetic.generate_sessions(n_items=200, n_sessions=3000, seed=1)
     train, test = synthetic.train_test_split_by_time(events, test_days=1.0)
-    vocab = data.ItemVocabulary.from_events(train)
-    train_data, test_data = data.SessionData.from_events(train, vocab), data.SessionData.from_events(test, vocab)
+    vocab = ItemVocabulary.from_events(train)
+    train_data, test_data = SessionData.from_events(train, vocab), SessionData.from_events(test, vocab)
     params = GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5,layers=32,batch_size=32,n_sample=64")
     model = model_lib.GRU4Rec(len(vocab), params)
     history = trainer_lib.Trainer(model, vocab.support, params).fit(train_data, n_epochs=3)

@@ -91,7 +91,7 @@ def main(argv) -> None:
         _fail(f"usage: gru4rec pipeline {{{'|'.join(SUBCOMMANDS)}}} [flags]  (got {argv[1:]!r})")
     if len(argv) > 2:
         _fail(f"unexpected arguments {argv[2:]!r}")
-    from gru4rec_tf.data import DataError  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.event_schema import DataError  # pylint: disable=g-import-not-at-top
     try:
         if argv[1] == "run":
             ok = run_command()
@@ -139,7 +139,7 @@ def resolve_data(paths, layout) -> tuple:
     Several values: their files are linked into one directory under the work directory (inputs/<hash>/), so
     the ingestion reads them as one log (they must share the header).
     """
-    from gru4rec_tf.data import DataError  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.event_schema import DataError  # pylint: disable=g-import-not-at-top
     if len(paths) == 1 and "://" in paths[0]:
         path = paths[0].rstrip("/")
         return (os.path.dirname(path), os.path.basename(path)) if os.path.splitext(path)[1] else (path, "*")
@@ -174,13 +174,14 @@ def _link_files(files, directory: str) -> str:
 
 def ensure_synthetic_data(layout, n_sessions: int, n_items: int) -> str:
     """Writes the built-in synthetic click log once (unchanged files keep the ingestion cache valid)."""
-    from gru4rec_tf import data as data_lib, synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.fileio import atomic_write_path
     directory = os.path.join(layout.synthetic_dir(), f"s{n_sessions}-i{n_items}")
     path = os.path.join(directory, SYNTHETIC_FILE)
     if not os.path.exists(path):
         os.makedirs(directory, exist_ok=True)
         events = synthetic.generate_sessions(n_items=n_items, n_sessions=n_sessions, seed=0)
-        with data_lib.atomic_write_path(path) as tmp:
+        with atomic_write_path(path) as tmp:
             events.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
         logging.info("wrote the synthetic click log %s (%d events, %d sessions, %d items, 10 days)", path,
                      len(events), n_sessions, n_items)

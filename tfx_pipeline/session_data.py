@@ -13,7 +13,9 @@ Example::
 import os
 from typing import Sequence
 
-from gru4rec_tf import data as data_lib
+from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.sessions import SessionData
 from tfx_pipeline import remote_paths
 
 VOCAB_FILE = "vocab.tsv"
@@ -33,10 +35,10 @@ def split_dir(tensors_uri: str, split: str) -> str:
     return os.path.join(tensors_uri, f"Split-{split}")
 
 
-def load_vocabulary(tensors_uri: str) -> data_lib.ItemVocabulary:
+def load_vocabulary(tensors_uri: str) -> ItemVocabulary:
     """The training split's item vocabulary of a SessionTensors artifact."""
     with remote_paths.local_file(os.path.join(tensors_uri, VOCAB_FILE)) as path:
-        return data_lib.ItemVocabulary.load(path)
+        return ItemVocabulary.load(path)
 
 
 def read_events(tensors_uri: str, split: str):
@@ -45,9 +47,9 @@ def read_events(tensors_uri: str, split: str):
     return tfrecord_io.read_session_tensors(split_dir(tensors_uri, split))
 
 
-def load_split(tensors_uri: str, split: str, vocab: data_lib.ItemVocabulary) -> data_lib.SessionData:
+def load_split(tensors_uri: str, split: str, vocab: ItemVocabulary) -> SessionData:
     """The split as :class:`gru4rec_tf.data.SessionData` over ``vocab`` (unknown items dropped, spec §7)."""
     events = read_events(tensors_uri, split)
     if len(events) == 0:
-        raise data_lib.DataError(f"{split_dir(tensors_uri, split)}: the {split} split has no events")
-    return data_lib.SessionData.from_events(events, vocab)
+        raise DataError(f"{split_dir(tensors_uri, split)}: the {split} split has no events")
+    return SessionData.from_events(events, vocab)

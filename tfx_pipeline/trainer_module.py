@@ -20,7 +20,6 @@ and ``training.json`` (history, parameters, data sizes) into the ``ModelRun`` ar
 """
 import json
 import os
-import time
 from typing import Callable
 
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
@@ -47,22 +46,15 @@ def _write(target: str, writer: Callable[[str], object]) -> None:
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (``fn_args``: :class:`tfx.components.FnArgs`)."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf import export, model as model_lib, model_io, trainer  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import export, model_io, training  # pylint: disable=g-import-not-at-top
 
     options = TrainingOptions.from_custom_config(fn_args.custom_config)
     params = options.gru4rec_params()
     tensors_uri = session_data.tensors_uri_from_file_patterns(fn_args.train_files)
     vocab = session_data.load_vocabulary(tensors_uri)
     train = session_data.load_split(tensors_uri, "train", vocab)
-    logging.info("Trainer: %d events, %d sessions, %d items; params %s", train.n_events, train.n_sessions,
-                 len(vocab), params.to_string())
-    tf.random.set_seed(options.seed)
-    model = model_lib.GRU4Rec(len(vocab), params, seed=options.seed)
-    gru_trainer = trainer.Trainer(model, vocab.support, params, seed=options.seed,
-                                  steps_per_call=options.steps_per_call)
-    started = time.perf_counter()
-    history = gru_trainer.fit(train)
-    train_seconds = time.perf_counter() - started
+    trained = training.train(train, vocab, params, seed=options.seed, steps_per_call=options.steps_per_call)
+    model, history = trained.model, trained.history
 
     model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
     _write(library_model_dir(model_uri), lambda d: model_io.save_model(d, model, vocab, seed=options.seed))
@@ -70,11 +62,11 @@ def run_fn(fn_args) -> None:
            lambda d: export.export_saved_model(model, vocab, d, max_k=options.max_k, overwrite=True))
     summary = {
         "params": params.to_dict(), "seed": options.seed, "n_items": len(vocab),
-        "train_events": train.n_events, "train_sessions": train.n_sessions, "train_seconds": train_seconds,
+        "train_events": train.n_events, "train_sessions": train.n_sessions, "train_seconds": trained.train_seconds,
         "epochs": [{"epoch": h.epoch, "loss": h.loss, "events": h.events, "seconds": h.seconds} for h in history],
     }
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_FILE), "w") as handle:
         handle.write(json.dumps(summary, indent=2))
     logging.info("Trainer: %d epoch(s) in %.1f s, final loss %.4f; serving model in %s", len(history),
-                 train_seconds, history[-1].loss if history else float("nan"), fn_args.serving_model_dir)
+                 trained.train_seconds, history[-1].loss if history else float("nan"), fn_args.serving_model_dir)

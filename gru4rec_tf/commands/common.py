@@ -5,13 +5,13 @@ import os
 from absl import flags
 from absl import logging
 
-from gru4rec_tf import data as data_lib
+from gru4rec_tf import event_schema, events, fileio
 
 
 def define_data_flags() -> None:
-    flags.DEFINE_string("session_key", data_lib.DEFAULT_SESSION_KEY, "Session ID column of the event logs.")
-    flags.DEFINE_string("item_key", data_lib.DEFAULT_ITEM_KEY, "Item ID column of the event logs.")
-    flags.DEFINE_string("time_key", data_lib.DEFAULT_TIME_KEY, "Timestamp column of the event logs.")
+    flags.DEFINE_string("session_key", event_schema.DEFAULT_SESSION_KEY, "Session ID column of the event logs.")
+    flags.DEFINE_string("item_key", event_schema.DEFAULT_ITEM_KEY, "Item ID column of the event logs.")
+    flags.DEFINE_string("time_key", event_schema.DEFAULT_TIME_KEY, "Timestamp column of the event logs.")
 
 
 def define_eval_flags() -> None:
@@ -25,7 +25,7 @@ def define_eval_flags() -> None:
 def load_events(path: str):
     """Reads an event log with the column flags; bad input raises DataError naming the file."""
     f = flags.FLAGS
-    return data_lib.load_events(path, session_key=f.session_key, item_key=f.item_key, time_key=f.time_key)
+    return events.load_events(path, session_key=f.session_key, item_key=f.item_key, time_key=f.time_key)
 
 
 def parse_cutoffs(values) -> tuple:
@@ -58,7 +58,7 @@ def write_json(path: str, payload: dict) -> None:
     """Writes ``payload`` to ``path`` atomically."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    with data_lib.atomic_write_path(path) as tmp:
+    with fileio.atomic_write_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     logging.info("wrote %s", path)
 

@@ -25,7 +25,7 @@ def main(argv) -> None:
 
 
 def run() -> dict:
-    from gru4rec_tf import data  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.sessions import SessionData  # pylint: disable=g-import-not-at-top
 
     # Checks that need no TensorFlow first: bad input fails fast.
     cutoffs = common.parse_cutoffs(FLAGS.cutoffs)
@@ -35,7 +35,7 @@ def run() -> dict:
 
     from gru4rec_tf import evaluation, model_io  # pylint: disable=g-import-not-at-top
     saved = model_io.load_model(FLAGS.model)
-    test_data = data.SessionData.from_events(test_events, saved.vocab)
+    test_data = SessionData.from_events(test_events, saved.vocab)
     logging.info("test: %d events in %d sessions (%d events with unknown items dropped)", test_data.n_events,
                  test_data.n_sessions, test_data.n_dropped_unknown)
     start = time.perf_counter()

@@ -35,13 +35,13 @@ def main(argv) -> None:
 
 
 def run() -> str:
-    from gru4rec_tf import export, model_io  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import export, model_io, signatures  # pylint: disable=g-import-not-at-top
 
     check_version_dir(FLAGS.output)
     saved = model_io.load_model(FLAGS.model)
     path = export.export_saved_model(saved.model, saved.vocab, FLAGS.output, max_k=FLAGS.max_k,
                                      write_warmup=FLAGS.warmup, overwrite=FLAGS.overwrite)
     logging.info("exported %d items (%s IDs) to %s; signatures: %s", len(saved.vocab),
-                 export.id_dtype(saved.vocab).name, path, ", ".join(export.SIGNATURES))
+                 export.id_dtype(saved.vocab).name, path, ", ".join(signatures.SIGNATURES))
     print(path)
     return path

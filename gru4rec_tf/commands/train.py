@@ -50,7 +50,8 @@ def main(argv) -> None:
 
 
 def run() -> dict:
-    from gru4rec_tf import data  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.sessions import SessionData  # pylint: disable=g-import-not-at-top
 
     # Everything that can be checked without TensorFlow is checked first, so bad input fails in about a second and
     # before anything is written.
@@ -61,24 +62,14 @@ def run() -> dict:
     train_events = common.load_events(FLAGS.train)
     test_events = common.load_events(FLAGS.test) if FLAGS.test else None
 
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf import evaluation, model as model_lib, model_io, trainer  # pylint: disable=g-import-not-at-top
-    vocab = data.ItemVocabulary.from_events(train_events)
-    train_data = data.SessionData.from_events(train_events, vocab)
-    logging.info("train: %d events, %d sessions, %d items", train_data.n_events, train_data.n_sessions, len(vocab))
-    tf.random.set_seed(FLAGS.seed)
-    model = model_lib.GRU4Rec(len(vocab), params, seed=FLAGS.seed)
-    gru_trainer = trainer.Trainer(model, vocab.support, params, seed=FLAGS.seed, steps_per_call=FLAGS.steps_per_call)
-    history = gru_trainer.fit(train_data)
-    train_seconds = sum(h.seconds for h in history)
-    result = {
-        "epochs": params.n_epochs, "n_items": len(vocab), "params": params.to_dict(),
-        "train_events": train_data.n_transitions, "train_seconds": train_seconds,
-        "train_events_per_sec": sum(h.events for h in history) / train_seconds if train_seconds else 0.0,
-        "epoch_loss": [h.loss for h in history], "epoch_seconds": [h.seconds for h in history], "seed": FLAGS.seed,
-    }
+    from gru4rec_tf import evaluation, model_io, training  # pylint: disable=g-import-not-at-top
+    vocab = ItemVocabulary.from_events(train_events)
+    train_data = SessionData.from_events(train_events, vocab)
+    trained = training.train(train_data, vocab, params, seed=FLAGS.seed, steps_per_call=FLAGS.steps_per_call)
+    model = trained.model
+    result = trained.summary()
     if test_events is not None:
-        test_data = data.SessionData.from_events(test_events, vocab)
+        test_data = SessionData.from_events(test_events, vocab)
         logging.info("test: %d events in %d sessions (%d events with unknown items dropped)", test_data.n_events,
                      test_data.n_sessions, test_data.n_dropped_unknown)
         start = time.perf_counter()
@@ -92,7 +83,7 @@ def run() -> dict:
         logging.info("saved the model to %s", FLAGS.save_model)
     if FLAGS.metrics_json:
         common.write_json(FLAGS.metrics_json, result)
-    logging.info("done: %d epochs in %.1f s (%.0f events/s)%s", params.n_epochs, train_seconds,
+    logging.info("done: %d epochs in %.1f s (%.0f events/s)%s", len(trained.history), trained.train_seconds,
                  result["train_events_per_sec"],
                  f", Recall@{cutoffs[-1]} {result[f'recall@{cutoffs[-1]}']:.4f}" if test_events is not None else "")
     return result

@@ -19,7 +19,7 @@ from typing import List
 
 from apache_beam.io.filesystems import FileSystems
 
-from gru4rec_tf.data import DataError
+from gru4rec_tf.event_schema import DataError
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 from gru4rec_tf.preprocessing.records import split_line
 

@@ -26,7 +26,7 @@ from typing import Dict, List
 import numpy as np
 import pandas as pd
 
-from gru4rec_tf.data import DataError
+from gru4rec_tf.event_schema import DataError
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 
 __all__ = ["read_click_log_pandas", "preprocess_pandas", "RawLog"]

@@ -70,10 +70,11 @@ def property_name(metric: str) -> str:
 
 def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions) -> Dict[str, float]:
     """Loads the library model of a ``Model`` artifact and evaluates it on ``events`` (spec §7)."""
-    from gru4rec_tf import data, evaluation, model_io  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import evaluation, model_io  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.sessions import SessionData
     with remote_paths.local_dir(trainer_module.library_model_dir(model_uri)) as model_dir:
         saved = model_io.load_model(model_dir)
-    test = data.SessionData.from_events(events, saved.vocab)
+    test = SessionData.from_events(events, saved.vocab)
     logging.info("SessionEvaluator: %s: %d test events in %d sessions (%d events with unknown items dropped)",
                  model_uri, test.n_events, test.n_sessions, test.n_dropped_unknown)
     evaluator = evaluation.Evaluator(saved.model, options.eval_batch_size)
