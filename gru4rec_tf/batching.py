@@ -53,6 +53,10 @@ class BatchSchedule:
     def n_transitions(self) -> int:
         return int(self.valid.sum())
 
+    def n_chunks(self, max_steps: int) -> int:
+        """Number of chunks :meth:`chunks` yields."""
+        return -(-self.n_steps // max_steps)
+
     def chunks(self, max_steps: int):
         """Yields consecutive sub-schedules of at most ``max_steps`` steps (for compiled multi-step calls)."""
         for begin in range(0, self.n_steps, max_steps):

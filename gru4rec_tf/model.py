@@ -117,6 +117,13 @@ class GRU4Rec(tf_keras.Model):
         return {"shared": self.item_vectors, "separate": self.embedding,
                 "none": self.gru_layers[0].wx if self.gru_layers else None}[self.embedding_mode]
 
+    @property
+    def item_tables(self) -> list:
+        """The variables indexed by item (row ``i`` belongs to item ``i``): ``W_y``, the separate input table if
+        any (``E`` or layer 0's ``Wx``), and ``B_y``; the rest are dense."""
+        inputs = [] if self.embedding_mode == "shared" else [self.input_table]
+        return [self.item_vectors] + inputs + [self.item_bias]
+
     def initial_states(self, batch_size):
         """Zero hidden states, one ``[batch_size, h_l]`` tensor per layer."""
         return tuple(tf.zeros([batch_size, layer.units]) for layer in self.gru_layers)

@@ -3,8 +3,9 @@
 Layout of a model directory::
 
     config.json   {"format": "gru4rec_tf.model/1", "n_items": ..., "seed": ..., "params": {...}}
-    vocab.tsv     original item ID, index, support (see :class:`gru4rec_tf.data.ItemVocabulary`)
+    vocab.tsv     original item ID, index, support (see :class:`gru4rec_tf.vocabulary.ItemVocabulary`)
     weights/      a TensorFlow checkpoint of the :class:`~gru4rec_tf.model.GRU4Rec` variables
+    optimizer.npz (optional) the Adagrad accumulators and momentum velocities, for warm starts
 
 The directory is written next to its destination and renamed into place at the end, so a failed save never leaves
 a half-written model and never destroys the model that was there before.
@@ -12,7 +13,9 @@ a half-written model and never destroys the model that was there before.
 import dataclasses
 import json
 import os
+from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 
 from gru4rec_tf.vocabulary import ItemVocabulary
@@ -21,6 +24,7 @@ from gru4rec_tf import model as model_lib
 from gru4rec_tf import params as params_lib
 
 FORMAT = "gru4rec_tf.model/1"
+OPTIMIZER_FILE = "optimizer.npz"
 
 
 @dataclasses.dataclass
@@ -34,10 +38,17 @@ class SavedGRU4Rec:
     model: model_lib.GRU4Rec
     vocab: ItemVocabulary
     params: params_lib.GRU4RecParams
+    optimizer_state: Optional[dict] = None  # {"acc/i", "vel/i": array} by trainable-variable position, if saved
 
 
-def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: ItemVocabulary, seed: int = 42) -> None:
-    """Writes ``model`` and ``vocab`` to ``model_dir`` atomically (replacing an existing model directory)."""
+def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: ItemVocabulary, seed: int = 42,
+               optimizer_state: Optional[dict] = None) -> None:
+    """Writes ``model`` and ``vocab`` to ``model_dir`` atomically (replacing an existing model directory).
+
+    ``optimizer_state`` (the Adagrad accumulators and momentum velocities, as ``{"acc/i"|"vel/i": array}`` by
+    position in ``model.trainable_variables``) is written to ``optimizer.npz`` when given, so that a warm start
+    from this directory continues with the step sizes training had reached.
+    """
     if len(vocab) != model.n_items:
         raise ValueError(f"vocabulary has {len(vocab)} items but the model has {model.n_items}")
     if os.path.exists(model_dir) and not os.path.isfile(os.path.join(model_dir, "config.json")):
@@ -48,6 +59,8 @@ def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: ItemVocabulary, 
             json.dump(config, f, indent=2)
         vocab.save(os.path.join(staging, "vocab.tsv"))
         tf.train.Checkpoint(model=model).write(os.path.join(staging, "weights", "ckpt"))
+        if optimizer_state is not None:
+            np.savez(os.path.join(staging, OPTIMIZER_FILE), **optimizer_state)
 
 
 def load_model(model_dir: str) -> SavedGRU4Rec:
@@ -82,4 +95,15 @@ def load_model(model_dir: str) -> SavedGRU4Rec:
     except (tf.errors.OpError, AssertionError, ValueError) as err:
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ValueError(f"{weights}: cannot restore the model weights ({first_line})") from None
-    return SavedGRU4Rec(model=model, vocab=vocab, params=params)
+    return SavedGRU4Rec(model=model, vocab=vocab, params=params, optimizer_state=_load_optimizer_state(model_dir))
+
+
+def _load_optimizer_state(model_dir: str) -> Optional[dict]:
+    path = os.path.join(model_dir, OPTIMIZER_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            return {key: stored[key] for key in stored.files}
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the optimizer state ({err})") from None

@@ -39,6 +39,13 @@ class PopularitySampler(tf.Module):
         uniform = self._rng.uniform(tf.reshape(tf.reduce_prod(shape), [1]), dtype=tf.float64)
         return tf.reshape(tf.searchsorted(self._cdf, uniform, side="left", out_type=tf.int32), shape)
 
+    def rng_state(self) -> np.ndarray:
+        """The random generator's state (to resume the same stream with :meth:`set_rng_state`)."""
+        return self._rng.state.numpy()
+
+    def set_rng_state(self, state) -> None:
+        self._rng.reset(state)
+
     def log_q(self, targets: tf.Tensor, samples: tf.Tensor) -> tf.Tensor:
         """logQ of the output columns ``[targets, samples]``: log supp for targets, α·log supp for samples."""
         return tf.concat([self.item_log_q(targets)[0], self.item_log_q(samples)[1]], axis=0)

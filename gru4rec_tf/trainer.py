@@ -9,7 +9,9 @@ trains. :meth:`Trainer.run_steps_eagerly` is the plain one-step-at-a-time refere
 """
 import concurrent.futures
 import dataclasses
+import itertools
 import time
+from typing import List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -37,6 +39,35 @@ class EpochStats:
         return self.events / self.seconds if self.seconds > 0 else float("nan")
 
 
+@dataclasses.dataclass
+class EpochProgress:
+    """Where an epoch stands after ``next_chunk`` of its ``n_chunks`` chunks: enough to resume it exactly.
+
+    ``states`` are the hidden states of the batch slots, ``sampler_state`` and ``dropout_state`` the random
+    generators' states at that point (numpy arrays); ``loss_sum``, ``steps``, ``events`` and ``seconds`` count
+    the chunks done. ``last_chunk_losses`` holds the step losses of the latest chunk (not needed to resume).
+    """
+    epoch: int
+    next_chunk: int
+    n_chunks: int
+    states: List[np.ndarray]
+    sampler_state: np.ndarray
+    dropout_state: np.ndarray
+    loss_sum: float = 0.0
+    steps: int = 0
+    events: int = 0
+    seconds: float = 0.0
+    last_chunk_losses: Optional[np.ndarray] = None
+
+    @property
+    def done(self) -> bool:
+        return self.next_chunk >= self.n_chunks
+
+    @property
+    def mean_loss(self) -> float:
+        return self.loss_sum / max(self.steps, 1)
+
+
 class Trainer:
     """Trains a :class:`~gru4rec_tf.model.GRU4Rec` with the GRU4Rec recipe.
 
@@ -58,8 +89,7 @@ class Trainer:
         self.optimizer = optimizer_lib.AdagradMomentum(params.learning_rate, params.momentum)
         self.optimizer.build(model.trainable_variables)
         self.dropout_rng = tf.random.Generator.from_seed(seed + 1)
-        self._sparse_vars = ([model.item_vectors] if model.embedding_mode == "shared"
-                             else [model.item_vectors, model.input_table]) + [model.item_bias]
+        self._sparse_vars = model.item_tables
         sparse = {v.ref() for v in self._sparse_vars}
         self._dense_vars = [v for v in model.trainable_variables if v.ref() not in sparse]
         self._use_logq = params.loss in _XE_LOSSES and params.logq > 0
@@ -278,46 +308,71 @@ class Trainer:
                                       stop_below_two_rows=self.params.n_sample == 0)
 
     def _prepare(self, chunk):
-        """Samples and distinct rows of ``chunk`` (runs in the prefetch thread); None passes through."""
+        """Samples and distinct rows of ``chunk`` (runs in the prefetch thread); None passes through.
+
+        Also returns the sampler's state after drawing this chunk's samples: the state a run resumed after this
+        chunk must start from (the thread has usually drawn the next chunk's samples by then).
+        """
         if chunk is None:
             return None
         samples = self.sampler.sample(chunk.n_steps).numpy()
-        return chunk, samples, self.distinct_rows(chunk, samples)
+        return chunk, samples, self.distinct_rows(chunk, samples), self.sampler.rng_state()
 
-    def _prepared_chunks(self, schedule: batching.BatchSchedule):
-        """Yields ``(chunk, samples, rows)``; the next chunk is prepared in a background thread meanwhile.
+    def _prepared_chunks(self, schedule: batching.BatchSchedule, first_chunk: int = 0):
+        """Yields ``(chunk, samples, rows, sampler state)`` from chunk ``first_chunk`` on; the next chunk is
+        prepared in a background thread meanwhile.
 
         Chunks are prepared strictly in order, so the samples are the same stream as without the thread.
         """
-        chunks = iter(schedule.chunks(self.steps_per_call))
+        chunks = itertools.islice(schedule.chunks(self.steps_per_call), first_chunk, None)
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gru4rec-prefetch") as pool:
             upcoming = pool.submit(self._prepare, next(chunks, None))
             while (prepared := upcoming.result()) is not None:
                 upcoming = pool.submit(self._prepare, next(chunks, None))
                 yield prepared
 
-    def train_epoch(self, schedule: batching.BatchSchedule, epoch: int = 0, log_every_s: float = 10.0):
-        """Trains one epoch over ``schedule``; returns :class:`EpochStats`."""
-        states = self.model.initial_states(self.params.batch_size)
-        loss_sum, done_events, done_steps = 0.0, 0, 0
+    def start_epoch(self, schedule: batching.BatchSchedule, epoch: int) -> "EpochProgress":
+        """The progress of an epoch before its first chunk."""
+        return EpochProgress(epoch=epoch, next_chunk=0, n_chunks=schedule.n_chunks(self.steps_per_call),
+                             states=[s.numpy() for s in self.model.initial_states(self.params.batch_size)],
+                             sampler_state=self.sampler.rng_state(), dropout_state=self.dropout_rng.state.numpy())
+
+    def train_epoch(self, schedule: batching.BatchSchedule, epoch: int = 0, log_every_s: float = 10.0,
+                    progress: "EpochProgress" = None, after_chunk=None):
+        """Trains one epoch over ``schedule``; returns :class:`EpochStats`.
+
+        ``progress`` (default: the start of the epoch) resumes an interrupted epoch: the random generators, hidden
+        states and running loss are set from it and training continues with chunk ``progress.next_chunk``, so the
+        epoch ends exactly as an uninterrupted one. ``after_chunk(progress)`` is called after every chunk with the
+        new :class:`EpochProgress` (e.g. to write a checkpoint or a TensorBoard point).
+        """
+        progress = progress or self.start_epoch(schedule, epoch)
+        self.sampler.set_rng_state(progress.sampler_state)
+        self.dropout_rng.reset(progress.dropout_state)
+        states = tuple(tf.constant(s) for s in progress.states)
         start = last_log = time.perf_counter()
-        for chunk, samples, rows in self._prepared_chunks(schedule):
+        resumed_seconds, resumed_events = progress.seconds, progress.events
+        for chunk, samples, rows, sampler_state in self._prepared_chunks(schedule, progress.next_chunk):
             states, step_losses = self.run_steps(chunk, samples, states, rows)
-            loss_sum += float(np.sum(step_losses, dtype=np.float64))
-            done_steps += chunk.n_steps
-            done_events += chunk.n_transitions
             now = time.perf_counter()
-            if now - last_log >= log_every_s and done_steps < schedule.n_steps:
-                rate = done_events / (now - start)
-                eta = (schedule.n_transitions - done_events) / rate
-                logging.info("epoch %d: %d/%d steps, loss %.4f, %.0f events/s, ETA %.0f s", epoch + 1, done_steps,
-                             schedule.n_steps, loss_sum / done_steps, rate, eta)
+            progress = dataclasses.replace(
+                progress, next_chunk=progress.next_chunk + 1, states=[s.numpy() for s in states],
+                sampler_state=sampler_state, dropout_state=self.dropout_rng.state.numpy(),
+                loss_sum=progress.loss_sum + float(np.sum(step_losses, dtype=np.float64)),
+                steps=progress.steps + chunk.n_steps, events=progress.events + chunk.n_transitions,
+                seconds=resumed_seconds + now - start, last_chunk_losses=step_losses)
+            if after_chunk is not None:
+                after_chunk(progress)
+            if now - last_log >= log_every_s and progress.steps < schedule.n_steps:
+                rate = (progress.events - resumed_events) / (now - start)
+                eta = (schedule.n_transitions - progress.events) / rate
+                logging.info("epoch %d: %d/%d steps, loss %.4f, %.0f events/s, ETA %.0f s", epoch + 1,
+                             progress.steps, schedule.n_steps, progress.mean_loss, rate, eta)
                 last_log = now
-        seconds = time.perf_counter() - start
-        mean_loss = loss_sum / max(done_steps, 1)
-        if not np.isfinite(mean_loss):
-            raise FloatingPointError(f"epoch {epoch + 1}: the loss is {mean_loss}; lower learning_rate or check data")
-        return EpochStats(epoch=epoch, loss=mean_loss, events=done_events, seconds=seconds)
+        if not np.isfinite(progress.mean_loss):
+            raise FloatingPointError(f"epoch {epoch + 1}: the loss is {progress.mean_loss}; lower learning_rate or "
+                                     "check data")
+        return EpochStats(epoch=epoch, loss=progress.mean_loss, events=progress.events, seconds=progress.seconds)
 
     def fit(self, train_data, n_epochs: int = None, log_every_s: float = 10.0):
         """Trains ``n_epochs`` (default: ``params.n_epochs``) epochs; returns the list of :class:`EpochStats`."""
