@@ -39,6 +39,7 @@ class SavedGRU4Rec:
     vocab: ItemVocabulary
     params: params_lib.GRU4RecParams
     optimizer_state: Optional[dict] = None  # {"acc/i", "vel/i": array} by trainable-variable position, if saved
+    source: str = ""  # the directory it was loaded from
 
 
 def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: ItemVocabulary, seed: int = 42,
@@ -95,7 +96,8 @@ def load_model(model_dir: str) -> SavedGRU4Rec:
     except (tf.errors.OpError, AssertionError, ValueError) as err:
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ValueError(f"{weights}: cannot restore the model weights ({first_line})") from None
-    return SavedGRU4Rec(model=model, vocab=vocab, params=params, optimizer_state=_load_optimizer_state(model_dir))
+    return SavedGRU4Rec(model=model, vocab=vocab, params=params, optimizer_state=_load_optimizer_state(model_dir),
+                        source=model_dir)
 
 
 def _load_optimizer_state(model_dir: str) -> Optional[dict]:

@@ -142,7 +142,7 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
                                 jit_compile=jit_compile)
     report = None
     if warm_start is not None:
-        report = warm_start_lib.carry_over(warm_start, gru_trainer, vocab, source=getattr(warm_start, "source", ""))
+        report = warm_start_lib.carry_over(warm_start, gru_trainer, vocab, source=warm_start.source)
         logging.info("warm start: %d items carried over, %d new, %d dropped", report.carried_items,
                      report.new_items, report.dropped_items)
     store, state = _restore(checkpoint_dir, gru_trainer, params, seed, steps_per_call, train_data, vocab, report)

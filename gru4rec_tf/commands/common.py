@@ -47,11 +47,13 @@ def check_outputs(save_model: str = None, metrics_json: str = None) -> None:
         raise ValueError(f"--metrics_json {metrics_json} is a directory, not a file")
 
 
-def check_model_dir(path: str) -> None:
+def check_model_dir(path: str, flag: str = "--model") -> None:
     """Fails fast (before TensorFlow is imported) when ``path`` is not a model directory; load_model checks the rest."""
     config_path = os.path.join(path, "config.json")
     if not os.path.isfile(config_path):
-        raise ValueError(f"--model {path} is not a gru4rec_tf model directory: {config_path} does not exist")
+        raise ValueError(f"{flag} {path} is not a gru4rec_tf model directory: {config_path} does not exist")
+    if not os.access(config_path, os.R_OK):
+        raise ValueError(f"{flag} {path} is not readable")
 
 
 def write_json(path: str, payload: dict) -> None:

@@ -1,4 +1,10 @@
-"""``gru4rec train``: train on a session log, evaluate on a test log, save the model and the metrics."""
+"""``gru4rec train``: train on a session log, evaluate on a test log, save the model and the metrics.
+
+Also the continuous-training loop of one day: ``--valid`` (evaluation after every epoch, early stopping, best epoch
+kept), ``--checkpoint_dir`` (resume a killed run by running the same command again), ``--warm_start`` (continue a
+saved model on new data with a changed catalogue) and ``--tensorboard_dir``.
+"""
+import os
 import time
 
 from absl import flags
@@ -19,6 +25,21 @@ def define_flags() -> None:
     flags.DEFINE_string("save_model", None, "Directory to save the trained model to.")
     flags.DEFINE_integer("seed", 42, "Random seed (initialisation, sampling, dropout).")
     flags.DEFINE_integer("steps_per_call", 256, "Training steps per compiled TensorFlow call.")
+    flags.DEFINE_string("valid", None, "Validation event log, evaluated after every epoch (--eval_mode); the weights "
+                        "of the best epoch are kept, and --epochs becomes the maximum.")
+    flags.DEFINE_string("early_stopping_metric", "mrr@20", "Validation metric that picks the best epoch "
+                        "(recall@K or mrr@K).")
+    flags.DEFINE_integer("patience", None, "Stop after this many epochs without improvement on --valid "
+                         "(default: no early stop).")
+    flags.DEFINE_string("checkpoint_dir", None, "Write a checkpoint there after every epoch and every "
+                        "--checkpoint_every_s seconds; running the same command again resumes from it.")
+    flags.DEFINE_float("checkpoint_every_s", 600.0, "Seconds between checkpoints inside an epoch.")
+    flags.DEFINE_string("warm_start", None, "A saved model directory (--save_model) to start from: its GRU weights, "
+                        "item rows and optimizer state carry over; new items get fresh rows.")
+    flags.DEFINE_boolean("drop_items_unseen", False, "With --warm_start: drop the saved model's items that do not "
+                         "occur in --train (default: keep them recommendable).")
+    flags.DEFINE_string("tensorboard_dir", None, "Write TensorBoard scalars there (training loss, events/s, "
+                        "validation metrics).")
     common.define_data_flags()
     common.define_eval_flags()
 
@@ -49,23 +70,56 @@ def main(argv) -> None:
         common.fail(str(err))
 
 
+def check_flags() -> None:
+    """Flag combinations and paths that can be refused before anything is read or written."""
+    if FLAGS.patience is not None and not FLAGS.valid:
+        raise ValueError("--patience needs --valid (early stopping watches the validation metric)")
+    if FLAGS.patience is not None and FLAGS.patience < 1:
+        raise ValueError(f"--patience must be >= 1, got {FLAGS.patience}")
+    if FLAGS.checkpoint_every_s < 0:
+        raise ValueError(f"--checkpoint_every_s must be >= 0, got {FLAGS.checkpoint_every_s}")
+    if FLAGS.drop_items_unseen and not FLAGS.warm_start:
+        raise ValueError("--drop_items_unseen needs --warm_start")
+    if FLAGS.warm_start:
+        common.check_model_dir(FLAGS.warm_start, flag="--warm_start")
+    if FLAGS.checkpoint_dir and os.path.exists(FLAGS.checkpoint_dir) and not os.path.isdir(FLAGS.checkpoint_dir):
+        raise ValueError(f"--checkpoint_dir {FLAGS.checkpoint_dir} exists and is not a directory")
+
+
 def run() -> dict:
-    from gru4rec_tf.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.sessions import SessionData  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
 
     # Everything that can be checked without TensorFlow is checked first, so bad input fails in about a second and
     # before anything is written.
     params = resolve_params()
     cutoffs = common.parse_cutoffs(FLAGS.cutoffs)
+    check_flags()
     common.check_outputs(save_model=FLAGS.save_model, metrics_json=FLAGS.metrics_json)
     logging.info("params: %s", params.to_string())
     train_events = common.load_events(FLAGS.train)
     test_events = common.load_events(FLAGS.test) if FLAGS.test else None
+    valid_events = common.load_events(FLAGS.valid) if FLAGS.valid else None
+    vocab = ItemVocabulary.from_events(train_events)
+    if valid_events is not None:
+        check_known_items(valid_events, vocab, FLAGS.valid)
 
     from gru4rec_tf import evaluation, model_io, training  # pylint: disable=g-import-not-at-top
-    vocab = ItemVocabulary.from_events(train_events)
+    saved = None
+    if FLAGS.warm_start:
+        from gru4rec_tf import warm_start  # pylint: disable=g-import-not-at-top
+        saved = model_io.load_model(FLAGS.warm_start)
+        warm_start.check_compatible(saved.params, params)
+        vocab = warm_start.warm_vocabulary(saved.vocab, vocab, drop_unseen=FLAGS.drop_items_unseen)
     train_data = SessionData.from_events(train_events, vocab)
-    trained = training.train(train_data, vocab, params, seed=FLAGS.seed, steps_per_call=FLAGS.steps_per_call)
+    validation = None
+    if valid_events is not None:
+        validation = training.Validation(SessionData.from_events(valid_events, vocab), FLAGS.early_stopping_metric,
+                                         FLAGS.patience, cutoffs, FLAGS.eval_mode, FLAGS.eval_batch_size)
+    trained = training.train(train_data, vocab, params, seed=FLAGS.seed, steps_per_call=FLAGS.steps_per_call,
+                             validation=validation, checkpoint_dir=FLAGS.checkpoint_dir,
+                             checkpoint_every_s=FLAGS.checkpoint_every_s, warm_start=saved,
+                             tensorboard_dir=FLAGS.tensorboard_dir)
     model = trained.model
     result = trained.summary()
     if test_events is not None:
@@ -79,7 +133,7 @@ def run() -> dict:
                       eval_events_per_sec=metrics["eval_events"] / eval_seconds if eval_seconds else 0.0)
         common.log_metrics(metrics, cutoffs)
     if FLAGS.save_model:
-        model_io.save_model(FLAGS.save_model, model, vocab, seed=FLAGS.seed)
+        model_io.save_model(FLAGS.save_model, model, vocab, seed=FLAGS.seed, optimizer_state=trained.optimizer_state)
         logging.info("saved the model to %s", FLAGS.save_model)
     if FLAGS.metrics_json:
         common.write_json(FLAGS.metrics_json, result)
@@ -87,3 +141,9 @@ def run() -> dict:
                  result["train_events_per_sec"],
                  f", Recall@{cutoffs[-1]} {result[f'recall@{cutoffs[-1]}']:.4f}" if test_events is not None else "")
     return result
+
+
+def check_known_items(events, vocab, path: str) -> None:
+    """Refuses a validation log none of whose items the training data (the model) knows."""
+    if not (vocab.lookup(events["ItemId"]) >= 0).any():
+        raise ValueError(f"{path}: no item of this validation log occurs in --train; it cannot validate the model")
