@@ -16,6 +16,7 @@ Example:
 """
 import dataclasses
 import hashlib
+import io
 import json
 import os
 from typing import List, Optional
@@ -107,6 +108,9 @@ class CheckpointStore:
 
     def check_writable(self) -> None:
         """Creates the directory and fails now (not after an epoch) when it cannot be written."""
+        if fileio.is_remote(self.directory):
+            _gfile().makedirs(self.directory)
+            return
         try:
             os.makedirs(self.directory, exist_ok=True)
         except OSError as err:
@@ -116,10 +120,11 @@ class CheckpointStore:
 
     def load(self) -> Optional[tuple]:
         """``(RunState, variable arrays)`` of the checkpoint, or None when there is none yet."""
-        if not os.path.exists(self.path):
+        if not (_gfile().exists(self.path) if fileio.is_remote(self.path) else os.path.exists(self.path)):
             return None
         try:
-            with np.load(self.path, allow_pickle=False) as stored:
+            source = io.BytesIO(_gfile().GFile(self.path, "rb").read()) if fileio.is_remote(self.path) else self.path
+            with np.load(source, allow_pickle=False) as stored:
                 arrays = {key: stored[key] for key in stored.files}
             meta = json.loads(str(arrays.pop("meta")))
         except (OSError, ValueError, KeyError) as err:
@@ -173,9 +178,21 @@ class CheckpointStore:
                 "valid_history": state.valid_history, "best_value": state.best_value, "best_epoch": state.best_epoch,
                 "stopped_early": state.stopped_early}
         arrays["meta"] = np.array(json.dumps(meta))
+        if fileio.is_remote(self.path):  # an object store: write beside, then rename over (copy + delete on GCS)
+            buffer = io.BytesIO()
+            np.savez(buffer, **arrays)
+            with _gfile().GFile(self.path + ".tmp", "wb") as handle:
+                handle.write(buffer.getvalue())
+            _gfile().rename(self.path + ".tmp", self.path, overwrite=True)
+            return
         os.makedirs(self.directory, exist_ok=True)
         with fileio.atomic_write_path(self.path) as tmp:
             with open(tmp, "wb") as handle:
                 np.savez(handle, **arrays)
                 handle.flush()
                 os.fsync(handle.fileno())
+
+
+def _gfile():
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    return tf.io.gfile

@@ -22,6 +22,11 @@ from typing import Iterator, Union
 PathLike = Union[str, "os.PathLike[str]"]
 
 
+def is_remote(path: PathLike) -> bool:
+    """True for a URL-style path of a remote filesystem (``gs://``, ``s3://``, ``hdfs://`` ...)."""
+    return "://" in os.fspath(path)
+
+
 @contextlib.contextmanager
 def atomic_write_path(path: PathLike) -> Iterator[Path]:
     """Yields a temporary path next to ``path``; on success it is moved over ``path`` with ``os.replace``.

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf import checkpoints
 from gru4rec_tf import fileio
 from gru4rec_tf import model as model_lib
 from gru4rec_tf import params as params_lib
@@ -40,22 +41,26 @@ class SavedGRU4Rec:
     params: params_lib.GRU4RecParams
     optimizer_state: Optional[dict] = None  # {"acc/i", "vel/i": array} by trainable-variable position, if saved
     source: str = ""  # the directory it was loaded from
+    training: Optional[dict] = None  # what save_model was told about the training run (e.g. its identity)
+    weights_fingerprint: str = ""  # a hash of the weights: equal fingerprints mean the same model
 
 
 def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: ItemVocabulary, seed: int = 42,
-               optimizer_state: Optional[dict] = None) -> None:
+               optimizer_state: Optional[dict] = None, training: Optional[dict] = None) -> None:
     """Writes ``model`` and ``vocab`` to ``model_dir`` atomically (replacing an existing model directory).
 
     ``optimizer_state`` (the Adagrad accumulators and momentum velocities, as ``{"acc/i"|"vel/i": array}`` by
     position in ``model.trainable_variables``) is written to ``optimizer.npz`` when given, so that a warm start
-    from this directory continues with the step sizes training had reached.
+    from this directory continues with the step sizes training had reached. ``training`` (JSON-ready, e.g.
+    ``{"identity": TrainResult.identity}``) is recorded in ``config.json``.
     """
     if len(vocab) != model.n_items:
         raise ValueError(f"vocabulary has {len(vocab)} items but the model has {model.n_items}")
     if os.path.exists(model_dir) and not os.path.isfile(os.path.join(model_dir, "config.json")):
         raise ValueError(f"{model_dir} exists and is not a gru4rec_tf model directory; refusing to replace it")
     with fileio.atomic_dir(model_dir) as staging:
-        config = {"format": FORMAT, "n_items": model.n_items, "seed": seed, "params": model.hparams.to_dict()}
+        config = {"format": FORMAT, "n_items": model.n_items, "seed": seed, "params": model.hparams.to_dict(),
+                  "weights_fingerprint": weights_fingerprint(model), "training": training}
         with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2)
         vocab.save(os.path.join(staging, "vocab.tsv"))
@@ -97,7 +102,13 @@ def load_model(model_dir: str) -> SavedGRU4Rec:
         first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ValueError(f"{weights}: cannot restore the model weights ({first_line})") from None
     return SavedGRU4Rec(model=model, vocab=vocab, params=params, optimizer_state=_load_optimizer_state(model_dir),
-                        source=model_dir)
+                        source=model_dir, training=config.get("training"),
+                        weights_fingerprint=config.get("weights_fingerprint") or weights_fingerprint(model))
+
+
+def weights_fingerprint(model: model_lib.GRU4Rec) -> str:
+    """A short hash of every weight of ``model`` (equal for the same model, whatever directory holds it)."""
+    return checkpoints.fingerprint(*(v.numpy() for v in model.trainable_variables))
 
 
 def _load_optimizer_state(model_dir: str) -> Optional[dict]:

@@ -80,6 +80,7 @@ class TrainResult:
     stopped_early: bool = False
     warm_start: Optional[warm_start_lib.WarmStartReport] = None
     resumed_from_epoch: Optional[float] = None  # epochs already done when a checkpoint was resumed
+    identity: dict = dataclasses.field(default_factory=dict)  # checkpoints.run_identity of this run
 
     @property
     def train_seconds(self) -> float:
@@ -145,7 +146,9 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
         report = warm_start_lib.carry_over(warm_start, gru_trainer, vocab, source=warm_start.source)
         logging.info("warm start: %d items carried over, %d new, %d dropped", report.carried_items,
                      report.new_items, report.dropped_items)
-    store, state = _restore(checkpoint_dir, gru_trainer, params, seed, steps_per_call, train_data, vocab, report)
+    identity = checkpoints.run_identity(params, seed, steps_per_call, train_data, vocab,
+                                        report.source if report else None)
+    store, state = _restore(checkpoint_dir, gru_trainer, identity)
     resumed_from = None if state.epoch == 0 and state.progress is None else _epochs_done(state)
     logging.info("training on %d events, %d sessions, %d items; params %s", train_data.n_events,
                  train_data.n_sessions, len(vocab), params.to_string())
@@ -162,7 +165,8 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
                          optimizer_state={k: v for k, v in checkpoints.variable_arrays(gru_trainer).items()
                                           if not k.startswith("var/")},
                          valid_history=state.valid_history, best_epoch=state.best_epoch,
-                         stopped_early=state.stopped_early, warm_start=report, resumed_from_epoch=resumed_from)
+                         stopped_early=state.stopped_early, warm_start=report, resumed_from_epoch=resumed_from,
+                         identity=identity)
     logging.info("trained %d epoch(s) in %.1f s (%.0f events/s)", len(history), result.train_seconds,
                  result.train_events_per_sec)
     return result
@@ -174,12 +178,10 @@ def _epochs_done(state: checkpoints.RunState) -> float:
     return state.epoch + state.progress.next_chunk / max(state.progress.n_chunks, 1)
 
 
-def _restore(checkpoint_dir, gru_trainer, params, seed, steps_per_call, train_data, vocab, report):
+def _restore(checkpoint_dir, gru_trainer, identity):
     """``(CheckpointStore or None, RunState)``: the checkpoint's state (variables set) or a new run's."""
     if not checkpoint_dir:
         return None, checkpoints.RunState()
-    identity = checkpoints.run_identity(params, seed, steps_per_call, train_data, vocab,
-                                        report.source if report else None)
     store = checkpoints.CheckpointStore(checkpoint_dir, identity)
     store.check_writable()
     loaded = store.load()

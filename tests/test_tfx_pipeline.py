@@ -5,8 +5,10 @@ One module-scoped store is shared by a chain of runs on a tiny synthetic click l
 
 1. ``first_run``: fresh store -> every component COMPLETE, blessed, pushed to <serving_root>/<model>/<version>/;
 2. ``unblessed_run``: a new model (other seed) with an unreachable threshold -> not blessed, nothing pushed;
-3. ``cached_runs``: the first configuration twice more -> data and training reused from the cache, and on the
-   last run every component CACHED and the Pusher skipped (the candidate is the model already pushed).
+3. ``cached_runs``: the first configuration twice more -> data reused from the cache; the Trainer's base model (the
+   last blessed model) was trained on these very data, so it is reused as it is, not blessed again and not pushed;
+   on the last run every component CACHED and the Pusher skipped (the candidate is the model already pushed).
+4. ``next_day_run``: a log with new items -> the Trainer warm-starts from the blessed model and carries its rows.
 
 A broken input file fails at the first component with a clear message and pushes nothing (own store).
 """
@@ -25,10 +27,10 @@ PARAMS = "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=32,learning_rate=0
 EXECUTED = ("ClickLogExampleGen", "SessionTensors", "Trainer", "SessionEvaluator", "Pusher")
 
 
-def write_click_log(directory, n_sessions=1500, n_items=200):
+def write_click_log(directory, n_sessions=1500, n_items=200, seed=0):
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, "clicks.tsv")
-    events = synthetic.generate_sessions(n_items=n_items, n_sessions=n_sessions, seed=0)
+    events = synthetic.generate_sessions(n_items=n_items, n_sessions=n_sessions, seed=seed)
     events.to_csv(path, sep="\t", index=False, float_format="%.3f")
     return path
 
@@ -157,16 +159,32 @@ def test_unreachable_threshold_is_not_blessed_and_nothing_is_pushed(first_run, u
 def test_unchanged_rerun_reuses_cached_outputs(first_run, cached_runs):
     first, _, first_versions = first_run
     (third, fourth), after = cached_runs
-    for node in ("ClickLogExampleGen", "SessionTensors", "Trainer"):
+    for node in ("ClickLogExampleGen", "SessionTensors"):
         assert third.node(node).state == "CACHED"
-    assert third.output("Trainer", "model").id == first.output("Trainer", "model").id
-    # the baseline is now the candidate itself: blessed, but not pushed again
-    assert third.blessing["blessed"] and not third.blessing["is_new_model"]
+    # the Trainer's base_model is the first run's blessed model, trained on these very data: reused, not retrained
+    assert third.node("Trainer").state == "COMPLETE" and "trained: no, the last blessed model" in third.format()
+    assert not third.blessing["is_new_model"] and not third.blessing["blessed"]
+    assert third.node("Pusher").state == "SKIPPED"
     assert [(n.node_id, n.state) for n in fourth.nodes] == [
         ("ClickLogExampleGen", "CACHED"), ("SessionTensors", "CACHED"), ("Trainer", "CACHED"),
         ("SessionEvaluator", "CACHED"), ("Pusher", "SKIPPED")]
     assert after == first_versions
     assert "already-blessed model" in fourth.format()
+
+
+def test_next_day_warm_starts_from_the_blessed_model(first_run, cached_runs, work):
+    first, _, first_versions = first_run
+    write_click_log(work / "day2", n_sessions=1500, n_items=260, seed=5)
+    result, layout, error = run_pipeline(work, work / "day2")
+    assert error is None, f"the pipeline failed: {error!r}"
+    assert result.node("ClickLogExampleGen").state == result.node("Trainer").state == "COMPLETE"
+    warm = result.training["warm_start"]
+    assert warm["source"].startswith(first.output("Trainer", "model").uri)
+    assert warm["carried_items"] > 0 and warm["new_items"] > 0 and warm["dropped_items"] == 0
+    assert "trained: warm start from" in result.format()
+    assert result.blessing["is_new_model"]
+    if result.blessing["blessed"]:
+        assert len(versions(layout)) == len(first_versions) + 1
 
 
 # ------------------------------------------------------------------------------------------------ broken input

@@ -69,6 +69,13 @@ def define_flags() -> None:
     flags.DEFINE_string("thresholds", "recall@20=0.1,mrr@20=0.03", "Blessing floors: 'metric=value,...'.")
     flags.DEFINE_float("regression_margin", 0.01, "Largest allowed drop of a gated metric vs the last blessed model.")
     flags.DEFINE_enum("eval_mode", "standard", ["standard", "conservative", "median"], "Tie handling (spec §7).")
+    # continuous training
+    flags.DEFINE_boolean("no_warm_start", False, "Train from scratch even when a blessed model exists (default: "
+                         "warm-start the Trainer from the last blessed model, its base_model).")
+    flags.DEFINE_float("valid_days", None, "Hold out the last D days of the training split for validation after "
+                       "every epoch (the best epoch's weights are kept).")
+    flags.DEFINE_string("early_stopping_metric", "mrr@20", "Validation metric that picks the best epoch.")
+    flags.DEFINE_integer("patience", None, "Stop after this many epochs without improvement (needs --valid_days).")
     # execution
     flags.DEFINE_list("beam_pipeline_args", [], "Beam options of the Beam components, e.g. "
                       "--beam_pipeline_args=--direct_num_workers=2,--direct_running_mode=multi_processing.")
@@ -125,7 +132,10 @@ def _pipeline_options() -> dict:
             session_gap_s=FLAGS.session_gap_s, dedupe_consecutive=FLAGS.dedupe_consecutive,
             min_item_support=FLAGS.min_item_support, min_session_length=FLAGS.min_session_length,
             iterate_filters=FLAGS.iterate_filters, test_days=FLAGS.test_days, split_on=FLAGS.split_on),
-        "training": opts.TrainingOptions(params=FLAGS.params, n_epochs=FLAGS.epochs, seed=FLAGS.seed),
+        "training": opts.TrainingOptions(params=FLAGS.params, n_epochs=FLAGS.epochs, seed=FLAGS.seed,
+                                         valid_days=FLAGS.valid_days, patience=FLAGS.patience,
+                                         early_stopping_metric=FLAGS.early_stopping_metric,
+                                         warm_start=not FLAGS.no_warm_start),
         "blessing": blessing.BlessingOptions(
             cutoffs=cutoffs, thresholds=blessing.parse_thresholds(FLAGS.thresholds),
             regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),

@@ -124,6 +124,12 @@ class TrainingOptions:
     ``n_epochs`` (when set) overrides the parameter string's. ``max_k`` is the largest ``k`` the serving
     signature accepts. :meth:`to_custom_config` gives the Trainer component's ``custom_config``.
 
+    Continuous training: ``valid_days`` holds out the sessions of the last D days *of the training split* (never
+    the test period) for validation after every epoch, ``early_stopping_metric`` picks the best epoch (whose weights
+    are kept) and ``patience`` stops early; ``warm_start`` starts from the last blessed model (the Trainer's
+    ``base_model``) when there is one; ``checkpoint_every_s`` paces the checkpoints that let a retried Trainer
+    resume.
+
     Example::
 
         >>> TrainingOptions(params={"loss": "bpr-max", "final_act": "elu-0.5", "layers": [32]}).gru4rec_params().layers
@@ -135,9 +141,18 @@ class TrainingOptions:
     seed: int = 42
     steps_per_call: int = 256
     max_k: int = 100
+    valid_days: Optional[float] = None
+    early_stopping_metric: str = "mrr@20"
+    patience: Optional[int] = None
+    warm_start: bool = True
+    checkpoint_every_s: float = 600.0
 
     def __post_init__(self):
         self.gru4rec_params()  # validates
+        if self.valid_days is not None and not (isinstance(self.valid_days, (int, float)) and self.valid_days > 0):
+            raise ValueError(f"valid_days must be a positive number, got {self.valid_days!r}")
+        if self.patience is not None and self.valid_days is None:
+            raise ValueError("patience needs valid_days (early stopping watches the validation split)")
         for name, low in (("seed", 0), ("steps_per_call", 1), ("max_k", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -158,8 +173,10 @@ class TrainingOptions:
 
     def to_custom_config(self) -> dict:
         """The Trainer's ``custom_config``: the normalised parameter string plus the training settings."""
-        return {"params": self.gru4rec_params().to_string(), "seed": self.seed,
-                "steps_per_call": self.steps_per_call, "max_k": self.max_k}
+        config = dataclasses.asdict(self)
+        config["params"] = self.gru4rec_params().to_string()
+        del config["n_epochs"]  # part of the parameter string
+        return config
 
     @classmethod
     def from_custom_config(cls, config: Optional[Mapping]) -> "TrainingOptions":

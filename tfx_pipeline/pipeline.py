@@ -3,9 +3,9 @@
 ::
 
     ClickLogExampleGen --examples--> SessionTensors --session_tensors--> Trainer (run_fn) --model--+
-                                                    |                                             v
-                                                    +-----------session_tensors-----------> SessionEvaluator
-    latest_blessed_model_resolver --model (last blessed)---------------------------------------^     |
+                                                    |                      ^ base_model           v
+                                                    +----------------------|-session_tensors-> SessionEvaluator
+    latest_blessed_model_resolver --model (last blessed)-------------------+--------------------^     |
                                                                                                blessing
                                                                                                   v
                                                  Pusher (only a new model; pushes only when blessed=1)
@@ -14,7 +14,8 @@
    ``CsvExampleGen``: see :mod:`tfx_pipeline.components.click_log_gen`).
 2. ``SessionTensors`` runs the Beam preprocessing: sessions, cleaning, time split, vocabulary, TFRecords.
 3. The standard ``Trainer`` runs :func:`tfx_pipeline.trainer_module.run_fn` (hyperparameters in ``custom_config``,
-   official GRU4Rec names) and exports the serving SavedModel.
+   official GRU4Rec names) and exports the serving SavedModel. Its ``base_model`` is the last blessed model (the
+   same resolver): it warm-starts from it (new items get fresh rows), unless ``TrainingOptions.warm_start`` is off.
 4. ``SessionEvaluator`` measures Recall@k / MRR@k with the library's full-catalogue evaluation against the last
    blessed model (a ``LatestBlessedModelStrategy`` resolver) and writes a ``ModelBlessing``.
 5. The standard ``Pusher`` copies the SavedModel to ``<serving_root>/<model_name>/<version>/`` when ``blessed`` is 1.
@@ -41,7 +42,7 @@ from tfx_pipeline.options import IngestOptions, SessionOptions, TrainingOptions
 RUN_FN = "tfx_pipeline.trainer_module.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
 # Node ids, in execution order (the Kubeflow V2 spec's task names).
-NODE_IDS = ("ClickLogExampleGen", "SessionTensors", "Trainer", RESOLVER_ID, "SessionEvaluator", "Pusher")
+NODE_IDS = ("ClickLogExampleGen", "SessionTensors", RESOLVER_ID, "Trainer", "SessionEvaluator", "Pusher")
 
 
 def serving_base_directory(serving_root: str, model_name: str = DEFAULT_MODEL_NAME) -> str:
@@ -83,20 +84,21 @@ def create_pipeline(
     """
     example_gen = ClickLogExampleGen(input_base=data_root, pattern=data_pattern, options=ingest)
     session_tensors = SessionTensors(examples=example_gen.outputs["examples"], options=sessions)
+    resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(RESOLVER_ID)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=session_tensors.outputs["session_tensors"],
+        base_model=resolver.outputs["model"] if training.warm_start else None,
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=[blessing.split]),
         custom_config=training.to_custom_config(),
     )
     if trainer_resources is not None:
         trainer.with_platform_config(trainer_resources)
-    resolver = tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id(RESOLVER_ID)
     evaluator = SessionEvaluator(
         examples=session_tensors.outputs["session_tensors"],
         model=trainer.outputs["model"],
@@ -113,7 +115,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, session_tensors, trainer, resolver, evaluator, pusher],
+        components=[example_gen, session_tensors, resolver, trainer, evaluator, pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),

@@ -47,9 +47,14 @@ def read_events(tensors_uri: str, split: str):
     return tfrecord_io.read_session_tensors(split_dir(tensors_uri, split))
 
 
-def load_split(tensors_uri: str, split: str, vocab: ItemVocabulary) -> SessionData:
-    """The split as :class:`gru4rec_tf.data.SessionData` over ``vocab`` (unknown items dropped, spec §7)."""
+def read_nonempty_events(tensors_uri: str, split: str):
+    """:func:`read_events`, refusing an empty split with a DataError naming it."""
     events = read_events(tensors_uri, split)
     if len(events) == 0:
         raise DataError(f"{split_dir(tensors_uri, split)}: the {split} split has no events")
-    return SessionData.from_events(events, vocab)
+    return events
+
+
+def load_split(tensors_uri: str, split: str, vocab: ItemVocabulary) -> SessionData:
+    """The split as :class:`gru4rec_tf.sessions.SessionData` over ``vocab`` (unknown items dropped, spec §7)."""
+    return SessionData.from_events(read_nonempty_events(tensors_uri, split), vocab)

@@ -9,6 +9,8 @@ Example::
     summary.node("Trainer").state   # 'COMPLETE', 'CACHED', 'FAILED'; 'SKIPPED' (by its condition), 'NOT RUN'
 """
 import dataclasses
+import json
+import os
 from typing import Dict, List, Optional
 
 import ml_metadata as mlmd
@@ -95,6 +97,9 @@ class RunSummary:
             lines.append(f"data: train {data.get('train_events', 0):,} events / {data.get('train_sessions', 0):,} "
                          f"sessions / {data.get('train_items', 0):,} items; test {data.get('test_events', 0):,} "
                          f"events / {data.get('test_sessions', 0):,} sessions")
+        training_line = self._training_line()
+        if training_line:
+            lines.append(training_line)
         bless = self.blessing
         if bless:
             metrics = bless["metrics"]
@@ -105,6 +110,31 @@ class RunSummary:
             lines.append(f"blessed: {'yes' if bless['blessed'] else 'no'} ({bless['message']})")
         lines.append(self._push_line())
         return "\n".join(lines)
+
+    @property
+    def training(self) -> dict:
+        """The Trainer's ``training.json`` of this run (empty when the Trainer did not run or was cached)."""
+        artifact = self.output("Trainer", "model_run")
+        if artifact is None or self.node("Trainer").state != "COMPLETE":
+            return {}
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        path = os.path.join(artifact.uri, "training.json")
+        if not tf.io.gfile.exists(path):
+            return {}
+        with tf.io.gfile.GFile(path) as handle:
+            return json.load(handle)
+
+    def _training_line(self) -> str:
+        info = self.training
+        if not info:
+            return ""
+        if "reused_base_model" in info:
+            return f"trained: no, the last blessed model was trained on these data ({info['reused_base_model']})"
+        warm = info.get("warm_start")
+        how = (f"warm start from {warm['source']} ({warm['carried_items']:,} items carried, {warm['new_items']:,} "
+               f"new, {warm['dropped_items']:,} dropped)" if warm else "from scratch")
+        best = f", best epoch {info['best_epoch']} of {info['epochs_run']}" if info.get("best_epoch") else ""
+        return f"trained: {how}, {len(info.get('epoch_loss', []))} epoch(s) in {info.get('train_seconds', 0):.1f} s{best}"
 
     def _push_line(self) -> str:
         push, bless = self.push, self.blessing

@@ -18,6 +18,7 @@ What ``run_fn`` writes into the ``Model`` artifact (``<uri>`` = parent of ``fn_a
 
 and ``training.json`` (history, parameters, data sizes) into the ``ModelRun`` artifact.
 """
+import dataclasses
 import json
 import os
 from typing import Callable
@@ -27,10 +28,13 @@ from absl import logging
 
 from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
+from gru4rec_tf.sessions import SessionData
+from gru4rec_tf.vocabulary import ItemVocabulary
 from tfx_pipeline.options import TrainingOptions
 
 LIBRARY_MODEL_DIR = "gru4rec_model"
 TRAINING_FILE = "training.json"
+CHECKPOINT_DIR = "checkpoints"  # in the ModelRun artifact: a retried Trainer with the same URIs resumes
 
 
 def library_model_dir(model_uri: str) -> str:
@@ -45,28 +49,91 @@ def _write(target: str, writer: Callable[[str], object]) -> None:
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (``fn_args``: :class:`tfx.components.FnArgs`)."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf import export, model_io, training  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import training  # pylint: disable=g-import-not-at-top
 
     options = TrainingOptions.from_custom_config(fn_args.custom_config)
     params = options.gru4rec_params()
     tensors_uri = session_data.tensors_uri_from_file_patterns(fn_args.train_files)
-    vocab = session_data.load_vocabulary(tensors_uri)
-    train = session_data.load_split(tensors_uri, "train", vocab)
-    trained = training.train(train, vocab, params, seed=options.seed, steps_per_call=options.steps_per_call)
-    model, history = trained.model, trained.history
+    train_events, valid_events, vocab = _training_events(tensors_uri, options)
+    base = _base_model(fn_args, options)
+    if base is not None and _trained_on_the_same(base, params, options, train_events, vocab):
+        _save(fn_args, options, base.model, base.vocab, base.optimizer_state, base.training,
+              {"reused_base_model": base.source, "params": params.to_dict(), "seed": options.seed})
+        logging.info("Trainer: the last blessed model was trained on these very data with these parameters; "
+                     "it is the output as it is (%s)", base.source)
+        return
+    if base is not None:
+        from gru4rec_tf import warm_start  # pylint: disable=g-import-not-at-top
+        warm_start.check_compatible(base.params, params)
+        vocab = warm_start.warm_vocabulary(base.vocab, vocab)
+    train = SessionData.from_events(train_events, vocab)
+    validation = None
+    if valid_events is not None:
+        validation = training.Validation(SessionData.from_events(valid_events, vocab),
+                                         options.early_stopping_metric, options.patience)
+    trained = training.train(train, vocab, params, seed=options.seed, steps_per_call=options.steps_per_call,
+                             validation=validation, warm_start=base,
+                             checkpoint_dir=os.path.join(fn_args.model_run_dir, CHECKPOINT_DIR),
+                             checkpoint_every_s=options.checkpoint_every_s, tensorboard_dir=fn_args.model_run_dir)
+    summary = {
+        **trained.summary(), "train_sessions": train.n_sessions, "train_events": train.n_events,
+        "epochs": [{"epoch": h.epoch, "loss": h.loss, "events": h.events, "seconds": h.seconds}
+                   for h in trained.history],
+    }
+    _save(fn_args, options, trained.model, vocab, trained.optimizer_state, {"identity": trained.identity}, summary)
+    logging.info("Trainer: %d epoch(s) in %.1f s, final loss %.4f; serving model in %s", len(trained.history),
+                 trained.train_seconds, trained.history[-1].loss if trained.history else float("nan"),
+                 fn_args.serving_model_dir)
 
+
+def _save(fn_args, options: TrainingOptions, model, vocab, optimizer_state, training_info, summary) -> None:
+    """Writes the library model and the serving SavedModel into the Model artifact, the summary into ModelRun."""
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import export, model_io  # pylint: disable=g-import-not-at-top
     model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
-    _write(library_model_dir(model_uri), lambda d: model_io.save_model(d, model, vocab, seed=options.seed))
+    _write(library_model_dir(model_uri), lambda d: model_io.save_model(
+        d, model, vocab, seed=options.seed, optimizer_state=optimizer_state, training=training_info))
     _write(fn_args.serving_model_dir,
            lambda d: export.export_saved_model(model, vocab, d, max_k=options.max_k, overwrite=True))
-    summary = {
-        "params": params.to_dict(), "seed": options.seed, "n_items": len(vocab),
-        "train_events": train.n_events, "train_sessions": train.n_sessions, "train_seconds": trained.train_seconds,
-        "epochs": [{"epoch": h.epoch, "loss": h.loss, "events": h.events, "seconds": h.seconds} for h in history],
-    }
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_FILE), "w") as handle:
         handle.write(json.dumps(summary, indent=2))
-    logging.info("Trainer: %d epoch(s) in %.1f s, final loss %.4f; serving model in %s", len(history),
-                 trained.train_seconds, history[-1].loss if history else float("nan"), fn_args.serving_model_dir)
+
+
+def _trained_on_the_same(base, params, options: TrainingOptions, train_events, vocab) -> bool:
+    """Whether the base model came from a run with these data, parameters and seed (so training again from it
+    would only add epochs to a model that is already the result): a re-run on unchanged data then reproduces it."""
+    from gru4rec_tf import checkpoints  # pylint: disable=g-import-not-at-top
+    recorded = (base.training or {}).get("identity")
+    if not recorded or base.params.n_epochs != params.n_epochs:
+        return False
+    identity = checkpoints.run_identity(params, options.seed, options.steps_per_call,
+                                        SessionData.from_events(train_events, vocab), vocab)
+    drop = lambda d: {k: v for k, v in d.items() if k != "warm_start"}  # noqa: E731
+    return drop(recorded) == drop(identity)
+def _training_events(tensors_uri: str, options: TrainingOptions):
+    """``(train events, validation events or None, vocabulary)`` of the SessionTensors artifact.
+
+    With ``valid_days``, the sessions that start in the last ``valid_days`` of the *training* split are held out
+    for validation (the test split stays untouched for the evaluator), and training uses the rest.
+    """
+    events = session_data.read_nonempty_events(tensors_uri, "train")
+    if options.valid_days is None:
+        return events, None, session_data.load_vocabulary(tensors_uri)
+    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
+    train_events, valid_events = synthetic.train_test_split_by_time(events, test_days=options.valid_days)
+    logging.info("Trainer: validation on the last %g day(s) of the training split: %d events", options.valid_days,
+                 len(valid_events))
+    return train_events, valid_events, ItemVocabulary.from_events(train_events)
+
+
+def _base_model(fn_args, options: TrainingOptions):
+    """The last blessed model (``fn_args.base_model``) as a loaded library model, when warm starting."""
+    if not options.warm_start or not fn_args.base_model:
+        return None
+    from gru4rec_tf import model_io  # pylint: disable=g-import-not-at-top
+    source = library_model_dir(os.path.dirname(fn_args.base_model.rstrip("/")))
+    with remote_paths.local_dir(source) as local:
+        saved = model_io.load_model(local)
+    logging.info("Trainer: warm start from %s (%d items)", source, len(saved.vocab))
+    return dataclasses.replace(saved, source=source)

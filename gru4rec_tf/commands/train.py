@@ -133,7 +133,8 @@ def run() -> dict:
                       eval_events_per_sec=metrics["eval_events"] / eval_seconds if eval_seconds else 0.0)
         common.log_metrics(metrics, cutoffs)
     if FLAGS.save_model:
-        model_io.save_model(FLAGS.save_model, model, vocab, seed=FLAGS.seed, optimizer_state=trained.optimizer_state)
+        model_io.save_model(FLAGS.save_model, model, vocab, seed=FLAGS.seed, optimizer_state=trained.optimizer_state,
+                            training={"identity": trained.identity})
         logging.info("saved the model to %s", FLAGS.save_model)
     if FLAGS.metrics_json:
         common.write_json(FLAGS.metrics_json, result)

@@ -13,7 +13,9 @@ which would mean re-running every session prefix (O(L^2)) and re-implementing th
   components read: ``blessed`` (the Pusher pushes only when it is 1), ``current_model``/``current_model_id`` (what
   ``LatestBlessedModelStrategy`` uses to find the last blessed model), ``baseline_model``/``baseline_model_id``;
   plus ``is_new_model`` (0 when the candidate *is* the last blessed model, e.g. a re-run whose Trainer was
-  cached: the pipeline then does not push the same model again).
+  cached, or has the same weights, e.g. a warm-started Trainer that found the base model already trained on the
+  same data: the pipeline then does not push the same model again, and such a copy is not blessed a second
+  time, so that the next re-run is cached).
 
 The baseline (the last blessed model, from a ``LatestBlessedModelStrategy`` resolver) is evaluated on the *same*
 test split as the candidate, each through its own vocabulary (test events with items unknown to a model are
@@ -79,7 +81,8 @@ def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions
                  model_uri, test.n_events, test.n_sessions, test.n_dropped_unknown)
     evaluator = evaluation.Evaluator(saved.model, options.eval_batch_size)
     metrics = evaluator.evaluate(test, options.cutoffs, options.eval_mode)
-    return {**metrics, "n_items": len(saved.vocab), "dropped_unknown": int(test.n_dropped_unknown)}
+    return {**metrics, "n_items": len(saved.vocab), "dropped_unknown": int(test.n_dropped_unknown),
+            "weights_fingerprint": saved.weights_fingerprint}
 
 
 class Executor(base_executor.BaseExecutor):
@@ -98,11 +101,16 @@ class Executor(base_executor.BaseExecutor):
         if baseline is not None:
             baseline_metrics = candidate if baseline.id == model.id else evaluate_model(baseline.uri, events, options)
         decision = blessing_lib.decide(options, candidate, baseline_metrics)
+        same_as_baseline = baseline is not None and baseline.id != model.id and \
+            candidate["weights_fingerprint"] == baseline_metrics["weights_fingerprint"]
+        if same_as_baseline:  # e.g. a re-run on unchanged data: not blessed again, so the next re-run is cached
+            decision = blessing_lib.BlessingDecision(blessed=False, checks=decision.checks + [
+                "FAIL: identical to the last blessed model (same weights): not blessed again"])
         for line in decision.checks:
             logging.info("SessionEvaluator: %s", line)
         logging.info("SessionEvaluator: %s", "BLESSED" if decision.blessed else "NOT BLESSED")
         self._write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline)
-        self._write_blessing(output_dict, candidate, decision, model, baseline)
+        self._write_blessing(output_dict, candidate, decision, model, baseline, same_as_baseline)
 
     @staticmethod
     def _write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline) -> None:
@@ -120,7 +128,8 @@ class Executor(base_executor.BaseExecutor):
         evaluation.set_int_custom_property("eval_events", int(candidate["eval_events"]))
 
     @staticmethod
-    def _write_blessing(output_dict, candidate, decision, model, baseline: Optional[types.Artifact]) -> None:
+    def _write_blessing(output_dict, candidate, decision, model, baseline: Optional[types.Artifact],
+                        same_as_baseline: bool) -> None:
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
         name = constants.BLESSED_FILE_NAME if decision.blessed else constants.NOT_BLESSED_FILE_NAME
@@ -134,7 +143,8 @@ class Executor(base_executor.BaseExecutor):
         if baseline is not None:
             blessing.set_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY, baseline.uri)
             blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY, baseline.id)
-        blessing.set_int_custom_property("is_new_model", int(baseline is None or baseline.id != model.id))
+        is_new = baseline is None or (baseline.id != model.id and not same_as_baseline)
+        blessing.set_int_custom_property("is_new_model", int(is_new))
         blessing.set_string_custom_property("blessing_message", "; ".join(decision.failures) or "all checks passed")
         for key in _metric_keys(candidate):
             blessing.set_float_custom_property(property_name(key), float(candidate[key]))
