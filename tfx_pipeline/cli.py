@@ -17,6 +17,7 @@ Registered through the ``gru4rec.commands`` entry point of setup.py (``pipeline 
 import glob
 import logging as std_logging
 import os
+import re
 import sys
 import time
 
@@ -76,6 +77,8 @@ def define_flags() -> None:
                        "every epoch (the best epoch's weights are kept).")
     flags.DEFINE_string("early_stopping_metric", "mrr@20", "Validation metric that picks the best epoch.")
     flags.DEFINE_integer("patience", None, "Stop after this many epochs without improvement (needs --valid_days).")
+    flags.DEFINE_integer("window_days", 1, "With daily partitions (--data DIR of YYYY-MM-DD folders, or a {SPAN} / "
+                         "{YYYY}-{MM}-{DD} pattern): ingest the latest this many spans (default: the latest one).")
     # execution
     flags.DEFINE_list("beam_pipeline_args", [], "Beam options of the Beam components, e.g. "
                       "--beam_pipeline_args=--direct_num_workers=2,--direct_running_mode=multi_processing.")
@@ -139,6 +142,7 @@ def _pipeline_options() -> dict:
         "blessing": blessing.BlessingOptions(
             cutoffs=cutoffs, thresholds=blessing.parse_thresholds(FLAGS.thresholds),
             regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),
+        "window_spans": FLAGS.window_days,
     }
 
 
@@ -150,6 +154,9 @@ def resolve_data(paths, layout) -> tuple:
     the ingestion reads them as one log (they must share the header).
     """
     from gru4rec_tf.event_schema import DataError  # pylint: disable=g-import-not-at-top
+    spans = span_pattern(paths[0]) if len(paths) == 1 else None
+    if spans is not None:
+        return spans
     if len(paths) == 1 and "://" in paths[0]:
         path = paths[0].rstrip("/")
         return (os.path.dirname(path), os.path.basename(path)) if os.path.splitext(path)[1] else (path, "*")
@@ -165,6 +172,25 @@ def resolve_data(paths, layout) -> tuple:
             return path, "*"
         return os.path.dirname(path), os.path.basename(path)
     return _link_files(files, layout.inputs_dir(files)), "*"
+
+
+def span_pattern(path: str):
+    """``(input_base, pattern)`` when ``path`` holds spans, else None.
+
+    A path with a TFX span spec (``clicks/span-{SPAN}/*``, ``clicks/{YYYY}-{MM}-{DD}/*``) is split at its first
+    spec; a local directory whose subdirectories are all named ``YYYY-MM-DD`` is read as daily partitions.
+    """
+    specs = ("{SPAN", "{YYYY}", "{MM}", "{DD}", "{VERSION")
+    first = min((path.find(spec) for spec in specs if spec in path), default=-1)
+    if first >= 0:
+        base = path[:first].rsplit("/", 1)[0] if "/" in path[:first] else "."
+        return base, path[len(base) + 1:] if base != "." else path
+    if "://" not in path and os.path.isdir(path):
+        children = [c for c in os.listdir(path) if not c.startswith(".")]
+        if children and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", c) and os.path.isdir(os.path.join(path, c))
+                            for c in children):
+            return os.path.abspath(path), "{YYYY}-{MM}-{DD}/*"
+    return None
 
 
 def _link_files(files, directory: str) -> str:
@@ -286,8 +312,8 @@ def compile_command() -> bool:
     if len(FLAGS.data or []) > 1:
         raise ValueError("compile: give one --data directory or glob (several files cannot be linked remotely)")
     data = (FLAGS.data or [f"{root}/data"])[0].rstrip("/")
-    data_root, pattern = (os.path.dirname(data), os.path.basename(data)) \
-        if os.path.splitext(data)[1] or glob.has_magic(data) else (data, "*")
+    data_root, pattern = span_pattern(data) or ((os.path.dirname(data), os.path.basename(data))
+                                                if os.path.splitext(data)[1] or glob.has_magic(data) else (data, "*"))
     pipeline = pl.create_pipeline(
         FLAGS.pipeline_name, root, data_root, FLAGS.serving_root or f"{root}/serving", data_pattern=pattern,
         model_name=FLAGS.model_name, beam_pipeline_args=FLAGS.beam_pipeline_args, enable_cache=FLAGS.enable_cache,

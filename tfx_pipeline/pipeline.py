@@ -66,6 +66,7 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
     trainer_resources=None,
+    window_spans: int = 1,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -81,8 +82,11 @@ def create_pipeline(
         beam_pipeline_args: Beam options of the Beam components (ingestion and SessionTensors).
         enable_cache: reuse a component's earlier outputs when its inputs and options are unchanged.
         trainer_resources: optional Vertex/Kubeflow ``ResourceSpec`` of the Trainer (CPU, memory, GPU).
+        window_spans: with a span ``data_pattern`` (``{SPAN}``, ``{YYYY}-{MM}-{DD}``), train on the latest this many
+            spans (days) instead of the latest one.
     """
-    example_gen = ClickLogExampleGen(input_base=data_root, pattern=data_pattern, options=ingest)
+    example_gen = ClickLogExampleGen(input_base=data_root, pattern=data_pattern, options=ingest,
+                                     window_spans=window_spans)
     session_tensors = SessionTensors(examples=example_gen.outputs["examples"], options=sessions)
     resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

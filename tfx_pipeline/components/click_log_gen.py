@@ -46,24 +46,53 @@ SPLIT = "events"
 REPORT_FILE = "ingest_report.json"
 REJECTED_DIR = "rejected"
 _REPORT_DIR_KEY = "_gru4rec_report_dir"  # private exec property: where the Beam job writes its report
+_WINDOW_KEY, _SPAN_PATTERN_KEY = "_window_spans", "_span_pattern"  # custom_config keys beside the options
 
 
 # ---------------------------------------------------------------------------------------------------- options
-def pack_options(options: IngestOptions) -> example_gen_pb2.CustomConfig:
-    """The ingest options as ExampleGen's ``custom_config`` (a ``Struct`` inside the ``Any``)."""
+def pack_options(options: IngestOptions, window_spans: int = 1, span_pattern: str = "") -> example_gen_pb2.CustomConfig:
+    """The ingest options (and the span window) as ExampleGen's ``custom_config`` (a ``Struct`` in the ``Any``)."""
     config = example_gen_pb2.CustomConfig()
-    config.custom_config.Pack(json_format.ParseDict(json.loads(options.to_json()), struct_pb2.Struct()))
+    payload = {**json.loads(options.to_json()), _WINDOW_KEY: window_spans, _SPAN_PATTERN_KEY: span_pattern}
+    config.custom_config.Pack(json_format.ParseDict(payload, struct_pb2.Struct()))
     return config
 
 
-def unpack_options(exec_properties: Dict[str, Any]) -> IngestOptions:
-    """Reads the options written by :func:`pack_options` from the execution properties."""
+def _unpack(exec_properties: Dict[str, Any]) -> dict:
     config = example_gen_pb2.CustomConfig()
     json_format.Parse(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}", config)
     struct = struct_pb2.Struct()
     if config.HasField("custom_config") and not config.custom_config.Unpack(struct):
         raise ValueError(f"ClickLogExampleGen: custom_config must hold a Struct, got {config.custom_config.type_url}")
-    return IngestOptions.from_json(json_format.MessageToDict(struct))
+    return json_format.MessageToDict(struct)
+
+
+def unpack_options(exec_properties: Dict[str, Any]) -> IngestOptions:
+    """Reads the options written by :func:`pack_options` from the execution properties."""
+    payload = _unpack(exec_properties)
+    return IngestOptions.from_json({k: v for k, v in payload.items() if k not in (_WINDOW_KEY, _SPAN_PATTERN_KEY)})
+
+
+def window_patterns(exec_properties: Dict[str, Any], latest_pattern: str) -> List[str]:
+    """The file patterns to read: the latest span's (resolved by the standard driver) and, with a window of N
+    spans, those of the N-1 spans before it (days, for a ``{YYYY}-{MM}-{DD}`` pattern) that have files."""
+    from tfx.components.example_gen import utils as example_gen_utils  # pylint: disable=g-import-not-at-top
+    from tfx.dsl.io import fileio as tfx_fileio  # pylint: disable=g-import-not-at-top
+    payload = _unpack(exec_properties)
+    window, pattern = int(payload.get(_WINDOW_KEY, 1) or 1), payload.get(_SPAN_PATTERN_KEY) or ""
+    if window <= 1 or not pattern:
+        return [latest_pattern]
+    span = int(exec_properties[example_gen_utils.SPAN_PROPERTY_NAME])
+    is_date = example_gen_utils.YEAR_SPEC in pattern
+    base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    patterns = []
+    for earlier in range(span - window + 1, span):
+        candidate = example_gen_utils.get_pattern_for_span_version(
+            pattern=pattern, is_match_span=not is_date, is_match_date=is_date, is_match_version=False,
+            span=earlier, version=None)
+        if tfx_fileio.glob(os.path.join(base, candidate)):
+            patterns.append(candidate)
+    return patterns + [latest_pattern]
 
 
 def _read_options(exec_properties: Dict[str, Any], split_pattern: str):
@@ -98,16 +127,21 @@ def _to_example(event, key_feature: str) -> bytes:
 @beam.typehints.with_output_types(bytes)
 def _ClickLogToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  # pylint: disable=invalid-name
                        split_pattern: str) -> beam.pvalue.PCollection:
-    """Reads one input split into serialized events; writes the read counters and the rejected rows beside it."""
+    """Reads one input split (the spans of its window) into serialized events; writes the read counters and the
+    rejected rows beside it."""
     from gru4rec_tf.preprocessing import beam_transforms as bt  # pylint: disable=g-import-not-at-top
-    options = _read_options(exec_properties, split_pattern)
+    reads = []
+    for i, pattern in enumerate(window_patterns(exec_properties, split_pattern)):
+        options = _read_options(exec_properties, pattern)
+        reads.append(pipeline | f"ReadClickLog{'' if i == 0 else i}" >> bt.ReadClickLog(options))
     report_dir = exec_properties[_REPORT_DIR_KEY]
     key_feature = f"{'user' if options.user_key else 'session'}_id"
-    read = pipeline | "ReadClickLog" >> bt.ReadClickLog(options)
-    _ = read["rejected"] | "WriteRejected" >> bt.WriteRejected(os.path.join(report_dir, REJECTED_DIR, "rejected"))
-    _ = (read["counters"] | "SumCounters" >> bt.SumCounters()
+    merged = {name: ([r[name] for r in reads] | f"Merge{name}" >> beam.Flatten()) if len(reads) > 1
+              else reads[0][name] for name in ("events", "rejected", "counters")}
+    _ = merged["rejected"] | "WriteRejected" >> bt.WriteRejected(os.path.join(report_dir, REJECTED_DIR, "rejected"))
+    _ = (merged["counters"] | "SumCounters" >> bt.SumCounters()
          | "WriteReport" >> bt.WriteReport(os.path.join(report_dir, REPORT_FILE)))
-    return read["events"] | "ToExample" >> beam.Map(_to_example, key_feature=key_feature)
+    return merged["events"] | "ToExample" >> beam.Map(_to_example, key_feature=key_feature)
 
 
 # --------------------------------------------------------------------------------------------------- executor
@@ -201,8 +235,13 @@ class ClickLogExampleGen(example_gen_component.FileBasedExampleGen):
 
     Args:
         input_base: the directory holding the log files (any Beam/TFX filesystem: local, ``gs://``, ...).
-        pattern: the files under ``input_base`` (a name or a glob); ``*`` reads every data file.
+        pattern: the files under ``input_base`` (a name or a glob); ``*`` reads every data file. A TFX span
+            pattern (``span-{SPAN}/*``, or daily partitions ``{YYYY}-{MM}-{DD}/*``) reads the latest span only (the
+            standard driver resolves it; its files' fingerprint decides whether a cached run is reused).
         options: how to read them (:class:`tfx_pipeline.options.IngestOptions`).
+        window_spans: with a span pattern, read the latest span and the ``window_spans - 1`` before it (a rolling
+            window of days); spans are taken as immutable once written (only the latest span's files are
+            fingerprinted).
 
     Example::
 
@@ -212,13 +251,20 @@ class ClickLogExampleGen(example_gen_component.FileBasedExampleGen):
 
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, input_base, pattern: str = "*", options: IngestOptions = IngestOptions()):
+    def __init__(self, input_base, pattern: str = "*", options: IngestOptions = IngestOptions(),
+                 window_spans: int = 1):
         base = input_base if isinstance(input_base, str) else "runtime-parameter"
         preprocess_options(options, SessionOptions(), input=os.path.join(base, pattern),
                            output="unused")  # validates the options now, at pipeline construction
+        if window_spans < 1:
+            raise ValueError(f"window_spans must be >= 1, got {window_spans}")
+        has_span = "{SPAN" in pattern or "{YYYY}" in pattern
+        if window_spans > 1 and not has_span:
+            raise ValueError("a window of several spans needs a span pattern ({SPAN} or {YYYY}-{MM}-{DD}), "
+                             f"got {pattern!r}")
         super().__init__(
             input_base=input_base,
             input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name=SPLIT, pattern=pattern)]),
             output_config=example_gen_pb2.Output(),  # no hash split: the output split is the input split
-            custom_config=pack_options(options),
+            custom_config=pack_options(options, window_spans, pattern if has_span else ""),
         )
