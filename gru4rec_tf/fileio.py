@@ -1,4 +1,4 @@
-"""Atomic writes: a file or a directory is replaced whole or not at all.
+"""File helpers: atomic writes (a file or a directory is replaced whole or not at all) and :func:`is_remote`.
 
 A kill or an error during a write never leaves a half-written file or directory where a reader (a later run,
 TF Serving) would look: the new content is written beside the target and renamed into place.
@@ -20,6 +20,17 @@ from pathlib import Path
 from typing import Iterator, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` is a URL of a remote filesystem (``gs://``, ``s3://``...) rather than a local path.
+
+    Example::
+
+        >>> is_remote("gs://bucket/clicks.csv"), is_remote("/data/clicks.csv")
+        (True, False)
+    """
+    return "://" in path
 
 
 @contextlib.contextmanager

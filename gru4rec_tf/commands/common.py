@@ -29,6 +29,7 @@ def load_events(path: str):
 
 
 def parse_cutoffs(values) -> tuple:
+    """The ``--cutoffs`` flag's values as positive integers; raises ValueError naming the flag."""
     try:
         cutoffs = tuple(int(v) for v in values)
     except ValueError:
@@ -68,6 +69,9 @@ def log_metrics(metrics: dict, cutoffs) -> None:
         logging.info("Recall@%d: %.4f  MRR@%d: %.4f", k, metrics[f"recall@{k}"], k, metrics[f"mrr@{k}"])
 
 
-def fail(message: str) -> None:
-    """Ends the command with a one-line error (no traceback) and exit status 1."""
-    raise SystemExit(f"gru4rec: error: {message}")
+def fail(message: str, command: str = "") -> None:
+    """Ends the command with a one-line error (no traceback) and exit status 1.
+
+    The line starts with ``gru4rec: error:``, or ``gru4rec COMMAND: error:`` when ``command`` is given.
+    """
+    raise SystemExit(f"gru4rec{' ' + command if command else ''}: error: {message}")
