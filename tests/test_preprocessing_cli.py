@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from absl import flags
 
 import preprocessing_testlib as lib
@@ -83,3 +84,12 @@ def test_flag_defaults_and_help_are_those_of_preprocess_options():
     values(["gru4rec preprocess", "--input=x.csv", "--output=out"])
     assert PreprocessOptions(**cli.option_flags.option_values(PreprocessOptions, values)) == \
         PreprocessOptions(input="x.csv", output="out")
+
+
+def test_option_errors_name_the_flag():
+    from gru4rec_tf.preprocessing.options import PreprocessOptions  # pylint: disable=g-import-not-at-top
+    values = flags.FlagValues()
+    cli.define_flags(values)
+    with pytest.raises(ValueError, match="^--min_item_support must be an integer >= 1"):
+        with cli.option_flags.flag_wording(values):
+            PreprocessOptions(input="x.csv", output="out", min_item_support=0)

@@ -87,8 +87,10 @@ def _define_execution_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_boolean("enable_cache", True, "Reuse component outputs when inputs and options are unchanged.",
                          flag_values=fv)
     flags.DEFINE_boolean("verbose", False, "Show TFX's and Beam's own INFO logs.", flag_values=fv)
-    flags.DEFINE_integer("synthetic_sessions", 20000, "Sessions of the built-in synthetic dataset.", flag_values=fv)
-    flags.DEFINE_integer("synthetic_items", 1000, "Items of the built-in synthetic dataset.", flag_values=fv)
+    flags.DEFINE_integer("synthetic_sessions", 20000, "Sessions of the built-in synthetic dataset.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("synthetic_items", 1000, "Items of the built-in synthetic dataset.", lower_bound=2,
+                         flag_values=fv)
 
 
 def _define_compile_flags(fv: flags.FlagValues) -> None:
@@ -125,14 +127,29 @@ def main(argv) -> None:
 def _pipeline_options() -> dict:
     """The components' options from the flags (validated by their constructors)."""
     from tfx_pipeline import blessing, options as opts  # pylint: disable=g-import-not-at-top
-    return {
-        "ingest": opts.IngestOptions(**option_flags.option_values(opts.IngestOptions)),
-        "sessions": opts.SessionOptions(**option_flags.option_values(opts.SessionOptions)),
-        "training": opts.TrainingOptions(params=FLAGS.params, n_epochs=FLAGS.epochs, seed=FLAGS.seed),
-        "blessing": blessing.BlessingOptions(
-            cutoffs=common.parse_cutoffs(FLAGS.cutoffs), thresholds=blessing.parse_thresholds(FLAGS.thresholds),
-            regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),
-    }
+    ingest = opts.IngestOptions(**option_flags.option_values(opts.IngestOptions))
+    sessions = opts.SessionOptions(**option_flags.option_values(opts.SessionOptions))
+    with option_flags.flag_wording():
+        opts.preprocess_options(ingest, sessions, input="unused", output="unused")  # validates them now
+        return {
+            "ingest": ingest,
+            "sessions": sessions,
+            "training": _training_options(),
+            "blessing": blessing.BlessingOptions(
+                cutoffs=common.parse_cutoffs(FLAGS.cutoffs), thresholds=blessing.parse_thresholds(FLAGS.thresholds),
+                regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),
+        }
+
+
+def _training_options():
+    """The Trainer's options from --params, --epochs and --seed; an error names the flag at fault."""
+    from tfx_pipeline import options as opts  # pylint: disable=g-import-not-at-top
+    for flag, kwargs in (("--params", {}), ("--epochs", {"n_epochs": FLAGS.epochs})):
+        try:
+            opts.TrainingOptions(params=FLAGS.params, **kwargs)
+        except ValueError as err:
+            raise ValueError(f"{flag}: {err}") from None
+    return opts.TrainingOptions(params=FLAGS.params, n_epochs=FLAGS.epochs, seed=FLAGS.seed)
 
 
 def resolve_data(paths, layout) -> tuple:

@@ -25,6 +25,9 @@ def define_eval_flags() -> None:
 def load_events(path: str):
     """Reads an event log with the column flags; bad input raises DataError naming the file."""
     f = flags.FLAGS
+    keys = (f.session_key, f.item_key, f.time_key)
+    if not all(keys) or len(set(keys)) != len(keys):
+        raise ValueError(f"--session_key, --item_key and --time_key must name three different columns, got {keys}")
     return events.load_events(path, session_key=f.session_key, item_key=f.item_key, time_key=f.time_key)
 
 

@@ -14,6 +14,7 @@ Example::
     >>> option_values(PreprocessOptions, values)["event_type_filter"]
     ('view', 'buy')
 """
+import contextlib
 import dataclasses
 import typing
 from typing import Any, Dict
@@ -55,6 +56,26 @@ def define_option_flags(options_cls, flag_values: flags.FlagValues = flags.FLAGS
         else:
             define = getattr(flags, f"DEFINE_{flag_kind(hints[field.name])}")
             define(field.name, default, help_text, flag_values=flag_values)
+
+
+@contextlib.contextmanager
+def flag_wording(flag_values: flags.FlagValues = flags.FLAGS):
+    """Re-raises an options class's ValueError that starts with a field name as one about the flag of that name.
+
+    Example (``values`` holds the ``PreprocessOptions`` flags, as in the module's example)::
+
+        >>> with flag_wording(values):
+        ...     PreprocessOptions(input="x.csv", output="out", min_item_support=0)
+        Traceback (most recent call last):
+        ValueError: --min_item_support must be an integer >= 1, got 0
+    """
+    try:
+        yield
+    except ValueError as err:
+        name = str(err).split(" ", 1)[0]
+        if name in flag_values:
+            raise ValueError(f"--{err}") from None
+        raise
 
 
 def option_values(options_cls, flag_values: flags.FlagValues = flags.FLAGS) -> Dict[str, Any]:

@@ -2,15 +2,15 @@
 
 Usage::
 
-    gru4rec preprocess --input PATH --output DIR [--delimiter ,] [--session_key SessionId --item_key ItemId
-        --time_key Time] [--user_key K --session_gap_s 3600] [--time_format unix_s|unix_ms|iso]
-        [--event_type_key K --event_type_filter view,detail] [--dedupe_consecutive] [--min_item_support 5]
-        [--min_session_length 2] [--iterate_filters] [--test_days D] [--valid_days D] [--split_on start|end]
-        [--max_rejected_ratio 0.01] [Beam options such as --runner, --direct_num_workers]
+    gru4rec preprocess --input PATH --output DIR [--delimiter C] [--session_key K --item_key K --time_key K]
+        [--user_key K --session_gap_s S] [--time_format unix_s|unix_ms|iso] [--event_type_key K
+        --event_type_filter view,detail] [--dedupe_consecutive] [--min_item_support N] [--min_session_length N]
+        [--iterate_filters] [--test_days D] [--valid_days D] [--split_on start|end] [--max_rejected_ratio R]
+        [Beam options such as --runner, --direct_num_workers]
 
 Flags this command does not know are passed to Beam as pipeline options; a flag that Beam does not know either
 (a typo) fails the command. The flags are the fields of :class:`gru4rec_tf.preprocessing.options.PreprocessOptions`
-(defaults and help texts included).
+(defaults and help texts included; ``--helpfull`` lists them).
 """
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def _options() -> PreprocessOptions:
     missing = [name for name in ("input", "output") if not FLAGS[name].value]
     if missing:
         raise ValueError(f"missing required flag(s): {', '.join('--' + m for m in missing)}")
-    return PreprocessOptions(**option_flags.option_values(PreprocessOptions))
+    with option_flags.flag_wording():
+        return PreprocessOptions(**option_flags.option_values(PreprocessOptions))
 
 
 def main(argv) -> None:
