@@ -13,8 +13,8 @@ What ``run_fn`` writes into the ``Model`` artifact (``<uri>`` = parent of ``fn_a
 
 * ``<uri>/Format-Serving/`` -- the serving SavedModel of :func:`gru4rec_tf.export.export_saved_model` (top-k over
   original item IDs, ``serving_default`` and ``step`` signatures); the Pusher pushes this directory;
-* ``<uri>/gru4rec_model/`` -- the library's model directory (:func:`gru4rec_tf.model_io.save_model`), which the
-  SessionEvaluator loads for the full-catalogue evaluation (also of a later run's baseline).
+* ``<uri>/gru4rec_model/`` (:func:`tfx_pipeline.artifacts.library_model_dir`) -- the library's model directory
+  (:func:`gru4rec_tf.model_io.save_model`), which the SessionEvaluator loads for the full-catalogue evaluation (also of a later run's baseline).
 
 and ``training.json`` (history, parameters, data sizes) into the ``ModelRun`` artifact.
 """
@@ -25,17 +25,12 @@ from typing import Callable
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from absl import logging
 
+from tfx_pipeline import artifacts
 from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
 from tfx_pipeline.options import TrainingOptions
 
-LIBRARY_MODEL_DIR = "gru4rec_model"
 TRAINING_FILE = "training.json"
-
-
-def library_model_dir(model_uri: str) -> str:
-    """Where ``run_fn`` saved the library model inside a ``Model`` artifact."""
-    return os.path.join(model_uri, LIBRARY_MODEL_DIR)
 
 
 def _write(target: str, writer: Callable[[str], object]) -> None:
@@ -57,7 +52,7 @@ def run_fn(fn_args) -> None:
     model, history = trained.model, trained.history
 
     model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
-    _write(library_model_dir(model_uri), lambda d: model_io.save_model(d, model, vocab, seed=options.seed))
+    _write(artifacts.library_model_dir(model_uri), lambda d: model_io.save_model(d, model, vocab, seed=options.seed))
     _write(fn_args.serving_model_dir,
            lambda d: export.export_saved_model(model, vocab, d, max_k=options.max_k, overwrite=True))
     summary = {
