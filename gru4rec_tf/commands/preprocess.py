@@ -97,4 +97,3 @@ def main(argv) -> None:
     except (DataError, ValueError) as err:
         common.fail(str(err), command="preprocess")
     print(f"wrote {options.output}\n{format_summary(stats)}")
-
