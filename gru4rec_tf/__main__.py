@@ -18,7 +18,7 @@ LIBRARY_COMMANDS = {
     "evaluate": ("gru4rec_tf.commands.evaluate", "evaluate a saved model on a test log"),
     "generate": ("gru4rec_tf.commands.generate", "write the built-in synthetic session dataset"),
     "export": ("gru4rec_tf.commands.export", "export a saved model as a TF Serving SavedModel version"),
-    "preprocess": ("gru4rec_tf.preprocessing.cli", "Beam pipeline: raw click log -> session tensors"),
+    "preprocess": ("gru4rec_tf.commands.preprocess", "Beam pipeline: raw click log -> session tensors"),
 }
 
 

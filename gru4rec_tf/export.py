@@ -59,6 +59,7 @@ import os
 import shutil
 import tempfile
 import types
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -339,17 +340,34 @@ def write_warmup_file(path: str, requests) -> None:
             writer.write(log.SerializeToString())
 
 
-def _prepare_target(export_dir: str, overwrite: bool) -> None:
+NOT_EMPTY = "is not empty"
+
+
+def export_dir_problem(export_dir: str, overwrite: bool) -> Optional[str]:
+    """Why :func:`export_saved_model` would refuse ``export_dir`` (None when it can write there).
+
+    The answer names no argument (:data:`NOT_EMPTY` is the one that ``overwrite`` solves), so a command can word
+    the remedy with its own flags.
+    """
     if not os.path.exists(export_dir):
-        return
+        return None
     if not os.path.isdir(export_dir):
-        raise ValueError(f"export_dir {export_dir} exists and is not a directory")
+        return "exists and is not a directory"
     if not os.listdir(export_dir):
-        return
+        return None
     if not overwrite:
-        raise ValueError(f"export_dir {export_dir} is not empty; pass overwrite=True (or a new version directory)")
+        return NOT_EMPTY
     if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
-        raise ValueError(f"export_dir {export_dir} is not empty and holds no saved_model.pb; refusing to replace it")
+        return "is not empty and holds no saved_model.pb; refusing to replace it"
+    return None
+
+
+def _prepare_target(export_dir: str, overwrite: bool) -> None:
+    problem = export_dir_problem(export_dir, overwrite)
+    if problem == NOT_EMPTY:
+        problem += "; pass overwrite=True (or a new version directory)"
+    if problem:
+        raise ValueError(f"export_dir {export_dir} {problem}")
 
 
 def export_saved_model(model, vocab, export_dir: str, *, max_k: int = 100, write_warmup: bool = True,

@@ -1,4 +1,4 @@
-"""Atomic writes: a file or a directory is replaced whole or not at all.
+"""File helpers: atomic writes (a file or a directory is replaced whole or not at all) and :func:`is_remote`.
 
 A kill or an error during a write never leaves a half-written file or directory where a reader (a later run,
 TF Serving) would look: the new content is written beside the target and renamed into place.
@@ -23,7 +23,13 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def is_remote(path: PathLike) -> bool:
-    """True for a URL-style path of a remote filesystem (``gs://``, ``s3://``, ``hdfs://`` ...)."""
+    """Whether ``path`` is a URL of a remote filesystem (``gs://``, ``s3://``...) rather than a local path.
+
+    Example::
+
+        >>> is_remote("gs://bucket/clicks.csv"), is_remote("/data/clicks.csv")
+        (True, False)
+    """
     return "://" in os.fspath(path)
 
 

@@ -26,8 +26,19 @@ def define_flags() -> None:
     flags.DEFINE_integer("attempts", 4, "Attempts when the server is UNAVAILABLE.")
 
 
+def check_flags() -> None:
+    """Refuses, in this command's flags, values the client would refuse in its own argument names."""
+    if FLAGS.k < 1:
+        raise ValueError(f"--k must be >= 1, got {FLAGS.k}")
+    if not FLAGS.timeout > 0:
+        raise ValueError(f"--timeout must be > 0 seconds, got {FLAGS.timeout}")
+    if FLAGS.attempts < 1:
+        raise ValueError(f"--attempts must be >= 1, got {FLAGS.attempts}")
+
+
 def run() -> dict:
     from serving import client as client_lib  # pylint: disable=g-import-not-at-top
+    check_flags()
     with client_lib.GRU4RecClient(FLAGS.server, FLAGS.model, timeout_s=FLAGS.timeout, max_attempts=FLAGS.attempts,
                                   version=FLAGS.version) as client:
         if FLAGS.mode == "session":

@@ -357,3 +357,16 @@ def test_export_command(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == str(out)
     assert export.read_export_info(str(out))["max_k"] == 5
+
+
+def test_export_command_names_its_own_flags_in_errors(tmp_path):
+    from gru4rec_tf.commands import export as export_cmd  # pylint: disable=g-import-not-at-top
+    target = tmp_path / "models" / "1"
+    target.mkdir(parents=True)
+    (target / "saved_model.pb").write_bytes(b"")
+    with pytest.raises(ValueError, match="pass --overwrite to replace it, or choose a new version directory"):
+        export_cmd.check_output(str(target), overwrite=False)
+    export_cmd.check_output(str(target), overwrite=True)  # an existing SavedModel may be replaced
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match=r"^--output .*file exists and is not a directory"):
+        export_cmd.check_output(str(tmp_path / "file"), overwrite=True)

@@ -5,17 +5,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from absl import flags
 
 import preprocessing_testlib as lib
-from gru4rec_tf.preprocessing import cli
+from gru4rec_tf.commands import preprocess as cli
 from gru4rec_tf.synthetic import generate_sessions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "gru4rec_tf.preprocessing.cli", *map(str, args)], cwd=REPO_ROOT,
+    return subprocess.run([sys.executable, "-m", "gru4rec_tf", "preprocess", *map(str, args)], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -68,3 +69,27 @@ def test_preprocess_command_fails_clearly_on_a_missing_column_or_a_mistyped_flag
     assert result.returncode == 1
     assert "unknown flag(s) --test_dayz (did you mean --test_days?)" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_flag_defaults_and_help_are_those_of_preprocess_options():
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.preprocessing.options import PreprocessOptions  # pylint: disable=g-import-not-at-top
+    values = flags.FlagValues()
+    cli.define_flags(values)
+    for field in dataclasses.fields(PreprocessOptions):
+        flag = values[field.name]
+        default = None if field.default is dataclasses.MISSING else field.default
+        assert (tuple(flag.default) if isinstance(flag.default, list) else flag.default) == default, field.name
+        assert flag.help.endswith(field.metadata["help"]), field.name  # enums prefix their values
+    values(["gru4rec preprocess", "--input=x.csv", "--output=out"])
+    assert PreprocessOptions(**cli.option_flags.option_values(PreprocessOptions, values)) == \
+        PreprocessOptions(input="x.csv", output="out")
+
+
+def test_option_errors_name_the_flag():
+    from gru4rec_tf.preprocessing.options import PreprocessOptions  # pylint: disable=g-import-not-at-top
+    values = flags.FlagValues()
+    cli.define_flags(values)
+    with pytest.raises(ValueError, match="^--min_item_support must be an integer >= 1"):
+        with cli.option_flags.flag_wording(values):
+            PreprocessOptions(input="x.csv", output="out", min_item_support=0)

@@ -79,3 +79,28 @@ def test_tensors_uri_comes_from_the_trainer_file_patterns():
         "/root/SessionTensors/x/7"
     with pytest.raises(ValueError, match="Split-"):
         session_data.tensors_uri_from_file_patterns(["/root/train/*"])
+
+
+def test_ingest_and_session_options_take_their_fields_and_defaults_from_preprocess_options():
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.preprocessing.options import PreprocessOptions  # pylint: disable=g-import-not-at-top
+    library = {f.name: f for f in dataclasses.fields(PreprocessOptions)}
+    for cls in (options.IngestOptions, options.SessionOptions):
+        for field in dataclasses.fields(cls):
+            assert (field.default, field.metadata) == (library[field.name].default, library[field.name].metadata)
+    assert options.preprocess_options(options.IngestOptions(), options.SessionOptions(), input="x", output="y") == \
+        PreprocessOptions(input="x", output="y")
+
+
+def test_pipeline_run_flag_defaults_are_the_option_class_defaults():
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import cli  # pylint: disable=g-import-not-at-top
+    values = flags.FlagValues()
+    cli.define_flags(values)
+    for cls in (options.IngestOptions, options.SessionOptions):
+        for field in dataclasses.fields(cls):
+            flag = values[field.name]
+            assert (tuple(flag.default) if isinstance(flag.default, list) else flag.default) == field.default, \
+                field.name
+            assert flag.help.endswith(field.metadata["help"]), field.name  # enums prefix their values

@@ -1,23 +1,33 @@
-"""Custom TFX artifact types of the pipeline.
+"""The pipeline's artifacts: its custom TFX artifact type and the layout of the files inside its artifacts.
 
 The session tensors themselves are a standard ``Examples`` artifact (``Split-train/``, ``Split-test/`` of
 TFRecord ``tf.train.Example`` session records), so the standard Trainer accepts them; the vocabulary is its own
-type so that lineage shows which item catalogue a model was trained on.
+type so that lineage shows which item catalogue a model was trained on. A ``Model`` artifact holds, besides the
+serving SavedModel (``Format-Serving/``), the library's model directory (:func:`library_model_dir`), written by the
+Trainer's ``run_fn`` and read by the SessionEvaluator.
 
 Example::
 
     >>> ItemVocabulary.TYPE_NAME
     'gru4rec.ItemVocabulary'
 """
+import os
+
 from tfx.types import artifact
 
 VOCABULARY_FILE = "vocab.tsv"
+LIBRARY_MODEL_DIR = "gru4rec_model"
+
+
+def library_model_dir(model_uri: str) -> str:
+    """Where the library model (:func:`gru4rec_tf.model_io.save_model`) lies inside a ``Model`` artifact."""
+    return os.path.join(model_uri, LIBRARY_MODEL_DIR)
 
 
 class ItemVocabulary(artifact.Artifact):
     """The item vocabulary of a training split: ``<uri>/vocab.tsv`` (original ID, index, support).
 
-    ``gru4rec_tf.data.ItemVocabulary.load(os.path.join(uri, VOCABULARY_FILE))`` reads it. The number of items is
+    ``gru4rec_tf.vocabulary.ItemVocabulary.load(os.path.join(uri, VOCABULARY_FILE))`` reads it. The number of items is
     the ``n_items`` custom property.
     """
 

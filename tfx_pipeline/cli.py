@@ -24,83 +24,106 @@ import time
 from absl import flags
 from absl import logging
 
+from gru4rec_tf import fileio
+from gru4rec_tf.commands import common, option_flags
+
 FLAGS = flags.FLAGS
 SUBCOMMANDS = ("run", "compile")
 SYNTHETIC_FILE = "clicks.tsv"
 
 
-def define_flags() -> None:
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     """Defines the flags of both subcommands (``compile`` ignores the local-only ones)."""
+    _define_location_flags(flag_values)
+    _define_data_flags(flag_values)
+    _define_training_flags(flag_values)
+    _define_execution_flags(flag_values)
+    _define_compile_flags(flag_values)
+
+
+def _define_location_flags(fv: flags.FlagValues) -> None:
     from tfx_pipeline import options as opts  # pylint: disable=g-import-not-at-top  (light: no TFX)
-    # where
     flags.DEFINE_multi_string("data", None, "Raw click log: a file, directory or glob (repeat for several files, "
                               "read as one log). Default (run): the built-in synthetic dataset. Default (compile): "
-                              "<pipeline_root>/data.")
-    flags.DEFINE_string("work_dir", None, "Local work directory (default ./gru4rec_work or $GRU4REC_WORK_DIR).")
-    flags.DEFINE_string("pipeline_name", opts.DEFAULT_PIPELINE_NAME, "Pipeline name (MLMD context, spec name).")
+                              "<pipeline_root>/data.", flag_values=fv)
+    flags.DEFINE_string("work_dir", None, "Local work directory (default ./gru4rec_work or $GRU4REC_WORK_DIR).",
+                        flag_values=fv)
+    flags.DEFINE_string("pipeline_name", opts.DEFAULT_PIPELINE_NAME, "Pipeline name (MLMD context, spec name).",
+                        flag_values=fv)
     flags.DEFINE_string("pipeline_root", None, "Artifact root (run: <work_dir>/pipelines/<name>; compile: "
-                        "required in practice, e.g. gs://BUCKET/gru4rec).")
-    flags.DEFINE_string("metadata_path", None, "sqlite MLMD store (default <work_dir>/metadata/<name>.sqlite).")
+                        "required in practice, e.g. gs://BUCKET/gru4rec).", flag_values=fv)
+    flags.DEFINE_string("metadata_path", None, "sqlite MLMD store (default <work_dir>/metadata/<name>.sqlite).",
+                        flag_values=fv)
     flags.DEFINE_string("serving_root", None, "Models are pushed to <serving_root>/<model_name>/<version>/ "
-                        "(run: <work_dir>/serving; compile: <pipeline_root>/serving).")
-    flags.DEFINE_string("model_name", opts.DEFAULT_MODEL_NAME, "Served model name.")
-    # ingestion
-    flags.DEFINE_string("delimiter", None, "Text delimiter (default: tab for .tsv/.txt, else comma).")
-    flags.DEFINE_string("session_key", "SessionId", "Session ID column.")
-    flags.DEFINE_string("item_key", "ItemId", "Item ID column.")
-    flags.DEFINE_string("time_key", "Time", "Timestamp column.")
-    flags.DEFINE_string("user_key", None, "User ID column: build sessions per user by an inactivity gap.")
-    flags.DEFINE_float("session_gap_s", 3600.0, "Inactivity gap that ends a session (with --user_key).")
-    flags.DEFINE_enum("time_format", "unix_s", ["unix_s", "unix_ms", "iso"], "Timestamp format.")
-    flags.DEFINE_string("event_type_key", None, "Event type column (with --event_type_filter).")
-    flags.DEFINE_list("event_type_filter", [], "Keep only these event types.")
-    flags.DEFINE_float("max_rejected_ratio", 0.01, "Fail when more than this share of the rows is malformed.")
-    # sessions
-    flags.DEFINE_float("test_days", 1.0, "Sessions in the last D days form the test split (spec §7).")
-    flags.DEFINE_enum("split_on", "start", ["start", "end"], "A session is in the test split by its start/end.")
-    flags.DEFINE_integer("min_item_support", 5, "Drop items with fewer events (1 disables the filter).")
-    flags.DEFINE_integer("min_session_length", 2, "Drop shorter sessions.")
-    flags.DEFINE_boolean("dedupe_consecutive", False, "Drop consecutive repeats of an item in a session.")
-    flags.DEFINE_boolean("iterate_filters", False, "Repeat the item/session filters until nothing changes.")
-    # training and blessing
-    flags.DEFINE_string("params", opts.DEFAULT_PARAMS, "GRU4Rec hyperparameters, official names: 'k=v,k=v'.")
-    flags.DEFINE_integer("epochs", None, "Number of epochs (overrides n_epochs of --params).")
-    flags.DEFINE_integer("seed", 42, "Training seed.")
-    flags.DEFINE_list("cutoffs", ["1", "5", "10", "20"], "Cut-offs K of Recall@K and MRR@K.")
-    flags.DEFINE_string("thresholds", "recall@20=0.1,mrr@20=0.03", "Blessing floors: 'metric=value,...'.")
-    flags.DEFINE_float("regression_margin", 0.01, "Largest allowed drop of a gated metric vs the last blessed model.")
-    flags.DEFINE_enum("eval_mode", "standard", ["standard", "conservative", "median"], "Tie handling (spec §7).")
+                        "(run: <work_dir>/serving; compile: <pipeline_root>/serving).", flag_values=fv)
+    flags.DEFINE_string("model_name", opts.DEFAULT_MODEL_NAME, "Served model name.", flag_values=fv)
+
+
+def _define_data_flags(fv: flags.FlagValues) -> None:
+    """Ingestion and session flags: one per field of IngestOptions and SessionOptions (defaults and help included)."""
+    from tfx_pipeline import options as opts  # pylint: disable=g-import-not-at-top
+    option_flags.define_option_flags(opts.IngestOptions, fv)
+    option_flags.define_option_flags(opts.SessionOptions, fv)
+
+
+def _define_training_flags(fv: flags.FlagValues) -> None:
+    from tfx_pipeline import options as opts  # pylint: disable=g-import-not-at-top
+    flags.DEFINE_string("params", opts.DEFAULT_PARAMS, "GRU4Rec hyperparameters, official names: 'k=v,k=v'.",
+                        flag_values=fv)
+    flags.DEFINE_integer("epochs", None, "Number of epochs (overrides n_epochs of --params).", flag_values=fv)
+    flags.DEFINE_integer("seed", 42, "Training seed.", flag_values=fv)
+    flags.DEFINE_list("cutoffs", ["1", "5", "10", "20"], "Cut-offs K of Recall@K and MRR@K.", flag_values=fv)
+    flags.DEFINE_string("thresholds", "recall@20=0.1,mrr@20=0.03", "Blessing floors: 'metric=value,...'.",
+                        flag_values=fv)
+    flags.DEFINE_float("regression_margin", 0.01, "Largest allowed drop of a gated metric vs the last blessed model.",
+                       flag_values=fv)
+    flags.DEFINE_enum("eval_mode", "standard", ["standard", "conservative", "median"], "Tie handling (spec §7).",
+                      flag_values=fv)
     # continuous training
     flags.DEFINE_boolean("no_warm_start", False, "Train from scratch even when a blessed model exists (default: "
-                         "warm-start the Trainer from the last blessed model, its base_model).")
+                         "warm-start the Trainer from the last blessed model, its base_model).", flag_values=fv)
     flags.DEFINE_float("valid_days", None, "Hold out the last D days of the training split for validation after "
-                       "every epoch (the best epoch's weights are kept).")
-    flags.DEFINE_string("early_stopping_metric", "mrr@20", "Validation metric that picks the best epoch.")
-    flags.DEFINE_integer("patience", None, "Stop after this many epochs without improvement (needs --valid_days).")
-    flags.DEFINE_integer("window_days", 1, "With daily partitions (--data DIR of YYYY-MM-DD folders, or a {SPAN} / "
-                         "{YYYY}-{MM}-{DD} pattern): ingest the latest this many spans (default: the latest one).")
-    # execution
+                       "every epoch (the best epoch's weights are kept).", flag_values=fv)
+    flags.DEFINE_string("early_stopping_metric", "mrr@20", "Validation metric that picks the best epoch.",
+                        flag_values=fv)
+    flags.DEFINE_integer("patience", None, "Stop after this many epochs without improvement (needs --valid_days).",
+                         flag_values=fv)
+    flags.DEFINE_integer("window_days", 1, "With daily partitions (--data DIR of YYYY-MM-DD folders, or a {SPAN} "
+                         "or {YYYY}-{MM}-{DD} pattern): ingest the latest this many spans (default: the latest).",
+                         lower_bound=1, flag_values=fv)
+
+
+def _define_execution_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_list("beam_pipeline_args", [], "Beam options of the Beam components, e.g. "
-                      "--beam_pipeline_args=--direct_num_workers=2,--direct_running_mode=multi_processing.")
-    flags.DEFINE_boolean("enable_cache", True, "Reuse component outputs when inputs and options are unchanged.")
-    flags.DEFINE_boolean("verbose", False, "Show TFX's and Beam's own INFO logs.")
-    flags.DEFINE_integer("synthetic_sessions", 20000, "Sessions of the built-in synthetic dataset.")
-    flags.DEFINE_integer("synthetic_items", 1000, "Items of the built-in synthetic dataset.")
-    # compile
-    flags.DEFINE_string("output", "pipeline.json", "compile: where to write the pipeline spec JSON.")
-    flags.DEFINE_string("image", None, "compile: container image of the components (see tfx_pipeline/Dockerfile).")
-    flags.DEFINE_string("trainer_gpu_type", None, "compile: Vertex accelerator of the Trainer, e.g. NVIDIA_TESLA_T4.")
-    flags.DEFINE_integer("trainer_gpu_count", 1, "compile: number of Trainer accelerators.")
-    flags.DEFINE_float("trainer_cpu", None, "compile: Trainer vCPU limit.")
-    flags.DEFINE_float("trainer_memory_gb", None, "compile: Trainer memory limit (GB).")
+                      "--beam_pipeline_args=--direct_num_workers=2,--direct_running_mode=multi_processing.",
+                      flag_values=fv)
+    flags.DEFINE_boolean("enable_cache", True, "Reuse component outputs when inputs and options are unchanged.",
+                         flag_values=fv)
+    flags.DEFINE_boolean("verbose", False, "Show TFX's and Beam's own INFO logs.", flag_values=fv)
+    flags.DEFINE_integer("synthetic_sessions", 20000, "Sessions of the built-in synthetic dataset.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("synthetic_items", 1000, "Items of the built-in synthetic dataset.", lower_bound=2,
+                         flag_values=fv)
+
+
+def _define_compile_flags(fv: flags.FlagValues) -> None:
+    flags.DEFINE_string("output", "pipeline.json", "compile: where to write the pipeline spec JSON.", flag_values=fv)
+    flags.DEFINE_string("image", None, "compile: container image of the components (see tfx_pipeline/Dockerfile).",
+                        flag_values=fv)
+    flags.DEFINE_string("trainer_gpu_type", None, "compile: Vertex accelerator of the Trainer, e.g. NVIDIA_TESLA_T4.",
+                        flag_values=fv)
+    flags.DEFINE_integer("trainer_gpu_count", 1, "compile: number of Trainer accelerators.", flag_values=fv)
+    flags.DEFINE_float("trainer_cpu", None, "compile: Trainer vCPU limit.", flag_values=fv)
+    flags.DEFINE_float("trainer_memory_gb", None, "compile: Trainer memory limit (GB).", flag_values=fv)
 
 
 def main(argv) -> None:
     """``argv[1]`` is the subcommand (``run`` or ``compile``)."""
     if len(argv) < 2 or argv[1] not in SUBCOMMANDS:
-        _fail(f"usage: gru4rec pipeline {{{'|'.join(SUBCOMMANDS)}}} [flags]  (got {argv[1:]!r})")
+        common.fail(f"usage: gru4rec pipeline {{{'|'.join(SUBCOMMANDS)}}} [flags]  (got {argv[1:]!r})",
+                    command="pipeline")
     if len(argv) > 2:
-        _fail(f"unexpected arguments {argv[2:]!r}")
+        common.fail(f"unexpected arguments {argv[2:]!r}", command="pipeline")
     from gru4rec_tf.event_schema import DataError  # pylint: disable=g-import-not-at-top
     try:
         if argv[1] == "run":
@@ -108,42 +131,42 @@ def main(argv) -> None:
         else:
             ok = compile_command()
     except (DataError, ValueError) as err:
-        _fail(str(err))
+        common.fail(str(err), command="pipeline")
     if not ok:
         sys.exit(1)
-
-
-def _fail(message: str) -> None:
-    raise SystemExit(f"gru4rec pipeline: error: {message}")
 
 
 # ----------------------------------------------------------------------------------------------------- options
 def _pipeline_options() -> dict:
     """The components' options from the flags (validated by their constructors)."""
     from tfx_pipeline import blessing, options as opts  # pylint: disable=g-import-not-at-top
-    try:
-        cutoffs = tuple(int(c) for c in FLAGS.cutoffs)
-    except ValueError:
-        raise ValueError(f"--cutoffs must be integers, got {','.join(FLAGS.cutoffs)}") from None
-    return {
-        "ingest": opts.IngestOptions(
-            delimiter=FLAGS.delimiter, session_key=FLAGS.session_key, item_key=FLAGS.item_key,
-            time_key=FLAGS.time_key, user_key=FLAGS.user_key, event_type_key=FLAGS.event_type_key,
-            event_type_filter=tuple(FLAGS.event_type_filter), time_format=FLAGS.time_format,
-            max_rejected_ratio=FLAGS.max_rejected_ratio),
-        "sessions": opts.SessionOptions(
-            session_gap_s=FLAGS.session_gap_s, dedupe_consecutive=FLAGS.dedupe_consecutive,
-            min_item_support=FLAGS.min_item_support, min_session_length=FLAGS.min_session_length,
-            iterate_filters=FLAGS.iterate_filters, test_days=FLAGS.test_days, split_on=FLAGS.split_on),
-        "training": opts.TrainingOptions(params=FLAGS.params, n_epochs=FLAGS.epochs, seed=FLAGS.seed,
-                                         valid_days=FLAGS.valid_days, patience=FLAGS.patience,
-                                         early_stopping_metric=FLAGS.early_stopping_metric,
-                                         warm_start=not FLAGS.no_warm_start),
-        "blessing": blessing.BlessingOptions(
-            cutoffs=cutoffs, thresholds=blessing.parse_thresholds(FLAGS.thresholds),
-            regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),
-        "window_spans": FLAGS.window_days,
-    }
+    ingest = opts.IngestOptions(**option_flags.option_values(opts.IngestOptions))
+    sessions = opts.SessionOptions(**option_flags.option_values(opts.SessionOptions))
+    with option_flags.flag_wording():
+        opts.preprocess_options(ingest, sessions, input="unused", output="unused")  # validates them now
+        return {
+            "ingest": ingest,
+            "sessions": sessions,
+            "training": _training_options(),
+            "window_spans": FLAGS.window_days,
+            "blessing": blessing.BlessingOptions(
+                cutoffs=common.parse_cutoffs(FLAGS.cutoffs), thresholds=blessing.parse_thresholds(FLAGS.thresholds),
+                regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),
+        }
+
+
+def _training_options():
+    """The Trainer's options from --params, --epochs and --seed; an error names the flag at fault."""
+    from tfx_pipeline import options as opts  # pylint: disable=g-import-not-at-top
+    for flag, kwargs in (("--params", {}), ("--epochs", {"n_epochs": FLAGS.epochs})):
+        try:
+            opts.TrainingOptions(params=FLAGS.params, **kwargs)
+        except ValueError as err:
+            raise ValueError(f"{flag}: {err}") from None
+    return opts.TrainingOptions(params=FLAGS.params, n_epochs=FLAGS.epochs, seed=FLAGS.seed,
+                                valid_days=FLAGS.valid_days, patience=FLAGS.patience,
+                                early_stopping_metric=FLAGS.early_stopping_metric,
+                                warm_start=not FLAGS.no_warm_start)
 
 
 def resolve_data(paths, layout) -> tuple:
@@ -157,7 +180,7 @@ def resolve_data(paths, layout) -> tuple:
     spans = span_pattern(paths[0]) if len(paths) == 1 else None
     if spans is not None:
         return spans
-    if len(paths) == 1 and "://" in paths[0]:
+    if len(paths) == 1 and fileio.is_remote(paths[0]):
         path = paths[0].rstrip("/")
         return (os.path.dirname(path), os.path.basename(path)) if os.path.splitext(path)[1] else (path, "*")
     files = []
@@ -185,7 +208,7 @@ def span_pattern(path: str):
     if first >= 0:
         base = path[:first].rsplit("/", 1)[0] if "/" in path[:first] else "."
         return base, path[len(base) + 1:] if base != "." else path
-    if "://" not in path and os.path.isdir(path):
+    if not fileio.is_remote(path) and os.path.isdir(path):
         children = [c for c in os.listdir(path) if not c.startswith(".")]
         if children and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", c) and os.path.isdir(os.path.join(path, c))
                             for c in children):
@@ -211,13 +234,12 @@ def _link_files(files, directory: str) -> str:
 def ensure_synthetic_data(layout, n_sessions: int, n_items: int) -> str:
     """Writes the built-in synthetic click log once (unchanged files keep the ingestion cache valid)."""
     from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.fileio import atomic_write_path
     directory = os.path.join(layout.synthetic_dir(), f"s{n_sessions}-i{n_items}")
     path = os.path.join(directory, SYNTHETIC_FILE)
     if not os.path.exists(path):
         os.makedirs(directory, exist_ok=True)
         events = synthetic.generate_sessions(n_items=n_items, n_sessions=n_sessions, seed=0)
-        with atomic_write_path(path) as tmp:
+        with fileio.atomic_write_path(path) as tmp:
             events.to_csv(tmp, sep="\t", index=False, float_format="%.3f")
         logging.info("wrote the synthetic click log %s (%d events, %d sessions, %d items, 10 days)", path,
                      len(events), n_sessions, n_items)

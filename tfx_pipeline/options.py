@@ -6,8 +6,9 @@ Three small frozen dataclasses travel to the components as JSON execution proper
 * :class:`SessionOptions` -- how to build, clean and split sessions (SessionTensors component);
 * :class:`TrainingOptions` -- the GRU4Rec hyperparameters and training settings (the Trainer's ``custom_config``).
 
-The first two are the fields of :class:`gru4rec_tf.preprocessing.options.PreprocessOptions` split by component, so
-the Beam preprocessing validates them with its own rules (:func:`preprocess_options`). No TFX import here.
+The first two are built from the fields of :class:`gru4rec_tf.preprocessing.options.PreprocessOptions` (names
+listed per component in ``INGEST_FIELDS`` and ``SESSION_FIELDS``; types, defaults and help texts taken from there),
+and the Beam preprocessing validates them with its own rules (:func:`preprocess_options`). No TFX import here.
 
 Example::
 
@@ -22,7 +23,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from typing import Any, Mapping, Optional, Tuple
+
+from gru4rec_tf.preprocessing.options import PreprocessOptions
 
 DEFAULT_PIPELINE_NAME = "gru4rec"
 DEFAULT_MODEL_NAME = "gru4rec"
@@ -44,26 +48,19 @@ def _from_json(cls, text_or_mapping):
     return cls(**data)
 
 
-@dataclasses.dataclass(frozen=True)
-class IngestOptions:
-    """How the ingestion component reads the raw click log (see ``PreprocessOptions`` for each field).
+class _ComponentOptions:
+    """What every component's options share: the JSON round trip of their execution property."""
 
-    Example::
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
-        >>> IngestOptions(user_key="user_id", time_format="iso").event_key
-        'user'
-    """
+    @classmethod
+    def from_json(cls, text_or_mapping):
+        return _from_json(cls, text_or_mapping)
 
-    input_format: str = "auto"
-    delimiter: Optional[str] = None
-    session_key: str = "SessionId"
-    item_key: str = "ItemId"
-    time_key: str = "Time"
-    user_key: Optional[str] = None
-    event_type_key: Optional[str] = None
-    event_type_filter: Tuple[str, ...] = ()
-    time_format: str = "unix_s"
-    max_rejected_ratio: float = 0.01
+
+class _IngestBehaviour(_ComponentOptions):
+    """The methods of :class:`IngestOptions` (its fields come from ``PreprocessOptions``)."""
 
     def __post_init__(self):
         object.__setattr__(self, "event_type_filter", tuple(self.event_type_filter))
@@ -73,46 +70,47 @@ class IngestOptions:
         """``"user"`` when sessions are built from user activity, else ``"session"``."""
         return "user" if self.user_key else "session"
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
-    @classmethod
-    def from_json(cls, text_or_mapping) -> "IngestOptions":
-        return _from_json(cls, text_or_mapping)
+def _component_options(name: str, field_names: Tuple[str, ...], base: type, doc: str) -> type:
+    """A frozen dataclass ``name`` with the fields ``field_names`` of ``PreprocessOptions``: same types, defaults
+    and help texts, so a default changed there changes here."""
+    library = {f.name: f for f in dataclasses.fields(PreprocessOptions)}
+    types = typing.get_type_hints(PreprocessOptions)
+    fields = [(n, types[n], dataclasses.field(default=library[n].default, metadata=library[n].metadata))
+              for n in field_names]
+    cls = dataclasses.make_dataclass(name, fields, bases=(base,), frozen=True, namespace={"__doc__": doc})
+    cls.__module__ = __name__
+    return cls
 
 
-@dataclasses.dataclass(frozen=True)
-class SessionOptions:
-    """How SessionTensors builds, cleans and splits sessions (spec §7; see ``PreprocessOptions`` for each field).
+INGEST_FIELDS = ("input_format", "delimiter", "session_key", "item_key", "time_key", "user_key", "event_type_key",
+                 "event_type_filter", "time_format", "max_rejected_ratio")
+SESSION_FIELDS = ("session_gap_s", "dedupe_consecutive", "min_item_support", "min_session_length",
+                  "iterate_filters", "max_filter_rounds", "test_days", "split_on", "rows_per_shard")
+
+IngestOptions = _component_options("IngestOptions", INGEST_FIELDS, _IngestBehaviour, """\
+How the ingestion component reads the raw click log: the fields ``INGEST_FIELDS`` of ``PreprocessOptions``.
+
+    Example::
+
+        >>> IngestOptions(user_key="user_id", time_format="iso").event_key
+        'user'
+    """)
+
+SessionOptions = _component_options("SessionOptions", SESSION_FIELDS, _ComponentOptions, """\
+How SessionTensors builds, cleans and splits sessions (spec §7): the fields ``SESSION_FIELDS`` of
+    ``PreprocessOptions``.
 
     Example::
 
         >>> SessionOptions(test_days=1, split_on="end", min_item_support=1).split_on   # the RSC15 recipe
         'end'
-    """
-
-    session_gap_s: float = 3600.0
-    dedupe_consecutive: bool = False
-    min_item_support: int = 5
-    min_session_length: int = 2
-    iterate_filters: bool = False
-    max_filter_rounds: int = 20
-    test_days: float = 1.0
-    split_on: str = "start"
-    rows_per_shard: int = 200_000
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text_or_mapping) -> "SessionOptions":
-        return _from_json(cls, text_or_mapping)
+    """)
 
 
 def preprocess_options(ingest: IngestOptions, sessions: SessionOptions, input: str,  # pylint: disable=redefined-builtin
-                       output: str, **overrides):
+                       output: str, **overrides) -> PreprocessOptions:
     """The Beam preprocessing's options for these settings; raises ValueError naming a bad value."""
-    from gru4rec_tf.preprocessing.options import PreprocessOptions  # pylint: disable=g-import-not-at-top
     fields = {**dataclasses.asdict(ingest), **dataclasses.asdict(sessions), **overrides}
     return PreprocessOptions(input=input, output=output, **fields)
 

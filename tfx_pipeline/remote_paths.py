@@ -10,9 +10,7 @@ import shutil
 import tempfile
 from typing import Iterator
 
-
-def is_remote(path: str) -> bool:
-    return "://" in path
+from gru4rec_tf.fileio import is_remote
 
 
 @contextlib.contextmanager

@@ -13,8 +13,8 @@ What ``run_fn`` writes into the ``Model`` artifact (``<uri>`` = parent of ``fn_a
 
 * ``<uri>/Format-Serving/`` -- the serving SavedModel of :func:`gru4rec_tf.export.export_saved_model` (top-k over
   original item IDs, ``serving_default`` and ``step`` signatures); the Pusher pushes this directory;
-* ``<uri>/gru4rec_model/`` -- the library's model directory (:func:`gru4rec_tf.model_io.save_model`), which the
-  SessionEvaluator loads for the full-catalogue evaluation (also of a later run's baseline).
+* ``<uri>/gru4rec_model/`` (:func:`tfx_pipeline.artifacts.library_model_dir`) -- the library's model directory
+  (:func:`gru4rec_tf.model_io.save_model`), which the SessionEvaluator loads for the full-catalogue evaluation (also of a later run's baseline).
 
 and ``training.json`` (history, parameters, data sizes) into the ``ModelRun`` artifact.
 """
@@ -26,20 +26,15 @@ from typing import Callable
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from absl import logging
 
+from tfx_pipeline import artifacts
 from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
 from gru4rec_tf.sessions import SessionData
 from gru4rec_tf.vocabulary import ItemVocabulary
 from tfx_pipeline.options import TrainingOptions
 
-LIBRARY_MODEL_DIR = "gru4rec_model"
 TRAINING_FILE = "training.json"
 CHECKPOINT_DIR = "checkpoints"  # in the ModelRun artifact: a retried Trainer with the same URIs resumes
-
-
-def library_model_dir(model_uri: str) -> str:
-    """Where ``run_fn`` saved the library model inside a ``Model`` artifact."""
-    return os.path.join(model_uri, LIBRARY_MODEL_DIR)
 
 
 def _write(target: str, writer: Callable[[str], object]) -> None:
@@ -91,7 +86,7 @@ def _save(fn_args, options: TrainingOptions, model, vocab, optimizer_state, trai
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     from gru4rec_tf import export, model_io  # pylint: disable=g-import-not-at-top
     model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
-    _write(library_model_dir(model_uri), lambda d: model_io.save_model(
+    _write(artifacts.library_model_dir(model_uri), lambda d: model_io.save_model(
         d, model, vocab, seed=options.seed, optimizer_state=optimizer_state, training=training_info))
     _write(fn_args.serving_model_dir,
            lambda d: export.export_saved_model(model, vocab, d, max_k=options.max_k, overwrite=True))
@@ -132,7 +127,7 @@ def _base_model(fn_args, options: TrainingOptions):
     if not options.warm_start or not fn_args.base_model:
         return None
     from gru4rec_tf import model_io  # pylint: disable=g-import-not-at-top
-    source = library_model_dir(os.path.dirname(fn_args.base_model.rstrip("/")))
+    source = artifacts.library_model_dir(os.path.dirname(fn_args.base_model.rstrip("/")))
     with remote_paths.local_dir(source) as local:
         saved = model_io.load_model(local)
     logging.info("Trainer: warm start from %s (%d items)", source, len(saved.vocab))

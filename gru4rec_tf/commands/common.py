@@ -25,10 +25,14 @@ def define_eval_flags() -> None:
 def load_events(path: str):
     """Reads an event log with the column flags; bad input raises DataError naming the file."""
     f = flags.FLAGS
+    keys = (f.session_key, f.item_key, f.time_key)
+    if not all(keys) or len(set(keys)) != len(keys):
+        raise ValueError(f"--session_key, --item_key and --time_key must name three different columns, got {keys}")
     return events.load_events(path, session_key=f.session_key, item_key=f.item_key, time_key=f.time_key)
 
 
 def parse_cutoffs(values) -> tuple:
+    """The ``--cutoffs`` flag's values as positive integers; raises ValueError naming the flag."""
     try:
         cutoffs = tuple(int(v) for v in values)
     except ValueError:
@@ -70,6 +74,9 @@ def log_metrics(metrics: dict, cutoffs) -> None:
         logging.info("Recall@%d: %.4f  MRR@%d: %.4f", k, metrics[f"recall@{k}"], k, metrics[f"mrr@{k}"])
 
 
-def fail(message: str) -> None:
-    """Ends the command with a one-line error (no traceback) and exit status 1."""
-    raise SystemExit(f"gru4rec: error: {message}")
+def fail(message: str, command: str = "") -> None:
+    """Ends the command with a one-line error (no traceback) and exit status 1.
+
+    The line starts with ``gru4rec: error:``, or ``gru4rec COMMAND: error:`` when ``command`` is given.
+    """
+    raise SystemExit(f"gru4rec{' ' + command if command else ''}: error: {message}")

@@ -26,6 +26,16 @@ def check_version_dir(path: str) -> None:
                          f"since TF Serving loads only <model_base_path>/<integer> directories")
 
 
+def check_output(path: str, overwrite: bool) -> None:
+    """Refuses, in this command's flags, an ``--output`` that the export would refuse (before the model loads)."""
+    from gru4rec_tf import export  # pylint: disable=g-import-not-at-top
+    problem = export.export_dir_problem(os.path.abspath(path), overwrite)
+    if problem == export.NOT_EMPTY:
+        problem += "; pass --overwrite to replace it, or choose a new version directory"
+    if problem:
+        raise ValueError(f"--output {path} {problem}")
+
+
 def main(argv) -> None:
     del argv
     try:
@@ -38,6 +48,9 @@ def run() -> str:
     from gru4rec_tf import export, model_io, signatures  # pylint: disable=g-import-not-at-top
 
     check_version_dir(FLAGS.output)
+    check_output(FLAGS.output, FLAGS.overwrite)
+    if FLAGS.max_k < 1:
+        raise ValueError(f"--max_k must be >= 1, got {FLAGS.max_k}")
     saved = model_io.load_model(FLAGS.model)
     path = export.export_saved_model(saved.model, saved.vocab, FLAGS.output, max_k=FLAGS.max_k,
                                      write_warmup=FLAGS.warmup, overwrite=FLAGS.overwrite)

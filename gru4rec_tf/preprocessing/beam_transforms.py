@@ -721,7 +721,8 @@ class WriteSessionTensors(beam.PTransform):
         split["test"] | "WriteTest" >> WriteSessionTensors("out/test", split["vocabulary"], name="test")
     """
 
-    def __init__(self, directory: str, vocab, name: str, rows_per_shard: int = 200_000, summary=None):
+    def __init__(self, directory: str, vocab, name: str, rows_per_shard: int = PreprocessOptions.rows_per_shard,
+                 summary=None):
         super().__init__()
         if rows_per_shard < 1:
             raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")

@@ -20,6 +20,7 @@ from typing import List
 from apache_beam.io.filesystems import FileSystems
 
 from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.fileio import is_remote
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 from gru4rec_tf.preprocessing.records import split_line
 
@@ -40,7 +41,7 @@ class InputSpec:
 
 def resolve_files(pattern: str) -> List[str]:
     """Files named by ``pattern``: a file, a glob, or a directory (its files, skipping ``_*`` and ``.*``)."""
-    is_dir = os.path.isdir(pattern) or (pattern.endswith("/") and "://" in pattern)
+    is_dir = os.path.isdir(pattern) or (pattern.endswith("/") and is_remote(pattern))
     query = posixpath.join(pattern, "*") if is_dir else pattern
     try:
         matches = FileSystems.match([query])[0].metadata_list

@@ -10,6 +10,8 @@ import math
 import posixpath
 from typing import Optional, Tuple
 
+from gru4rec_tf.event_schema import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
+
 __all__ = ["PreprocessOptions", "TIME_FORMATS", "SPLIT_ON", "INPUT_FORMATS", "DAY_US", "parse_delimiter"]
 
 TIME_FORMATS = ("unix_s", "unix_ms", "iso")
@@ -36,12 +38,23 @@ def _positive_finite(name: str, value) -> float:
     return float(value)
 
 
+# pylint: disable-next=redefined-builtin
+def _option(default=dataclasses.MISSING, *, help: str, choices: Tuple[str, ...] = ()):
+    """A field with its description (``metadata["help"]``, also the flag's help) and its allowed values, if any."""
+    metadata = {"help": help, "choices": choices} if choices else {"help": help}
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class PreprocessOptions:
     """What to read, how to clean it and how to split it (spec §7). Validated on construction.
 
     Times are handled as integer microseconds internally, so the Beam pipeline and the pandas reference compare
     and split them exactly.
+
+    This class is the one definition of these options: each field's default and description (``metadata["help"]``)
+    are also those of the ``gru4rec preprocess`` and ``gru4rec pipeline run`` flags and of the pipeline's
+    ``IngestOptions`` and ``SessionOptions`` (:func:`gru4rec_tf.commands.option_flags.define_option_flags`).
 
     Example::
 
@@ -52,52 +65,56 @@ class PreprocessOptions:
         >>> PreprocessOptions(input="x.csv", output="out", time_format="days")
         Traceback (most recent call last):
         ValueError: time_format must be one of ('unix_s', 'unix_ms', 'iso'), got 'days'
-
-    Fields:
-        input: file, glob or directory of CSV/TSV (with a header line) or Parquet files; any Beam filesystem.
-        output: directory for the session tensors; it must not exist or be empty (unless ``overwrite``).
-        input_format: ``auto`` (Parquet for ``.parquet``/``.pq``, otherwise delimited text), ``csv`` or ``parquet``.
-        delimiter: text field delimiter; None picks tab for ``.tsv``/``.txt`` and ``,`` otherwise.
-        session_key, item_key, time_key: column names; ``session_key`` is not read when ``user_key`` is set.
-        user_key: when set, sessions are built per user by splitting at inactivity gaps > ``session_gap_s``.
-        event_type_key, event_type_filter: keep only rows whose event type is one of the filter values.
-        time_format: ``unix_s`` (seconds, may be fractional), ``unix_ms`` or ``iso`` (ISO-8601; naive = UTC).
-        dedupe_consecutive: drop an event whose item equals the previous event's item in the same session.
-        min_item_support: drop items with fewer events than this (1 disables the filter).
-        min_session_length: drop sessions with fewer events than this.
-        iterate_filters: repeat item and session filters until nothing changes (else one pass, as for RSC15).
-        max_filter_rounds: the Beam pipeline unrolls this many rounds; the run fails if they do not converge.
-        test_days, valid_days: split time = last timestamp - D days; ``valid_days`` (optional) splits ``train``
-            again into ``train_tr`` and ``valid``.
-        split_on: a session belongs to the later split if its ``start`` (or ``end``) is at/after the split time.
-        max_rejected_ratio: fail when rejected rows / data rows exceeds this.
-        rows_per_shard: target number of sessions per output TFRecord file (files are in session-start order).
-        overwrite: replace a non-empty output directory (only after the new output is complete).
+        >>> PreprocessOptions.field_help("min_item_support")
+        'Drop items with fewer events than this (1 disables the filter).'
     """
 
-    input: str
-    output: str
-    input_format: str = "auto"
-    delimiter: Optional[str] = None
-    session_key: str = "SessionId"
-    item_key: str = "ItemId"
-    time_key: str = "Time"
-    user_key: Optional[str] = None
-    session_gap_s: float = 3600.0
-    event_type_key: Optional[str] = None
-    event_type_filter: Tuple[str, ...] = ()
-    time_format: str = "unix_s"
-    dedupe_consecutive: bool = False
-    min_item_support: int = 5
-    min_session_length: int = 2
-    iterate_filters: bool = False
-    max_filter_rounds: int = 20
-    test_days: float = 1.0
-    valid_days: Optional[float] = None
-    split_on: str = "start"
-    max_rejected_ratio: float = 0.01
-    rows_per_shard: int = 200_000
-    overwrite: bool = False
+    input: str = _option(help="Click log: file, glob or directory of CSV/TSV (with a header line) or Parquet files; "
+                              "any Beam filesystem.")
+    output: str = _option(help="Output directory for the session tensors; it must not exist or be empty, unless "
+                               "--overwrite.")
+    input_format: str = _option("auto", choices=INPUT_FORMATS,
+                                help="Input format; auto = Parquet for .parquet/.pq, else delimited text.")
+    delimiter: Optional[str] = _option(None, help="Text field delimiter (',', ';', 'tab'...); default: tab for "
+                                                  ".tsv/.txt, ',' otherwise.")
+    session_key: str = _option(DEFAULT_SESSION_KEY, help="Session ID column (not read with --user_key).")
+    item_key: str = _option(DEFAULT_ITEM_KEY, help="Item ID column.")
+    time_key: str = _option(DEFAULT_TIME_KEY, help="Timestamp column.")
+    user_key: Optional[str] = _option(None, help="User ID column: build sessions per user, split at inactivity gaps "
+                                                 "longer than --session_gap_s.")
+    session_gap_s: float = _option(3600.0, help="Inactivity gap (seconds) that starts a new session (--user_key).")
+    event_type_key: Optional[str] = _option(None, help="Event type column (for --event_type_filter).")
+    event_type_filter: Tuple[str, ...] = _option((), help="Keep only these event types (comma-separated), e.g. "
+                                                          "view,detail.")
+    time_format: str = _option("unix_s", choices=TIME_FORMATS,
+                               help="Timestamp format: unix seconds (may be fractional), unix milliseconds or "
+                                    "ISO-8601 (naive = UTC).")
+    dedupe_consecutive: bool = _option(False, help="Drop an event whose item equals the previous event's item in "
+                                                   "the same session.")
+    min_item_support: int = _option(5, help="Drop items with fewer events than this (1 disables the filter).")
+    min_session_length: int = _option(2, help="Drop sessions with fewer events than this.")
+    iterate_filters: bool = _option(False, help="Repeat the item and session filters until nothing changes (else "
+                                                "one pass, as for RSC15).")
+    max_filter_rounds: int = _option(20, help="Filter rounds the Beam pipeline unrolls with --iterate_filters; the "
+                                              "run fails if they do not converge.")
+    test_days: float = _option(1.0, help="Split time = last timestamp - D days: sessions starting (or ending, "
+                                         "--split_on) at/after it form the test split.")
+    valid_days: Optional[float] = _option(None, help="Also split train into train_tr and valid (the last D days of "
+                                                     "train).")
+    split_on: str = _option("start", choices=SPLIT_ON,
+                            help="A session belongs to the later split if its start (or end) is at/after the split "
+                                 "time.")
+    max_rejected_ratio: float = _option(0.01, help="Fail when more than this fraction of the data rows is "
+                                                   "malformed.")
+    rows_per_shard: int = _option(200_000, help="Target number of sessions per output TFRecord file (files are in "
+                                                "session-start order).")
+    overwrite: bool = _option(False, help="Replace a non-empty output directory (only after the new output is "
+                                          "complete).")
+
+    @staticmethod
+    def field_help(name: str) -> str:
+        """The description of the field ``name`` (its ``metadata["help"]``)."""
+        return _FIELDS[name].metadata["help"]
 
     def __post_init__(self):
         for name in ("input", "output", "item_key", "time_key"):
@@ -198,3 +215,6 @@ class PreprocessOptions:
         out = dataclasses.asdict(self)
         out["event_type_filter"] = list(self.event_type_filter)
         return out
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(PreprocessOptions)}

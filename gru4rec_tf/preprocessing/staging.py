@@ -19,20 +19,18 @@ import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
+from gru4rec_tf.fileio import is_remote
+
 __all__ = ["StagingDir", "MARKER_FILE"]
 
 MARKER_FILE = "stats.json"
-
-
-def _is_local(path: str) -> bool:
-    return "://" not in path
 
 
 class StagingDir:
     """A staging directory for ``output``; ``publish()`` moves it to ``output``, ``discard()`` removes it."""
 
     def __init__(self, output: str, overwrite: bool = False):
-        self.local = _is_local(output)
+        self.local = not is_remote(output)
         self.output = os.path.abspath(output) if self.local else output.rstrip("/")
         self.overwrite = overwrite
         self._check_output()

@@ -42,10 +42,10 @@ from tfx.types import channel
 from tfx.types import component_spec
 from tfx.types import standard_artifacts
 
+from tfx_pipeline import artifacts
 from tfx_pipeline import blessing as blessing_lib
 from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
-from tfx_pipeline import trainer_module
 
 METRICS_FILE = "metrics.json"
 
@@ -74,7 +74,7 @@ def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions
     """Loads the library model of a ``Model`` artifact and evaluates it on ``events`` (spec §7)."""
     from gru4rec_tf import evaluation, model_io  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.sessions import SessionData
-    with remote_paths.local_dir(trainer_module.library_model_dir(model_uri)) as model_dir:
+    with remote_paths.local_dir(artifacts.library_model_dir(model_uri)) as model_dir:
         saved = model_io.load_model(model_dir)
     test = SessionData.from_events(events, saved.vocab)
     logging.info("SessionEvaluator: %s: %d test events in %d sessions (%d events with unknown items dropped)",
