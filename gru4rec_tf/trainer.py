@@ -303,7 +303,7 @@ class Trainer:
         return states, np.array(step_losses, dtype=np.float32)
 
     def make_schedule(self, data) -> batching.BatchSchedule:
-        """The epoch schedule of ``data`` (a :class:`~gru4rec_tf.data.SessionData`)."""
+        """The epoch schedule of ``data`` (a :class:`~gru4rec_tf.sessions.SessionData`)."""
         return batching.make_schedule(data.item_idx, data.session_offsets, self.params.batch_size,
                                       stop_below_two_rows=self.params.n_sample == 0)
 

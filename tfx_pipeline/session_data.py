@@ -8,7 +8,7 @@ when it is remote (``gs://`` ...), because ``ItemVocabulary.load`` reads local p
 Example::
 
     vocab = load_vocabulary(tensors_uri)
-    train = load_split(tensors_uri, "train", vocab)      # gru4rec_tf.data.SessionData
+    train = load_split(tensors_uri, "train", vocab)      # gru4rec_tf.sessions.SessionData
 """
 import os
 from typing import Sequence

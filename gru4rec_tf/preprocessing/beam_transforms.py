@@ -152,7 +152,7 @@ class ReadClickLog(beam.PTransform):
     Rows with a wrong number of columns, an empty session/user or item ID, a time that does not parse in
     ``options.time_format`` or bytes that are not UTF-8 go to ``rejected`` as ``(source file, reason, source
     line)``; rows whose event type is not in ``options.event_type_filter`` are dropped and counted. Missing files
-    or columns raise :class:`gru4rec_tf.data.DataError` when the pipeline is built. Text must have one record per
+    or columns raise :class:`gru4rec_tf.event_schema.DataError` when the pipeline is built. Text must have one record per
     line (quoted fields are fine, embedded newlines are not); compressed text (``.gz``...) is read by extension.
 
     Returns a dict: ``events`` (``(key, item_id, time_us)``), ``rejected`` and ``counters`` (``rows_ok``,

@@ -1,7 +1,7 @@
 """Finding the input files of a click log and checking their header (or Parquet schema) before a run.
 
 Runs at pipeline construction time, so a missing file, an unreadable file or a missing column fails at once with
-a :class:`gru4rec_tf.data.DataError` naming it, before any worker starts. Works on every Beam filesystem
+a :class:`gru4rec_tf.event_schema.DataError` naming it, before any worker starts. Works on every Beam filesystem
 (local, ``gs://``, ``s3://``, ``hdfs://``).
 
 Example::
