@@ -71,7 +71,9 @@ def main():
             f"Written by `bench/accuracy_rsc15.py` on {time.strftime('%Y-%m-%d %H:%M')} "
             f"({platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}); mean of {args.runs} "
             f"runs with seeds 1..{args.runs}. Official figures: means of the authors' implementations on this "
-            f"machine kind (library issue). Pass = within {TOLERANCE} of the official figure or above.\n\n"
+            f"machine kind (library issue). Pass = within {TOLERANCE} of the official figure or above. Every run "
+            f"trains through `gru4rec_tf.training.train`, which sets TensorFlow's global seed, so a run's result does "
+            f"not depend on the runs before it in the same process.\n\n"
             f"{table}\n\n<details><summary>raw metrics</summary>\n\n```json\n{json.dumps(raw, indent=1)}\n```\n"
             f"</details>\n")
     os.makedirs(os.path.dirname(args.output), exist_ok=True)

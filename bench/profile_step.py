@@ -10,7 +10,8 @@ commit, for a before/after comparison in one session). Profiling adds its own ov
 within one table and the two tables with each other, not with ``train_speed.py``'s events/second. Usage::
 
     .venv/bin/python bench/profile_step.py --label after --out bench/results/profile.md
-    .venv/bin/python bench/profile_step.py --label before --code_dir /tmp/old-checkout --out bench/results/profile.md --append
+    .venv/bin/python bench/profile_step.py --label before --code_dir /tmp/old-checkout \
+        --out bench/results/profile.md --append
 """
 import argparse
 import collections

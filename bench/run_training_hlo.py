@@ -75,7 +75,7 @@ def run_case(case_dir, backend_name, n_chunks):
     def next_parameters(params, outs):
         params = list(params)
         params[state_index:state_index + n_states] = outs[:n_states]
-        for position, updated in zip(variable_positions, outs[n_states + 1:]):
+        for position, updated in zip(variable_positions, outs[n_states + 1:], strict=True):
             params[position] = updated
         return params
 
@@ -97,7 +97,8 @@ def run_case(case_dir, backend_name, n_chunks):
             "compile_s": round(compile_s, 2), "steps_per_chunk": meta["steps"], "events_per_chunk": meta["events"],
             "chunk_ms_median": round(median * 1e3, 2), "chunk_ms_min": round(min(times) * 1e3, 2),
             "step_us_median": round(median / meta["steps"] * 1e6, 1),
-            "events_per_sec": round(meta["events"] / median), "final_loss_mean": float(np.mean(np.asarray(outs[n_states])[:meta["steps"]])),
+            "events_per_sec": round(meta["events"] / median),
+            "final_loss_mean": float(np.mean(np.asarray(outs[n_states])[:meta["steps"]])),
             **check, "jax": jax.__version__, "tensorflow_exported_with": meta["tensorflow"]}
 
 

@@ -19,7 +19,6 @@ import hashlib
 import io
 import json
 import os
-from typing import List, Optional
 
 import numpy as np
 
@@ -59,12 +58,12 @@ class RunState:
     metrics per finished epoch; ``best_*`` describe the best epoch so far and its weights (early stopping).
     """
     epoch: int = 0
-    progress: Optional[object] = None  # trainer.EpochProgress of the unfinished epoch
-    history: List[dict] = dataclasses.field(default_factory=list)
-    valid_history: List[dict] = dataclasses.field(default_factory=list)
-    best_value: Optional[float] = None
-    best_epoch: Optional[int] = None
-    best_weights: Optional[dict] = None  # variable_arrays() of the best epoch
+    progress: object | None = None  # trainer.EpochProgress of the unfinished epoch
+    history: list[dict] = dataclasses.field(default_factory=list)
+    valid_history: list[dict] = dataclasses.field(default_factory=list)
+    best_value: float | None = None
+    best_epoch: int | None = None
+    best_weights: dict | None = None  # variable_arrays() of the best epoch
     stopped_early: bool = False
 
     @property
@@ -118,7 +117,7 @@ class CheckpointStore:
         if not os.access(self.directory, os.W_OK | os.X_OK):
             raise ValueError(f"--checkpoint_dir {self.directory} is not writable")
 
-    def load(self) -> Optional[tuple]:
+    def load(self) -> tuple | None:
         """``(RunState, variable arrays)`` of the checkpoint, or None when there is none yet."""
         if not (_gfile().exists(self.path) if fileio.is_remote(self.path) else os.path.exists(self.path)):
             return None

@@ -85,7 +85,7 @@ class Evaluator:
                     step_ranks = rank_of_targets(scores, target_scores, mode)
                     ranks = ranks.write(k, tf.scatter_nd(active, step_ranks, [batch]))
                     states = tuple(tf.tensor_scatter_nd_update(s, active, new)
-                                   for s, new in zip(states, new_states))
+                                   for s, new in zip(states, new_states, strict=True))
                 return states, ranks.stack()
 
             self._compiled[mode] = rank_steps

@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Union
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,7 @@ def _row_label(pos: int, text: bool) -> str:
 def _sniff_delimiter(path: Path) -> str:
     """Picks the most frequent of , ; TAB in the first non-empty line (the header)."""
     try:
-        with open(path, "r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+        with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
             for line in fh:
                 if line.strip():
                     counts = {d: line.count(d) for d in _SNIFF_CANDIDATES}
@@ -53,7 +54,7 @@ def _sniff_delimiter(path: Path) -> str:
     return ","
 
 
-def _missing_columns_error(path: Path, wanted: Sequence[str], found: Sequence[str], delimiter: Optional[str]) -> DataError:
+def _missing_columns_error(path: Path, wanted: Sequence[str], found: Sequence[str], delimiter: str | None) -> DataError:
     missing = [c for c in wanted if c not in found]
     msg = f"{path}: missing column(s) {missing}; columns found: {list(found)}"
     if len(found) == 1 and any(d in str(found[0]) for d in _SNIFF_CANDIDATES if d != delimiter):
@@ -83,7 +84,7 @@ def _normalize_text_ids(raw: pd.Series, colname: str, canon: str, path: Path) ->
     return stripped.to_numpy(dtype=object)
 
 
-def _normalize_ids(col: pd.Series, colname: str, canon: str, path: Path, text: bool) -> Optional[np.ndarray]:
+def _normalize_ids(col: pd.Series, colname: str, canon: str, path: Path, text: bool) -> np.ndarray | None:
     """Returns int64 IDs, an object array of str IDs, or None when a text column must be re-read as str."""
     kind = col.dtype.kind
     if kind in "iu":
@@ -186,7 +187,7 @@ def load_events(
     session_key: str = DEFAULT_SESSION_KEY,
     item_key: str = DEFAULT_ITEM_KEY,
     time_key: str = DEFAULT_TIME_KEY,
-    delimiter: Optional[str] = None,
+    delimiter: str | None = None,
 ) -> pd.DataFrame:
     """Reads a session event log (one row per event).
 
@@ -243,7 +244,7 @@ def load_events(
         )
 
     out = {}
-    for key, canon in zip(keys[:2], _CANONICAL[:2]):
+    for key, canon in zip(keys[:2], _CANONICAL[:2], strict=True):
         ids = _normalize_ids(df[key], key, canon, path, text)
         if ids is None:
             ids = _normalize_text_ids(raw[key], key, canon, path)

@@ -59,7 +59,6 @@ import os
 import shutil
 import tempfile
 import types
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -175,7 +174,7 @@ class GRU4RecServing(tf.Module):
         Safe under TF Serving's batching: it rejects such requests before merging, so merged batches always pass.
         """
         sizes = [tf.shape(value)[0] for value in inputs.values()]
-        for (name, _), size in zip(list(inputs.items())[1:], sizes[1:]):
+        for (name, _), size in zip(list(inputs.items())[1:], sizes[1:], strict=True):
             tf.debugging.assert_equal(size, sizes[0], message=f"all inputs must have the same batch size "
                                       f"(dimension 0): input {name} differs from input {next(iter(inputs))}")
 
@@ -191,14 +190,15 @@ class GRU4RecServing(tf.Module):
         table = tf.convert_to_tensor(self.model.input_table)
         rows = tf.gather(table, tf.maximum(idx, 0))
         _, new_states = self.model.step_from_rows(rows, states)
-        return tuple(tf.where(known[:, tf.newaxis], new, old) for new, old in zip(new_states, states))
+        return tuple(tf.where(known[:, tf.newaxis], new, old) for new, old in zip(new_states, states, strict=True))
 
     def run_session(self, idx, known):
         """Final per-layer states after feeding ``idx [B, L]`` where ``known`` (from zero states)."""
         states = self.model.initial_states(tf.shape(idx)[0])
         for t in tf.range(tf.shape(idx)[1]):
             tf.autograph.experimental.set_loop_options(
-                shape_invariants=[(s, tf.TensorShape([None, n])) for s, n in zip(states, self.state_sizes)])
+                shape_invariants=[(s, tf.TensorShape([None, n]))
+                                  for s, n in zip(states, self.state_sizes, strict=True)])
             states = self.advance(idx[:, t], known[:, t], states)
         return states
 
@@ -343,7 +343,7 @@ def write_warmup_file(path: str, requests) -> None:
 NOT_EMPTY = "is not empty"
 
 
-def export_dir_problem(export_dir: str, overwrite: bool) -> Optional[str]:
+def export_dir_problem(export_dir: str, overwrite: bool) -> str | None:
     """Why :func:`export_saved_model` would refuse ``export_dir`` (None when it can write there).
 
     The answer names no argument (:data:`NOT_EMPTY` is the one that ``overwrite`` solves), so a command can word

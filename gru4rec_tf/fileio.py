@@ -17,7 +17,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Union
+from collections.abc import Iterator
 
 PathLike = Union[str, "os.PathLike[str]"]
 

@@ -106,7 +106,7 @@ class GRU4Rec(tf_keras.Model):
         input_dims = {"shared": layers[-1], "separate": params.embedding, "none": n_items}
         dims_in = [input_dims[self.embedding_mode]] + layers[:-1]
         self.gru_layers = [GRULayer(units, d_in, rng, params.hidden_act, name=f"gru_{i}")
-                           for i, (units, d_in) in enumerate(zip(layers, dims_in))]
+                           for i, (units, d_in) in enumerate(zip(layers, dims_in, strict=True))]
         self.item_vectors = self.add_weight(name="Wy", shape=(n_items, layers[-1]),
                                             initializer=_constant(block_uniform(rng, n_items, layers[-1])))
         self.item_bias = self.add_weight(name="By", shape=(n_items,), initializer="zeros")

@@ -13,7 +13,6 @@ a half-written model and never destroys the model that was there before.
 import dataclasses
 import json
 import os
-from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -39,14 +38,14 @@ class SavedGRU4Rec:
     model: model_lib.GRU4Rec
     vocab: ItemVocabulary
     params: params_lib.GRU4RecParams
-    optimizer_state: Optional[dict] = None  # {"acc/i", "vel/i": array} by trainable-variable position, if saved
+    optimizer_state: dict | None = None  # {"acc/i", "vel/i": array} by trainable-variable position, if saved
     source: str = ""  # the directory it was loaded from
-    training: Optional[dict] = None  # what save_model was told about the training run (e.g. its identity)
+    training: dict | None = None  # what save_model was told about the training run (e.g. its identity)
     weights_fingerprint: str = ""  # a hash of the weights: equal fingerprints mean the same model
 
 
 def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: ItemVocabulary, seed: int = 42,
-               optimizer_state: Optional[dict] = None, training: Optional[dict] = None) -> None:
+               optimizer_state: dict | None = None, training: dict | None = None) -> None:
     """Writes ``model`` and ``vocab`` to ``model_dir`` atomically (replacing an existing model directory).
 
     ``optimizer_state`` (the Adagrad accumulators and momentum velocities, as ``{"acc/i"|"vel/i": array}`` by
@@ -111,7 +110,7 @@ def weights_fingerprint(model: model_lib.GRU4Rec) -> str:
     return checkpoints.fingerprint(*(v.numpy() for v in model.trainable_variables))
 
 
-def _load_optimizer_state(model_dir: str) -> Optional[dict]:
+def _load_optimizer_state(model_dir: str) -> dict | None:
     path = os.path.join(model_dir, OPTIMIZER_FILE)
     if not os.path.exists(path):
         return None

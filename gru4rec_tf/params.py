@@ -24,7 +24,8 @@ import math
 import numbers
 import re
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any
+from collections.abc import Mapping
 
 LOSSES = ("cross-entropy", "xe_logit", "top1", "bpr", "top1-max", "bpr-max")
 RANKING_LOSSES = ("top1", "bpr", "top1-max", "bpr-max")
@@ -135,7 +136,7 @@ def _to_layers(value: Any) -> tuple[int, ...]:
     return layers
 
 
-def _to_embedding(value: Any) -> Union[int, str]:
+def _to_embedding(value: Any) -> int | str:
     if isinstance(value, str) and value.strip() == "layersize":
         return "layersize"
     try:
@@ -237,7 +238,7 @@ def _check_legacy(name: str, value: Any) -> None:
         )
 
 
-def _split_raw(mapping: Mapping[Any, Any]) -> tuple[dict[str, Any], Union[float, None]]:
+def _split_raw(mapping: Mapping[Any, Any]) -> tuple[dict[str, Any], float | None]:
     """Check names, drop accepted legacy options, return (field values, elu_param or None)."""
     fields, elu_param = {}, None
     for raw_name, value in mapping.items():
@@ -253,7 +254,7 @@ def _split_raw(mapping: Mapping[Any, Any]) -> tuple[dict[str, Any], Union[float,
     return fields, elu_param
 
 
-def _resolve_final_act(fields: dict[str, Any], base: Mapping[str, Any], elu_param: Union[float, None]) -> str:
+def _resolve_final_act(fields: dict[str, Any], base: Mapping[str, Any], elu_param: float | None) -> str:
     """Pick final_act when it was not given, and check it against elu_param when both were."""
     loss = fields.get("loss", base.get("loss", GRU4RecParams.loss))
     use_elu = elu_param is not None and loss in RANKING_LOSSES
@@ -478,17 +479,17 @@ class GRU4RecParams:
 
     # -------------------------------------------------------------------------------------------- constructors
     @classmethod
-    def from_dict(cls, mapping: Mapping[str, Any]) -> "GRU4RecParams":
+    def from_dict(cls, mapping: Mapping[str, Any]) -> GRU4RecParams:
         """Build from a mapping of Python values or strings (e.g. ``{"layers": [512], "elu_param": 1}``)."""
         return cls._build(mapping, base={})
 
     @classmethod
-    def from_string(cls, text: str) -> "GRU4RecParams":
+    def from_string(cls, text: str) -> GRU4RecParams:
         """Parse the official run.py format ``k=v,k=v`` (``layers=200/200``); an empty string gives the defaults."""
         return cls.from_dict(_parse_kv_string(text))
 
     @classmethod
-    def from_file(cls, path: Union[str, Path]) -> "GRU4RecParams":
+    def from_file(cls, path: str | Path) -> GRU4RecParams:
         """Read an official ``.py`` paramfile (never executed), a ``.json`` object or a ``k=v`` text file."""
         path = Path(path)
         try:
@@ -506,7 +507,7 @@ class GRU4RecParams:
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
 
-    def with_overrides(self, overrides: Union[str, Mapping[str, Any]]) -> "GRU4RecParams":
+    def with_overrides(self, overrides: str | Mapping[str, Any]) -> GRU4RecParams:
         """A new validated instance with ``overrides`` (a ``k=v,k=v`` string or a mapping) applied.
 
         If the loss changes and neither ``final_act`` nor ``elu_param`` is given, the current ``final_act`` is
@@ -516,7 +517,7 @@ class GRU4RecParams:
         return self._build(mapping, base=self.to_dict())
 
     @classmethod
-    def _build(cls, mapping: Mapping[str, Any], base: Mapping[str, Any]) -> "GRU4RecParams":
+    def _build(cls, mapping: Mapping[str, Any], base: Mapping[str, Any]) -> GRU4RecParams:
         if not isinstance(mapping, Mapping):
             raise ValueError(f"parameters must be given as a mapping, got {type(mapping).__name__}")
         fields, elu_param = _split_raw(mapping)

@@ -68,7 +68,7 @@ class SessionData:
         self.n_dropped_unknown: int = int(n_dropped_unknown)
         self.n_dropped_short_sessions: int = int(n_dropped_short_sessions)
 
-    def first_sessions(self, n_sessions: int) -> "SessionData":
+    def first_sessions(self, n_sessions: int) -> SessionData:
         """The first ``n_sessions`` sessions (in session order), e.g. for a warm-up or a capped evaluation."""
         n = max(0, min(int(n_sessions), self.n_sessions))
         end = int(self.session_offsets[n])
@@ -76,7 +76,7 @@ class SessionData:
                            self.times[:end])
 
     @classmethod
-    def from_events(cls, events: pd.DataFrame, vocab: ItemVocabulary) -> "SessionData":
+    def from_events(cls, events: pd.DataFrame, vocab: ItemVocabulary) -> SessionData:
         """Maps items through ``vocab``, drops unknown-item events, then short sessions, and orders everything."""
         missing = [c for c in _CANONICAL if c not in events.columns]
         if missing:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import numbers
 from pathlib import Path
-from typing import Dict, Tuple, Union
 
 import numpy as np
 import pandas as pd
@@ -83,8 +82,8 @@ def generate_sessions(
 
     - Item popularity is Zipf-like: the item of popularity rank r (1-based) has weight ``r ** -zipf_exponent``;
       ranks are a random permutation of the items, so popularity is unrelated to the ID.
-    - Each item has ``n_successors`` (at most ``n_items - 1``) distinct successor items (never itself), drawn with weight
-      ``popularity ** successor_exponent`` (a milder popularity bias, so successors are not just the top items).
+    - Each item has ``n_successors`` (at most ``n_items - 1``) distinct successor items (never itself), drawn with
+      weight ``popularity ** successor_exponent`` (a milder popularity bias, so successors are not just the top items).
       Successor j of an item is picked with weight ``1 / (j + 1)``: the first successor is the most likely.
     - A session's first item is drawn by popularity; each next item is a successor of the current item with
       probability ``p_follow``, else an item drawn by popularity.
@@ -216,7 +215,7 @@ def _row_has_dup(a: np.ndarray) -> np.ndarray:
     return (srt[:, 1:] == srt[:, :-1]).any(axis=1) if a.shape[1] > 1 else np.zeros(len(a), dtype=bool)
 
 
-def train_test_split_by_time(events: pd.DataFrame, test_days: float = 1.0) -> Tuple[pd.DataFrame, pd.DataFrame]:
+def train_test_split_by_time(events: pd.DataFrame, test_days: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Time-based split (spec §7, the 2023 datasets' rule).
 
     ``split = last timestamp - test_days * 86400``. Test = the sessions whose first event is at or after ``split``;
@@ -253,7 +252,7 @@ def train_test_split_by_time(events: pd.DataFrame, test_days: float = 1.0) -> Tu
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def _split_stats(df: pd.DataFrame) -> Dict[str, int]:
+def _split_stats(df: pd.DataFrame) -> dict[str, int]:
     return {
         "events": int(len(df)),
         "sessions": int(df[DEFAULT_SESSION_KEY].nunique()),
@@ -262,14 +261,14 @@ def _split_stats(df: pd.DataFrame) -> Dict[str, int]:
 
 
 def write_dataset(
-    output_dir: Union[str, Path],
+    output_dir: str | Path,
     n_items: int = 1000,
     n_sessions: int = 20000,
     mean_length: float = 5.0,
     seed: int = 0,
     test_days: float = 1.0,
     **generator_kwargs,
-) -> Dict[str, object]:
+) -> dict[str, object]:
     """Generates sessions, splits them by time and writes ``train.tsv`` and ``test.tsv`` into ``output_dir``.
 
     Files are tab-separated with the header ``SessionId ItemId Time`` and are written atomically (temporary

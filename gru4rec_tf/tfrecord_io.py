@@ -17,7 +17,7 @@ Example::
 from __future__ import annotations
 
 import os
-from typing import List, Union
+from typing import Union
 
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ def is_session_tensor_path(path: PathLike) -> bool:
     return ".tfrecord" in os.path.basename(path)
 
 
-def session_files(split_dir_or_pattern: PathLike) -> List[str]:
+def session_files(split_dir_or_pattern: PathLike) -> list[str]:
     """The TFRecord files of a split directory (``part-*.tfrecord*``) or a glob, in name order.
 
     A directory without files is an empty split (``[]``); a missing path raises :class:`DataError`.
@@ -65,7 +65,7 @@ def session_files(split_dir_or_pattern: PathLike) -> List[str]:
     return files
 
 
-def _compression(files: List[str]) -> str:
+def _compression(files: list[str]) -> str:
     return "GZIP" if files and all(f.endswith(".gz") for f in files) else ""
 
 

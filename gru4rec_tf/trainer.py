@@ -11,7 +11,6 @@ import concurrent.futures
 import dataclasses
 import itertools
 import time
-from typing import List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -50,14 +49,14 @@ class EpochProgress:
     epoch: int
     next_chunk: int
     n_chunks: int
-    states: List[np.ndarray]
+    states: list[np.ndarray]
     sampler_state: np.ndarray
     dropout_state: np.ndarray
     loss_sum: float = 0.0
     steps: int = 0
     events: int = 0
     seconds: float = 0.0
-    last_chunk_losses: Optional[np.ndarray] = None
+    last_chunk_losses: np.ndarray | None = None
 
     @property
     def done(self) -> bool:
@@ -137,7 +136,7 @@ class Trainer:
         else:
             row_sets = (optimizer_lib.unique_rows(cols, col_valid), optimizer_lib.unique_rows(inputs, valid))
         loss, new_states, row_updates = self._compute_step(inputs, targets, valid, samples, states, row_sets)
-        for var, update in zip(self._sparse_vars, row_updates):
+        for var, update in zip(self._sparse_vars, row_updates, strict=True):
             self.optimizer.write_rows(var, update)
         return loss, new_states
 
@@ -176,7 +175,7 @@ class Trainer:
                                                     valid, log_q_target, log_q_sample)
         grads = tape.gradient(loss, watched + self._dense_vars)
         grads[:len(watched)] = [tf.convert_to_tensor(g) for g in grads[:len(watched)]]  # gathers give IndexedSlices
-        for var, grad in zip(self._dense_vars, grads[len(watched):]):
+        for var, grad in zip(self._dense_vars, grads[len(watched):], strict=True):
             if grad is not None:
                 opt.apply_dense(var, grad)
         updates = [opt.coalesced_rows(model.item_vectors, item_rows, grads[0])]
@@ -245,7 +244,7 @@ class Trainer:
         sizes = np.where(output_rows.n_unique <= self._row_budget, self._row_budget, full)
         bounds = np.flatnonzero(np.diff(sizes)) + 1
         begins, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [n_steps]])
-        return [(int(b), int(e), int(sizes[b])) for b, e in zip(begins, ends)]
+        return [(int(b), int(e), int(sizes[b])) for b, e in zip(begins, ends, strict=True)]
 
     def _loop(self, n_rows: int):
         """The multi-step function compiled for ``n_rows`` distinct output rows per step (built on first use).
@@ -283,7 +282,7 @@ class Trainer:
                                                       r.n_unique[k]) for i, r in enumerate(rows))
             loss, states, row_updates = self.compute_step(inputs[k], targets[k], valid[k], samples[k], states,
                                                           row_sets)
-            for var, update in zip(self._sparse_vars, row_updates):
+            for var, update in zip(self._sparse_vars, row_updates, strict=True):
                 self.optimizer.write_distinct_rows(var, update)
             return k + 1, states, tf.tensor_scatter_nd_update(step_losses, [[k]], [loss])
 

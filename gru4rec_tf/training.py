@@ -22,7 +22,7 @@ Example:
 import dataclasses
 import math
 import time
-from typing import Callable, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import tensorflow as tf
 from absl import logging
@@ -47,7 +47,7 @@ class Validation:
     """
     data: SessionData
     metric: str = "mrr@20"
-    patience: Optional[int] = None
+    patience: int | None = None
     cutoffs: Sequence[int] = (1, 5, 10, 20)
     mode: str = "standard"
     batch_size: int = 512
@@ -72,14 +72,14 @@ class TrainResult:
     vocab: ItemVocabulary
     params: GRU4RecParams
     seed: int
-    history: List[trainer_lib.EpochStats]
+    history: list[trainer_lib.EpochStats]
     train_events: int  # transitions (events with a successor in their session) per epoch
     optimizer_state: dict = dataclasses.field(default_factory=dict, repr=False)
-    valid_history: List[dict] = dataclasses.field(default_factory=list)
-    best_epoch: Optional[int] = None  # 1-based, with validation
+    valid_history: list[dict] = dataclasses.field(default_factory=list)
+    best_epoch: int | None = None  # 1-based, with validation
     stopped_early: bool = False
-    warm_start: Optional[warm_start_lib.WarmStartReport] = None
-    resumed_from_epoch: Optional[float] = None  # epochs already done when a checkpoint was resumed
+    warm_start: warm_start_lib.WarmStartReport | None = None
+    resumed_from_epoch: float | None = None  # epochs already done when a checkpoint was resumed
     identity: dict = dataclasses.field(default_factory=dict)  # checkpoints.run_identity of this run
 
     @property
@@ -119,10 +119,10 @@ def build_trainer(support, params: GRU4RecParams, *, seed: int = 42, steps_per_c
 
 
 def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams, *, seed: int = 42,
-          epochs: Optional[int] = None, steps_per_call: int = 256, jit_compile: bool = True,
-          log_every_s: float = 10.0, validation: Optional[Validation] = None, checkpoint_dir: Optional[str] = None,
-          checkpoint_every_s: float = 600.0, warm_start=None, tensorboard_dir: Optional[str] = None,
-          on_epoch_end: Optional[Callable[[int, dict], None]] = None) -> TrainResult:
+          epochs: int | None = None, steps_per_call: int = 256, jit_compile: bool = True,
+          log_every_s: float = 10.0, validation: Validation | None = None, checkpoint_dir: str | None = None,
+          checkpoint_every_s: float = 600.0, warm_start=None, tensorboard_dir: str | None = None,
+          on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
     """Trains GRU4Rec on ``train_data`` for at most ``epochs`` (default ``params.n_epochs``) epochs.
 
     Args:

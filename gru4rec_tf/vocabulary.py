@@ -76,7 +76,7 @@ class ItemVocabulary:
         self._index = index
 
     @classmethod
-    def from_events(cls, events: pd.DataFrame) -> "ItemVocabulary":
+    def from_events(cls, events: pd.DataFrame) -> ItemVocabulary:
         """Builds the vocabulary from ``events["ItemId"]`` (first-appearance order, support = event counts)."""
         if DEFAULT_ITEM_KEY not in events.columns:
             raise ValueError(f"events has no {DEFAULT_ITEM_KEY!r} column; columns: {list(events.columns)}")
@@ -172,13 +172,13 @@ class ItemVocabulary:
                     fh.write("\n")
 
     @classmethod
-    def load(cls, path: PathLike) -> "ItemVocabulary":
-        """Reads a file written by :meth:`save`, restoring the ID dtype; raises :class:`DataError` if it is malformed."""
+    def load(cls, path: PathLike) -> ItemVocabulary:
+        """Reads a file written by :meth:`save`, restoring the ID dtype; raises :class:`DataError` if malformed."""
         path = Path(path)
         if not path.exists():
             raise DataError(f"{path}: file does not exist")
         dtype = None
-        with open(path, "r", encoding="utf-8", newline="") as fh:
+        with open(path, encoding="utf-8", newline="") as fh:
             first = fh.readline()
             if not first:
                 raise DataError(f"{path}: file is empty")

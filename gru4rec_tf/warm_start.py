@@ -73,11 +73,11 @@ def carry_over(saved, trainer, vocab: ItemVocabulary, source: str = "") -> WarmS
     old_model, model = saved.model, trainer.model
     item_tables = {v.ref() for v in model.item_tables}
     old_vars, new_vars = old_model.trainable_variables, model.trainable_variables
-    for i, (old_var, new_var) in enumerate(zip(old_vars, new_vars)):
+    for i, (old_var, new_var) in enumerate(zip(old_vars, new_vars, strict=True)):
         rows = (new_positions, old_positions) if new_var.ref() in item_tables else None
         _copy(old_var.numpy(), new_var, rows)
         if saved.optimizer_state is not None:
-            for slot, key in zip(trainer.optimizer.slots(new_var), (f"acc/{i}", f"vel/{i}")):
+            for slot, key in zip(trainer.optimizer.slots(new_var), (f"acc/{i}", f"vel/{i}"), strict=True):
                 if slot is not None and key in saved.optimizer_state:
                     _copy(saved.optimizer_state[key], slot, rows)
     return WarmStartReport(source=source, carried_items=int(carried.sum()), new_items=int((~carried).sum()),

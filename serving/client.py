@@ -1,9 +1,10 @@
 """Python client for a GRU4Rec SavedModel served over gRPC (TF Serving, or the development server).
 
-It speaks the signatures of :mod:`gru4rec_tf.signatures` (exported by :mod:`gru4rec_tf.export`) through tensorflow-serving-api's ``PredictionService``: every
-call has a deadline, UNAVAILABLE is retried a bounded number of times with exponential backoff and jitter, and
-:class:`SessionRecommender` carries a session's hidden state between calls through the ``step`` signature, so each
-new event costs O(1) on the server whatever the session length.
+It speaks the signatures of :mod:`gru4rec_tf.signatures` (written by :mod:`gru4rec_tf.export`) through
+tensorflow-serving-api's ``PredictionService``: every call has a deadline, UNAVAILABLE is retried a bounded number
+of times with exponential backoff and jitter, and :class:`SessionRecommender` carries a session's hidden state
+between calls through the ``step`` signature, so each new event costs O(1) on the server whatever the session
+length.
 
 Example:
   >>> with GRU4RecClient("localhost:8500", "gru4rec") as client:
@@ -16,7 +17,7 @@ Example:
 import dataclasses
 import random
 import time
-from typing import List, Optional, Sequence
+from collections.abc import Sequence
 
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import grpc
@@ -51,7 +52,7 @@ class Recommendation:
     :meth:`GRU4RecClient.step` with the next event, or let :class:`SessionRecommender` do it.
     """
     item_ids: list
-    scores: List[float]
+    scores: list[float]
     num_unknown: int
     state: np.ndarray
 
@@ -89,8 +90,8 @@ class GRU4RecClient:
     """
 
     def __init__(self, target: str, model_name: str, *, timeout_s: float = 5.0, max_attempts: int = 4,
-                 initial_backoff_s: float = 0.1, max_backoff_s: float = 2.0, version: Optional[int] = None,
-                 channel: Optional[grpc.Channel] = None):
+                 initial_backoff_s: float = 0.1, max_backoff_s: float = 2.0, version: int | None = None,
+                 channel: grpc.Channel | None = None):
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if max_attempts < 1:
@@ -181,7 +182,7 @@ class GRU4RecClient:
         except (TypeError, ValueError):
             raise ValueError(f"{what}: this model's item IDs are integers, got {rows!r}") from None
 
-    def _results(self, out: dict) -> List[Recommendation]:
+    def _results(self, out: dict) -> list[Recommendation]:
         recs = []
         for row in range(len(out[signatures.NUM_RESULTS])):
             n = int(out[signatures.NUM_RESULTS][row])
@@ -199,17 +200,17 @@ class GRU4RecClient:
     # ---- the signatures ------------------------------------------------------------------------------------------
 
     def recommend(self, sessions: Sequence[Sequence], k: int = 20, exclude_seen: bool = False,
-                  candidates: Optional[Sequence[Sequence]] = None) -> List[Recommendation]:
+                  candidates: Sequence[Sequence] | None = None) -> list[Recommendation]:
         """Top-k next items for whole sessions (``serving_default``, or ``serving_candidates`` with candidates)."""
         return self._results(self.predict(*self.session_request(sessions, k, exclude_seen, candidates)))
 
-    def step(self, items: Sequence, states: np.ndarray, k: int = 20, exclude: Optional[Sequence[Sequence]] = None,
-             candidates: Optional[Sequence[Sequence]] = None) -> List[Recommendation]:
+    def step(self, items: Sequence, states: np.ndarray, k: int = 20, exclude: Sequence[Sequence] | None = None,
+             candidates: Sequence[Sequence] | None = None) -> list[Recommendation]:
         """One event per session with the states of the previous call (zeros for new sessions)."""
         return self._results(self.predict(*self.step_request(items, states, k, exclude, candidates)))
 
     def session_request(self, sessions: Sequence[Sequence], k: int = 20, exclude_seen: bool = False,
-                        candidates: Optional[Sequence[Sequence]] = None) -> tuple:
+                        candidates: Sequence[Sequence] | None = None) -> tuple:
         """``(signature, numpy inputs)`` of :meth:`recommend` (to send with :meth:`predict`)."""
         self._check_k(k)
         inputs = {signatures.ITEMS: self._ids(sessions, "sessions"),
@@ -220,8 +221,8 @@ class GRU4RecClient:
                                      candidates, len(sessions))
 
     def step_request(self, items: Sequence, states: np.ndarray, k: int = 20,
-                     exclude: Optional[Sequence[Sequence]] = None,
-                     candidates: Optional[Sequence[Sequence]] = None) -> tuple:
+                     exclude: Sequence[Sequence] | None = None,
+                     candidates: Sequence[Sequence] | None = None) -> tuple:
         """``(signature, numpy inputs)`` of :meth:`step` (to send with :meth:`predict`)."""
         self._check_k(k)
         states = np.asarray(states, np.float32)
@@ -234,8 +235,8 @@ class GRU4RecClient:
                   signatures.K: np.full(len(items), k, np.int32),
                   signatures.EXCLUDE: self._ids(exclude if exclude is not None else [[]] * len(items), "exclude",
                                        lead_pad=True)}
-        return self._with_candidates(signatures.SIGNATURE_STEP, signatures.SIGNATURE_STEP_CANDIDATES, inputs, candidates,
-                                     len(items))
+        return self._with_candidates(signatures.SIGNATURE_STEP, signatures.SIGNATURE_STEP_CANDIDATES, inputs,
+                                     candidates, len(items))
 
     def _with_candidates(self, plain: str, restricted: str, inputs: dict, candidates, batch: int) -> tuple:
         if candidates is None:
@@ -248,7 +249,7 @@ class GRU4RecClient:
         """The state of new sessions (zeros)."""
         return np.zeros([batch, self.info().state_size], np.float32)
 
-    def session(self, k: int = 20, exclude_seen: bool = False, candidates: Optional[Sequence] = None):
+    def session(self, k: int = 20, exclude_seen: bool = False, candidates: Sequence | None = None):
         """A :class:`SessionRecommender` for one new session."""
         return SessionRecommender(self, k=k, exclude_seen=exclude_seen, candidates=candidates)
 
@@ -275,7 +276,7 @@ class SessionRecommender:
     """
 
     def __init__(self, client: GRU4RecClient, k: int = 20, exclude_seen: bool = False,
-                 candidates: Optional[Sequence] = None):
+                 candidates: Sequence | None = None):
         client._check_k(k)  # pylint: disable=protected-access
         self.client, self.k, self.exclude_seen = client, k, exclude_seen
         self.candidates = None if candidates is None else list(candidates)

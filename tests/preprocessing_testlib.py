@@ -24,7 +24,7 @@ MALFORMED = [
 
 
 def _iso(us: int, style: int) -> str:
-    stamp = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=int(us))
+    stamp = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=int(us))
     if style == 0:
         return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     if style == 1:

@@ -23,7 +23,8 @@ def _official_loop(items, offsets, batch_size, n_sample=1):
     while True:
         minlen = (end - start).min()
         for i in range(minlen - 1):
-            steps.append(sorted(zip(items[start + i].tolist(), items[start + i + 1].tolist(), iters.tolist())))
+            steps.append(sorted(zip(items[start + i].tolist(), items[start + i + 1].tolist(), iters.tolist(),
+                                    strict=True)))
             resets.append(sorted(fresh))
             fresh = set()
         start = start + minlen - 1
@@ -47,7 +48,7 @@ def _schedule_steps(sched):
     for t in range(sched.n_steps):
         v = sched.valid[t]
         steps.append(sorted(zip(sched.inputs[t][v].tolist(), sched.targets[t][v].tolist(),
-                                sched.session_index[t][v].tolist())))
+                                sched.session_index[t][v].tolist(), strict=True)))
         resets.append(sorted(sched.session_index[t][sched.reset[t]].tolist()))
     return steps, resets
 

@@ -96,7 +96,7 @@ def _events():
     rows = []
     lengths = [3, 2, 7, 4, 2, 5, 3, 6, 2, 4, 3]
     start_times = rng.permutation(len(lengths)) * 100.0
-    for sid, (length, t0) in enumerate(zip(lengths, start_times)):
+    for sid, (length, t0) in enumerate(zip(lengths, start_times, strict=True)):
         for k in range(length):
             # draw often from the first items so that the tied items 0..3 are frequent targets
             item = 100 + (rng.randint(0, 5) if rng.rand() < 0.6 else rng.randint(0, 14))
@@ -145,7 +145,7 @@ def _event_order(data, batch_size):
     sched = batching.make_schedule(data.item_idx, data.session_offsets, batch_size)
     seen = {}
     order = []
-    for step, slot in zip(*np.nonzero(sched.valid)):
+    for step, slot in zip(*np.nonzero(sched.valid), strict=True):
         k = int(sched.session_index[step, slot])
         order.append((k, seen.get(k, 0)))
         seen[k] = seen.get(k, 0) + 1

@@ -181,7 +181,8 @@ def test_unsupported_extension_and_bad_args(tmp_path):
 
 def test_modules_do_not_import_tensorflow():
     code = (
-        "import sys; import gru4rec_tf.events, gru4rec_tf.vocabulary, gru4rec_tf.sessions, gru4rec_tf.fileio, gru4rec_tf.synthetic; "
+        "import sys; import gru4rec_tf.events, gru4rec_tf.vocabulary, gru4rec_tf.sessions, gru4rec_tf.fileio, "
+        "gru4rec_tf.synthetic, gru4rec_tf.signatures; "
         "bad = [m for m in ('tensorflow', 'tf_keras', 'keras') if m in sys.modules]; "
         "assert not bad, bad"
     )

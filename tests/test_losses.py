@@ -266,7 +266,8 @@ def test_masked_columns_with_logq(loss):
 
 @pytest.mark.parametrize("loss", ALL_LOSSES)
 def test_masked_column_values_do_not_matter(loss):
-    """Whatever sits in a masked column (even ±1e15, whose square is still a finite float32) changes nothing for the valid rows."""
+    """Whatever sits in a masked column (even ±1e15, whose square is still a finite float32) changes nothing for the
+    valid rows."""
     rng = np.random.RandomState(8)
     o, col_valid, row_valid, _ = _masked_case(rng, 5, 4, (1, 3))
     act = "linear" if loss in RANKING_LOSSES else XE_LOSSES[loss]

@@ -55,7 +55,7 @@ def _scores(model, n_items=N_ITEMS):
 
 
 def _assert_same_scores(a, b):
-    for x, y in zip(_scores(a), _scores(b)):
+    for x, y in zip(_scores(a), _scores(b), strict=True):
         np.testing.assert_array_equal(x, y)
 
 

@@ -156,7 +156,7 @@ def test_untouched_rows_keep_value_accumulator_and_velocity(shape):
     ref.sparse(touched, values)
     check(var, opt, ref)
     untouched = [r for r in range(shape[0]) if r not in touched]
-    for old, new in zip(before, (var, acc, vel)):
+    for old, new in zip(before, (var, acc, vel), strict=True):
         np.testing.assert_array_equal(new.numpy()[untouched], old[untouched])  # no decay, no application of v
         assert not np.array_equal(new.numpy()[[1, 4]], old[[1, 4]])
     # a later sparse step on other rows still leaves rows 1 and 4 alone
@@ -165,7 +165,7 @@ def test_untouched_rows_keep_value_accumulator_and_velocity(shape):
     opt.apply_sparse(var, tf.constant([0]), tf.constant(values))
     ref.sparse([0], values)
     check(var, opt, ref)
-    for old, new in zip(mid, (var, acc, vel)):
+    for old, new in zip(mid, (var, acc, vel), strict=True):
         np.testing.assert_array_equal(new.numpy()[1:], old[1:])
 
 
@@ -192,7 +192,7 @@ def test_distinct_row_writes_equal_exact_writes(shape, momentum, indices, mask):
                                             tf.shape(rows.unique)[0])
         getattr(opt, write)(var, opt.coalesced_rows(var, rows, grad))
         results.append([x.numpy() for x in (var, *opt.slots(var)) if x is not None])
-    for exact, padded in zip(*results):
+    for exact, padded in zip(*results, strict=True):
         np.testing.assert_array_equal(padded, exact)
 
 

@@ -31,7 +31,7 @@ def merge_like_tf_serving(requests):
     for name in requests[0]:
         tensors = [r[name] for r in requests]
         widths = [max(t.shape[d] for t in tensors) for d in range(tensors[0].ndim)]
-        padded = [np.pad(t, [(0, 0)] + [(0, w - s) for w, s in zip(widths[1:], t.shape[1:])],
+        padded = [np.pad(t, [(0, 0)] + [(0, w - s) for w, s in zip(widths[1:], t.shape[1:], strict=True)],
                          constant_values=t.flat[0]) for t in tensors]
         total = sum(sizes)
         target = min(a for a in ALLOWED_BATCH_SIZES if a >= total)
@@ -43,7 +43,7 @@ def assert_same_answers(loaded, signature, requests):
     merged, sizes = merge_like_tf_serving(requests)
     batched = lib.run_signature(loaded, signature, merged)
     offset = 0
-    for request, size in zip(requests, sizes):
+    for request, size in zip(requests, sizes, strict=True):
         alone = lib.run_signature(loaded, signature, request)
         part = {name: value[offset:offset + size] for name, value in batched.items()}
         offset += size

@@ -12,7 +12,8 @@ def frame(sessions, items, times):
 
 
 def sessions_as_lists(sd, vocab):
-    return [vocab.item_ids[sd.item_idx[a:b]].tolist() for a, b in zip(sd.session_offsets[:-1], sd.session_offsets[1:])]
+    offsets = sd.session_offsets
+    return [vocab.item_ids[sd.item_idx[a:b]].tolist() for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
 
 
 def test_session_order_by_first_timestamp_not_id():
@@ -100,7 +101,7 @@ def test_session_data_matches_reference_on_random_events():
     assert (np.diff(offs) >= 2).all()
     first_times = sd.times[offs[:-1]]
     assert (np.diff(first_times) >= 0).all()
-    for a, b in zip(offs[:-1], offs[1:]):
+    for a, b in zip(offs[:-1], offs[1:], strict=True):
         assert (np.diff(sd.times[a:b]) >= 0).all()
     assert sd.n_transitions == sd.n_events - sd.n_sessions
 

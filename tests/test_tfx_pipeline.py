@@ -81,7 +81,7 @@ def unblessed_run(first_run, work):
 @pytest.fixture(scope="module")
 def cached_runs(unblessed_run, work):
     runs = [run_pipeline(work, work / "data") for _ in range(2)]
-    for result, _, error in runs:
+    for _, _, error in runs:
         assert error is None, f"the pipeline failed: {error!r}"
     return [r[0] for r in runs], versions(runs[-1][1])
 

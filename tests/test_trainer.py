@@ -55,9 +55,9 @@ def test_compiled_steps_equal_eager_reference(param_string, fast_jit, reference_
     states_slow, losses_slow = slow.run_steps_eagerly(schedule, samples, slow.model.initial_states(4))
     np.testing.assert_allclose(losses_fast, losses_slow, rtol=1e-4, atol=1e-6)
     assert np.all(np.isfinite(losses_slow)) and losses_slow.std() > 0
-    for a, b in zip(fast.model.trainable_variables, slow.model.trainable_variables):
+    for a, b in zip(fast.model.trainable_variables, slow.model.trainable_variables, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.name)
-    for a, b in zip(states_fast, states_slow):
+    for a, b in zip(states_fast, states_slow, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
 
 
@@ -115,7 +115,7 @@ def test_training_learns_synthetic_sequences():
     metrics = evaluation.Evaluator(model).evaluate(test_data, cutoffs=(20,))
     popular = np.argsort(-vocab.support)[:20]
     targets = np.concatenate([test_data.item_idx[a + 1:b] for a, b in
-                              zip(test_data.session_offsets[:-1], test_data.session_offsets[1:])])
+                              zip(test_data.session_offsets[:-1], test_data.session_offsets[1:], strict=True)])
     popularity_recall = np.isin(targets, popular).mean()
     assert metrics["recall@20"] > popularity_recall + 0.15, (metrics, popularity_recall)
 
@@ -147,7 +147,7 @@ def test_distinct_row_budget_and_its_fallback_match_the_full_size():
         _, losses = tr.run_steps(schedule, samples, tr.model.initial_states(4))
         results.append((losses, [v.numpy() for v in tr.model.trainable_variables]))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-7)
-    for a, b in zip(results[0][1], results[1][1]):
+    for a, b in zip(results[0][1], results[1][1], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
 
 
@@ -171,7 +171,7 @@ def test_compiled_loop_leaves_rows_outside_the_steps_bit_identical(param_string)
     used = np.union1d(np.concatenate([schedule.targets[schedule.valid], schedule.inputs[schedule.valid]]), samples)
     unused = np.setdiff1d(np.arange(n_items), used)
     assert len(unused) > 250
-    for table, old in zip(tables, before):
+    for table, old in zip(tables, before, strict=True):
         np.testing.assert_array_equal(table.numpy()[unused], old[unused], err_msg=table.name)
         assert not np.array_equal(table.numpy()[used], old[used]) or "input" in table.name
 
@@ -193,5 +193,5 @@ def test_catalogue_smaller_than_a_steps_columns(param_string):
     _, losses_fast = fast.run_steps(schedule, samples, fast.model.initial_states(4))
     _, losses_slow = slow.run_steps_eagerly(schedule, tf.constant(samples), slow.model.initial_states(4))
     np.testing.assert_allclose(losses_fast, losses_slow, rtol=1e-4, atol=1e-6)
-    for a, b in zip(fast.model.trainable_variables, slow.model.trainable_variables):
+    for a, b in zip(fast.model.trainable_variables, slow.model.trainable_variables, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.name)

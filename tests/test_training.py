@@ -38,7 +38,7 @@ def _weights(model):
 
 def _assert_same_weights(a, b, atol=1e-6):
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         np.testing.assert_allclose(x, y, atol=atol, rtol=1e-5)
 
 

@@ -22,7 +22,7 @@ import dataclasses
 import json
 import math
 import re
-from typing import List, Mapping, Optional, Tuple
+from collections.abc import Mapping
 
 _METRIC = re.compile(r"(recall|mrr)@([1-9][0-9]*)\Z")
 EVAL_MODES = ("standard", "conservative", "median")
@@ -63,7 +63,7 @@ class BlessingOptions:
         ('recall@5',)
     """
 
-    cutoffs: Tuple[int, ...] = (1, 5, 10, 20)
+    cutoffs: tuple[int, ...] = (1, 5, 10, 20)
     thresholds: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"recall@20": 0.1, "mrr@20": 0.03})
     regression_margin: float = 0.01
     eval_mode: str = "standard"
@@ -99,7 +99,7 @@ class BlessingOptions:
             raise ValueError(f"split must be a split name, got {self.split!r}")
 
     @property
-    def gated_metrics(self) -> Tuple[str, ...]:
+    def gated_metrics(self) -> tuple[str, ...]:
         return tuple(self.thresholds)
 
     def to_json(self) -> str:
@@ -109,7 +109,7 @@ class BlessingOptions:
         return json.dumps(data, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> "BlessingOptions":
+    def from_json(cls, text: str) -> BlessingOptions:
         data = json.loads(text)
         data["cutoffs"] = tuple(data.get("cutoffs", cls.cutoffs))
         return cls(**data)
@@ -120,15 +120,15 @@ class BlessingDecision:
     """The outcome: ``blessed`` and one human-readable line per check (failed checks start with ``FAIL``)."""
 
     blessed: bool
-    checks: List[str]
+    checks: list[str]
 
     @property
-    def failures(self) -> List[str]:
+    def failures(self) -> list[str]:
         return [c for c in self.checks if c.startswith("FAIL")]
 
 
 def decide(options: BlessingOptions, candidate: Mapping[str, float],
-           baseline: Optional[Mapping[str, float]] = None) -> BlessingDecision:
+           baseline: Mapping[str, float] | None = None) -> BlessingDecision:
     """Applies the blessing rule of :class:`BlessingOptions` to the candidate's (and baseline's) metrics."""
     checks = []
     for name, bound in options.thresholds.items():

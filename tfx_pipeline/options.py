@@ -24,7 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any
+from collections.abc import Mapping
 
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 
@@ -71,7 +72,7 @@ class _IngestBehaviour(_ComponentOptions):
         return "user" if self.user_key else "session"
 
 
-def _component_options(name: str, field_names: Tuple[str, ...], base: type, doc: str) -> type:
+def _component_options(name: str, field_names: tuple[str, ...], base: type, doc: str) -> type:
     """A frozen dataclass ``name`` with the fields ``field_names`` of ``PreprocessOptions``: same types, defaults
     and help texts, so a default changed there changes here."""
     library = {f.name: f for f in dataclasses.fields(PreprocessOptions)}
@@ -135,13 +136,13 @@ class TrainingOptions:
     """
 
     params: Any = DEFAULT_PARAMS
-    n_epochs: Optional[int] = None
+    n_epochs: int | None = None
     seed: int = 42
     steps_per_call: int = 256
     max_k: int = 100
-    valid_days: Optional[float] = None
+    valid_days: float | None = None
     early_stopping_metric: str = "mrr@20"
-    patience: Optional[int] = None
+    patience: int | None = None
     warm_start: bool = True
     checkpoint_every_s: float = 600.0
 
@@ -177,6 +178,6 @@ class TrainingOptions:
         return config
 
     @classmethod
-    def from_custom_config(cls, config: Optional[Mapping]) -> "TrainingOptions":
+    def from_custom_config(cls, config: Mapping | None) -> TrainingOptions:
         """Reads :meth:`to_custom_config` (or a hand-written dict with the same keys); missing keys get defaults."""
         return _from_json(cls, config or {})

@@ -28,7 +28,7 @@ Example::
                                metadata_connection_config=runners.sqlite_config("/tmp/metadata.sqlite"))
 """
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from tfx import v1 as tfx
 

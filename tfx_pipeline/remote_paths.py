@@ -8,7 +8,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 from gru4rec_tf.fileio import is_remote
 

@@ -19,7 +19,6 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Optional
 
 from tfx import v1 as tfx
 
@@ -42,8 +41,8 @@ class LocalLayout:
     serving_root: str
 
     @classmethod
-    def create(cls, work_dir: Optional[str], pipeline_name: str, pipeline_root: Optional[str] = None,
-               metadata_path: Optional[str] = None, serving_root: Optional[str] = None) -> "LocalLayout":
+    def create(cls, work_dir: str | None, pipeline_name: str, pipeline_root: str | None = None,
+               metadata_path: str | None = None, serving_root: str | None = None) -> "LocalLayout":
         work = os.path.abspath(work_dir) if work_dir else default_work_dir()
         return cls(
             work_dir=work,

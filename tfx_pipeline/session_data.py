@@ -11,7 +11,7 @@ Example::
     train = load_split(tensors_uri, "train", vocab)      # gru4rec_tf.sessions.SessionData
 """
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from gru4rec_tf.event_schema import DataError
 from gru4rec_tf.vocabulary import ItemVocabulary

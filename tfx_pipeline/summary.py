@@ -11,7 +11,6 @@ Example::
 import dataclasses
 import json
 import os
-from typing import Dict, List, Optional
 
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
@@ -37,7 +36,7 @@ class NodeRun:
     node_id: str
     state: str
     seconds: float = 0.0
-    outputs: Dict[str, list] = dataclasses.field(default_factory=dict)  # output key -> [mlmd Artifact]
+    outputs: dict[str, list] = dataclasses.field(default_factory=dict)  # output key -> [mlmd Artifact]
 
 
 @dataclasses.dataclass
@@ -46,8 +45,8 @@ class RunSummary:
 
     pipeline_name: str
     run_id: str
-    nodes: List[NodeRun]
-    latest_push: Optional[dict] = None  # the newest push of this pipeline (any run): destination, version
+    nodes: list[NodeRun]
+    latest_push: dict | None = None  # the newest push of this pipeline (any run): destination, version
 
     def node(self, node_id: str) -> NodeRun:
         return next((n for n in self.nodes if n.node_id == node_id), NodeRun(node_id, "SKIPPED"))
@@ -73,7 +72,7 @@ class RunSummary:
         return out
 
     @property
-    def push(self) -> Optional[dict]:
+    def push(self) -> dict | None:
         """This run's push (``pushed``, ``destination``, ``version``), or None when the Pusher did not run."""
         artifact = self.output("Pusher", "pushed_model")
         if artifact is None:
@@ -104,8 +103,9 @@ class RunSummary:
         if bless:
             metrics = bless["metrics"]
             ks = sorted({int(k.split("@")[1]) for k in metrics})
+            nan = float("nan")
             lines.append("metrics (test split): " + "  ".join(
-                f"Recall@{k} {metrics.get(f'recall@{k}', float('nan')):.4f} MRR@{k} {metrics.get(f'mrr@{k}', float('nan')):.4f}"
+                f"Recall@{k} {metrics.get(f'recall@{k}', nan):.4f} MRR@{k} {metrics.get(f'mrr@{k}', nan):.4f}"
                 for k in ks))
             lines.append(f"blessed: {'yes' if bless['blessed'] else 'no'} ({bless['message']})")
         lines.append(self._push_line())
@@ -134,7 +134,8 @@ class RunSummary:
         how = (f"warm start from {warm['source']} ({warm['carried_items']:,} items carried, {warm['new_items']:,} "
                f"new, {warm['dropped_items']:,} dropped)" if warm else "from scratch")
         best = f", best epoch {info['best_epoch']} of {info['epochs_run']}" if info.get("best_epoch") else ""
-        return f"trained: {how}, {len(info.get('epoch_loss', []))} epoch(s) in {info.get('train_seconds', 0):.1f} s{best}"
+        epochs = len(info.get("epoch_loss", []))
+        return f"trained: {how}, {epochs} epoch(s) in {info.get('train_seconds', 0):.1f} s{best}"
 
     def _push_line(self) -> str:
         push, bless = self.push, self.blessing
@@ -156,24 +157,24 @@ def _props(artifact) -> dict:
     return out
 
 
-def _node_of(store, execution_id: int, pipeline_name: str) -> Optional[str]:
+def _node_of(store, execution_id: int, pipeline_name: str) -> str | None:
     for context in store.get_contexts_by_execution(execution_id):
         if context.type == "node" and context.name.startswith(pipeline_name + "."):
             return context.name[len(pipeline_name) + 1:]
     return None
 
 
-def _outputs(store, execution_id: int) -> Dict[str, list]:
+def _outputs(store, execution_id: int) -> dict[str, list]:
     events = [e for e in store.get_events_by_execution_ids([execution_id]) if e.type in _OUTPUT_EVENTS]
     artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
-    out: Dict[str, list] = {}
+    out: dict[str, list] = {}
     for event in events:
         key = event.path.steps[0].key if event.path.steps else ""
         out.setdefault(key, []).append(artifacts[event.artifact_id])
     return out
 
 
-def _latest_push(store, pipeline_name: str) -> Optional[dict]:
+def _latest_push(store, pipeline_name: str) -> dict | None:
     context = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if context is None:
         return None

@@ -14,14 +14,15 @@ What ``run_fn`` writes into the ``Model`` artifact (``<uri>`` = parent of ``fn_a
 * ``<uri>/Format-Serving/`` -- the serving SavedModel of :func:`gru4rec_tf.export.export_saved_model` (top-k over
   original item IDs, ``serving_default`` and ``step`` signatures); the Pusher pushes this directory;
 * ``<uri>/gru4rec_model/`` (:func:`tfx_pipeline.artifacts.library_model_dir`) -- the library's model directory
-  (:func:`gru4rec_tf.model_io.save_model`), which the SessionEvaluator loads for the full-catalogue evaluation (also of a later run's baseline).
+  (:func:`gru4rec_tf.model_io.save_model`), which the SessionEvaluator loads for the full-catalogue evaluation
+  (also of a later run's baseline) and a later Trainer warm-starts from.
 
 and ``training.json`` (history, parameters, data sizes) into the ``ModelRun`` artifact.
 """
 import dataclasses
 import json
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from absl import logging

@@ -17,7 +17,7 @@ Example::
 import contextlib
 import dataclasses
 import typing
-from typing import Any, Dict
+from typing import Any
 
 from absl import flags
 
@@ -78,7 +78,7 @@ def flag_wording(flag_values: flags.FlagValues = flags.FLAGS):
         raise
 
 
-def option_values(options_cls, flag_values: flags.FlagValues = flags.FLAGS) -> Dict[str, Any]:
+def option_values(options_cls, flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, Any]:
     """Field name -> flag value for every field of ``options_cls``, as the class takes it (lists as tuples)."""
     hints = typing.get_type_hints(options_cls)
     values = {}

@@ -29,7 +29,7 @@ import json
 import math
 import re
 import zlib
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import apache_beam as beam
 from absl import logging
@@ -127,7 +127,7 @@ class _ParseParquetFile(_CountingDoFn):
             for batch in batches:
                 names = list(batch.schema.names)
                 parser = RowParser(names, self._roles, ",", self._time_format, self._event_types)
-                for fields in zip(*(column.to_pylist() for column in batch.columns)):
+                for fields in zip(*(column.to_pylist() for column in batch.columns), strict=True):
                     row += 1
                     status, payload = parser.parse_fields(fields)
                     if status == "ok":
@@ -135,7 +135,7 @@ class _ParseParquetFile(_CountingDoFn):
                         yield payload
                     elif status == "rejected":
                         self._count(f"rows_rejected:{payload}")
-                        record = {"row": row, **{n: _jsonable(v) for n, v in zip(names, fields)}}
+                        record = {"row": row, **{n: _jsonable(v) for n, v in zip(names, fields, strict=True)}}
                         yield beam.pvalue.TaggedOutput(_REJECTED, (path, payload, json.dumps(record)))
                     else:
                         self._count("rows_filtered_event_type")
@@ -152,8 +152,8 @@ class ReadClickLog(beam.PTransform):
     Rows with a wrong number of columns, an empty session/user or item ID, a time that does not parse in
     ``options.time_format`` or bytes that are not UTF-8 go to ``rejected`` as ``(source file, reason, source
     line)``; rows whose event type is not in ``options.event_type_filter`` are dropped and counted. Missing files
-    or columns raise :class:`gru4rec_tf.event_schema.DataError` when the pipeline is built. Text must have one record per
-    line (quoted fields are fine, embedded newlines are not); compressed text (``.gz``...) is read by extension.
+    or columns raise :class:`gru4rec_tf.event_schema.DataError` when the pipeline is built. Text must have one record
+    per line (quoted fields are fine, embedded newlines are not); compressed text (``.gz``...) is read by extension.
 
     Returns a dict: ``events`` (``(key, item_id, time_us)``), ``rejected`` and ``counters`` (``rows_ok``,
     ``rows_rejected:<reason>``, ``rows_filtered_event_type``).
@@ -164,7 +164,7 @@ class ReadClickLog(beam.PTransform):
         events, rejected = read["events"], read["rejected"]
     """
 
-    def __init__(self, options: PreprocessOptions, spec: Optional[InputSpec] = None):
+    def __init__(self, options: PreprocessOptions, spec: InputSpec | None = None):
         super().__init__()
         self._options = options
         self._spec = spec
@@ -241,7 +241,7 @@ class GroupSessions(beam.PTransform):
         sessions = events | GroupSessions(session_gap_us=3_600_000_000)    # key = user ID, 1 h gap
     """
 
-    def __init__(self, session_gap_us: Optional[int] = None):
+    def __init__(self, session_gap_us: int | None = None):
         super().__init__()
         if session_gap_us is not None and session_gap_us <= 0:
             raise ValueError(f"session_gap_us must be positive, got {session_gap_us}")

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import functools
 import struct
-from typing import BinaryIO, Sequence
+from typing import BinaryIO
+from collections.abc import Sequence
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
@@ -44,7 +45,7 @@ def _field(name: str, number: int, kind: int, repeated: bool = False, type_name:
     return field
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _example_class():
     """``tensorflow.Example`` (tensorflow/core/example/{feature,example}.proto) in a private descriptor pool."""
     proto = descriptor_pb2.FileDescriptorProto(name="gru4rec_tf/tf_example.proto", package="tensorflow",

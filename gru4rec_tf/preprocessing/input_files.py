@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
-from typing import List
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -33,13 +32,13 @@ _MAX_HEADER_BYTES = 1 << 20
 class InputSpec:
     """The files to read and their common header (column names, in file order)."""
 
-    files: List[str]
-    header: List[str]
+    files: list[str]
+    header: list[str]
     format: str
     delimiter: str
 
 
-def resolve_files(pattern: str) -> List[str]:
+def resolve_files(pattern: str) -> list[str]:
     """Files named by ``pattern``: a file, a glob, or a directory (its files, skipping ``_*`` and ``.*``)."""
     is_dir = os.path.isdir(pattern) or (pattern.endswith("/") and is_remote(pattern))
     query = posixpath.join(pattern, "*") if is_dir else pattern
@@ -55,7 +54,7 @@ def resolve_files(pattern: str) -> List[str]:
     return files
 
 
-def read_header(path: str, delimiter: str) -> List[str]:
+def read_header(path: str, delimiter: str) -> list[str]:
     """Column names from the first line of a delimited text file (compression detected by extension)."""
     data = b""
     try:
@@ -77,7 +76,7 @@ def read_header(path: str, delimiter: str) -> List[str]:
     return [name.strip() for name in split_line(text, delimiter)]
 
 
-def read_parquet_columns(path: str) -> List[str]:
+def read_parquet_columns(path: str) -> list[str]:
     """Column names of a Parquet file."""
     import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import posixpath
-from typing import Optional, Tuple
 
 from gru4rec_tf.event_schema import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
 
@@ -22,7 +21,7 @@ _PARQUET_SUFFIXES = (".parquet", ".pq")
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
-def parse_delimiter(value: Optional[str]) -> Optional[str]:
+def parse_delimiter(value: str | None) -> str | None:
     """Accepts a single character, ``\\t``/``tab``, ``comma``, ``semicolon`` or ``pipe``; None means "by extension"."""
     if value is None or value == "":
         return None
@@ -39,7 +38,7 @@ def _positive_finite(name: str, value) -> float:
 
 
 # pylint: disable-next=redefined-builtin
-def _option(default=dataclasses.MISSING, *, help: str, choices: Tuple[str, ...] = ()):
+def _option(default=dataclasses.MISSING, *, help: str, choices: tuple[str, ...] = ()):
     """A field with its description (``metadata["help"]``, also the flag's help) and its allowed values, if any."""
     metadata = {"help": help, "choices": choices} if choices else {"help": help}
     return dataclasses.field(default=default, metadata=metadata)
@@ -75,16 +74,16 @@ class PreprocessOptions:
                                "--overwrite.")
     input_format: str = _option("auto", choices=INPUT_FORMATS,
                                 help="Input format; auto = Parquet for .parquet/.pq, else delimited text.")
-    delimiter: Optional[str] = _option(None, help="Text field delimiter (',', ';', 'tab'...); default: tab for "
+    delimiter: str | None = _option(None, help="Text field delimiter (',', ';', 'tab'...); default: tab for "
                                                   ".tsv/.txt, ',' otherwise.")
     session_key: str = _option(DEFAULT_SESSION_KEY, help="Session ID column (not read with --user_key).")
     item_key: str = _option(DEFAULT_ITEM_KEY, help="Item ID column.")
     time_key: str = _option(DEFAULT_TIME_KEY, help="Timestamp column.")
-    user_key: Optional[str] = _option(None, help="User ID column: build sessions per user, split at inactivity gaps "
+    user_key: str | None = _option(None, help="User ID column: build sessions per user, split at inactivity gaps "
                                                  "longer than --session_gap_s.")
     session_gap_s: float = _option(3600.0, help="Inactivity gap (seconds) that starts a new session (--user_key).")
-    event_type_key: Optional[str] = _option(None, help="Event type column (for --event_type_filter).")
-    event_type_filter: Tuple[str, ...] = _option((), help="Keep only these event types (comma-separated), e.g. "
+    event_type_key: str | None = _option(None, help="Event type column (for --event_type_filter).")
+    event_type_filter: tuple[str, ...] = _option((), help="Keep only these event types (comma-separated), e.g. "
                                                           "view,detail.")
     time_format: str = _option("unix_s", choices=TIME_FORMATS,
                                help="Timestamp format: unix seconds (may be fractional), unix milliseconds or "
@@ -99,7 +98,7 @@ class PreprocessOptions:
                                               "run fails if they do not converge.")
     test_days: float = _option(1.0, help="Split time = last timestamp - D days: sessions starting (or ending, "
                                          "--split_on) at/after it form the test split.")
-    valid_days: Optional[float] = _option(None, help="Also split train into train_tr and valid (the last D days of "
+    valid_days: float | None = _option(None, help="Also split train into train_tr and valid (the last D days of "
                                                      "train).")
     split_on: str = _option("start", choices=SPLIT_ON,
                             help="A session belongs to the later split if its start (or end) is at/after the split "
@@ -192,7 +191,7 @@ class PreprocessOptions:
         return "\t" if posixpath.splitext(name)[1] in (".tsv", ".txt") else ","
 
     @property
-    def split_names(self) -> Tuple[str, ...]:
+    def split_names(self) -> tuple[str, ...]:
         """Names of the splits written: ``train``, ``test`` and, with ``valid_days``, ``train_tr`` and ``valid``."""
         return ("train", "test", "train_tr", "valid") if self.valid_days is not None else ("train", "test")
 

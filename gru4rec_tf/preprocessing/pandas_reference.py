@@ -21,7 +21,6 @@ import dataclasses
 import glob
 import os
 import re
-from typing import Dict, List
 
 import numpy as np
 import pandas as pd
@@ -42,7 +41,7 @@ class RawLog:
     bad_rows: int
 
 
-def _input_files(pattern: str) -> List[str]:
+def _input_files(pattern: str) -> list[str]:
     if os.path.isdir(pattern):
         files = [os.path.join(pattern, f) for f in sorted(os.listdir(pattern)) if f[:1] not in "._"]
     else:
@@ -215,7 +214,7 @@ def _ordered(df: pd.DataFrame) -> pd.DataFrame:
     return out[[_SID, _ITEM, "Time", _US]]
 
 
-def preprocess_pandas(events_df: pd.DataFrame, options: PreprocessOptions) -> Dict[str, pd.DataFrame]:
+def preprocess_pandas(events_df: pd.DataFrame, options: PreprocessOptions) -> dict[str, pd.DataFrame]:
     """Applies the rules of the pipeline to a raw event frame (columns named as in ``options``).
 
     Returns ``{"train", "test"}`` (plus ``"train_tr"``, ``"valid"`` with ``valid_days``) and ``"_cleaned"`` (all

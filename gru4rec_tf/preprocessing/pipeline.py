@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Callable, List, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 import apache_beam as beam
 from absl import logging
@@ -39,14 +39,14 @@ _SPLIT_MIN_LENGTH = 2  # spec §7: splits keep sessions with >= 2 events (a sess
 
 
 def build_pipeline(pipeline: beam.Pipeline, options: PreprocessOptions, out_dir: str,
-                   spec: Optional[InputSpec] = None) -> None:
+                   spec: InputSpec | None = None) -> None:
     """Adds the whole preprocessing graph to ``pipeline``, writing under ``out_dir`` (incl. ``_report.json``)."""
     read = pipeline | "Read" >> bt.ReadClickLog(options, spec)
     read["rejected"] | "WriteRejected" >> bt.WriteRejected(FileSystems.join(out_dir, "rejected", "rejected"))
     build_from_events(read["events"], options, out_dir, counters=(read["counters"],))
 
 
-def build_from_events(events, options, out_dir: str, counters=(), split_dir: Optional[Callable[[str], str]] = None
+def build_from_events(events, options, out_dir: str, counters=(), split_dir: Callable[[str], str] | None = None
                       ) -> None:
     """Adds sessions → cleaning → time split(s) → vocabulary → session tensors (+ report) to an events collection.
 
@@ -96,9 +96,9 @@ def _read_text(path: str) -> str:
         return handle.read().decode("utf-8")
 
 
-def _rejected_examples(stage: StagingDir, limit: int = 5) -> List[str]:
+def _rejected_examples(stage: StagingDir, limit: int = 5) -> list[str]:
     matches = FileSystems.match([stage.join("rejected", "rejected-*")])[0].metadata_list
-    lines: List[str] = []
+    lines: list[str] = []
     for meta in sorted(matches, key=lambda m: m.path):
         lines += [ln for ln in _read_text(meta.path).splitlines() if ln][: limit - len(lines)]
         if len(lines) >= limit:

@@ -18,11 +18,11 @@ from __future__ import annotations
 import csv
 import datetime
 import math
-from typing import Dict, Optional, Sequence, Tuple
+from collections.abc import Sequence
 
 __all__ = ["RowParser", "parse_time_us", "RejectReason", "split_line"]
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 _MAX_ABS_US = 2**62  # keeps every time and time difference inside int64
 
 
@@ -57,7 +57,7 @@ def parse_time_us(value, time_format: str) -> int:
         else:
             raise ValueError(f"not an ISO-8601 time: {value!r}")
         if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=datetime.timezone.utc)
+            stamp = stamp.replace(tzinfo=datetime.UTC)
         delta = stamp - _EPOCH
         return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
     if isinstance(value, bool):
@@ -86,7 +86,7 @@ class RowParser:
     ``("ok", event)``, ``("rejected", reason)`` or ``("filtered", None)`` (event type not in the filter).
     """
 
-    def __init__(self, header: Sequence[str], roles: Dict[str, str], delimiter: str, time_format: str,
+    def __init__(self, header: Sequence[str], roles: dict[str, str], delimiter: str, time_format: str,
                  event_types: Sequence[str] = ()):
         position = {name: i for i, name in enumerate(header)}
         key_role = "user" if "user" in roles else "session"
@@ -94,18 +94,18 @@ class RowParser:
         self.key_pos = position[roles[key_role]]
         self.item_pos = position[roles["item"]]
         self.time_pos = position[roles["time"]]
-        self.type_pos: Optional[int] = position[roles["event_type"]] if "event_type" in roles else None
+        self.type_pos: int | None = position[roles["event_type"]] if "event_type" in roles else None
         self.event_types = frozenset(event_types)
         self.delimiter = delimiter
         self.time_format = time_format
 
-    def parse(self, line: str) -> Tuple[str, object]:
+    def parse(self, line: str) -> tuple[str, object]:
         fields = split_line(line, self.delimiter)
         if len(fields) != self.n_columns:
             return "rejected", RejectReason.COLUMN_COUNT
         return self.parse_fields(fields)
 
-    def parse_fields(self, fields: Sequence) -> Tuple[str, object]:
+    def parse_fields(self, fields: Sequence) -> tuple[str, object]:
         """Like :meth:`parse` for already split cells (text, numbers, ``None``, datetimes)."""
         if self.type_pos is not None and self.event_types:
             if _id_text(fields[self.type_pos]) not in self.event_types:

@@ -11,7 +11,7 @@ Example::
 from __future__ import annotations
 
 import datetime
-from typing import Dict, Iterable, List, Sequence
+from collections.abc import Iterable, Sequence
 
 from gru4rec_tf.event_schema import DataError
 from gru4rec_tf.preprocessing.options import PreprocessOptions
@@ -25,11 +25,11 @@ _VOCAB_OF_SPLIT = {"train": "train", "test": "train", "train_tr": "train_tr", "v
 def _iso(us) -> str:
     if us is None:
         return None
-    stamp = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=us)
+    stamp = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=us)
     return stamp.isoformat().replace("+00:00", "Z")
 
 
-def _quantile(hist: Dict[int, int], total: int, q: float) -> int:
+def _quantile(hist: dict[int, int], total: int, q: float) -> int:
     """Smallest length L with at least q of the sessions of length <= L."""
     seen = 0
     for length in sorted(hist):
@@ -66,8 +66,8 @@ def _split_stats(summary: dict) -> dict:
     }
 
 
-def _fold(triples: Iterable[Sequence]) -> Dict[str, Dict[str, object]]:
-    sections: Dict[str, Dict[str, object]] = {}
+def _fold(triples: Iterable[Sequence]) -> dict[str, dict[str, object]]:
+    sections: dict[str, dict[str, object]] = {}
     for section, key, value in triples:
         if section == "split_files":
             sections.setdefault(section, {}).setdefault(key, []).append(value)
@@ -135,7 +135,7 @@ def assemble_stats(triples: Iterable[Sequence], options: PreprocessOptions, file
     return stats
 
 
-def check_stats(stats: dict, options: PreprocessOptions, rejected_examples: List[str]) -> None:
+def check_stats(stats: dict, options: PreprocessOptions, rejected_examples: list[str]) -> None:
     """Fails (DataError / ValueError) on too many rejected rows, no rows, non-converged filters, empty train."""
     inp = stats["input"]
     if inp["rows"] == 0:

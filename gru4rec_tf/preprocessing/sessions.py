@@ -17,14 +17,15 @@ Example::
 from __future__ import annotations
 
 import re
-from typing import AbstractSet, Iterable, Iterator, Tuple
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 
 __all__ = [
     "Session", "make_session", "split_by_gap", "dedupe_consecutive", "drop_items", "keep_items", "truncate_before",
     "id_sort_key", "session_sort_key", "first_positions",
 ]
 
-Session = Tuple[str, Tuple[int, ...], Tuple[str, ...]]
+Session = tuple[str, tuple[int, ...], tuple[str, ...]]
 _INT_TEXT = re.compile(r"-?[0-9]+\Z")
 
 
@@ -48,13 +49,13 @@ def session_sort_key(session: Session) -> tuple:
     return (session[1][0], id_sort_key(session[0]))
 
 
-def make_session(session_id: str, events: Iterable[Tuple[str, int]]) -> Session:
+def make_session(session_id: str, events: Iterable[tuple[str, int]]) -> Session:
     """Builds a session from ``(item, time_us)`` pairs in any order."""
     ordered = sorted(events, key=lambda e: (e[1], e[0]))
     return session_id, tuple(e[1] for e in ordered), tuple(e[0] for e in ordered)
 
 
-def split_by_gap(user_id: str, events: Iterable[Tuple[str, int]], gap_us: int) -> Iterator[Session]:
+def split_by_gap(user_id: str, events: Iterable[tuple[str, int]], gap_us: int) -> Iterator[Session]:
     """Splits one user's ``(item, time_us)`` events into sessions at gaps longer than ``gap_us``.
 
     Session IDs are ``<user>#<k>`` with k = 0, 1, ... in time order.
@@ -108,7 +109,7 @@ def truncate_before(session: Session, split_us: int) -> Session:
     return session if n == len(times) else (sid, times[:n], items[:n])
 
 
-def first_positions(session: Session) -> Iterator[Tuple[str, int]]:
+def first_positions(session: Session) -> Iterator[tuple[str, int]]:
     """``(item, position)`` of the first occurrence of each item in the session."""
     seen = set()
     for pos, item in enumerate(session[2]):

@@ -83,10 +83,10 @@ class StagingDir:
         sources = sorted(m.path for m in FileSystems.match([self.path + "/**"])[0].metadata_list)
         sources.sort(key=lambda p: posixpath.basename(p) == MARKER_FILE)  # the marker goes last
         targets = [self.output + p[len(self.path):] for p in sources]
-        for src, dst in zip(sources, targets):
+        for src, dst in zip(sources, targets, strict=True):
             try:
                 FileSystems.mkdirs(posixpath.dirname(dst))  # a no-op on object stores
-            except IOError:
+            except OSError:
                 pass  # exists already
             FileSystems.rename([src], [dst])
         self.discard()

@@ -26,7 +26,7 @@ Example::
 import dataclasses
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any
 
 import apache_beam as beam
 from absl import logging
@@ -58,7 +58,7 @@ def pack_options(options: IngestOptions, window_spans: int = 1, span_pattern: st
     return config
 
 
-def _unpack(exec_properties: Dict[str, Any]) -> dict:
+def _unpack(exec_properties: dict[str, Any]) -> dict:
     config = example_gen_pb2.CustomConfig()
     json_format.Parse(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "{}", config)
     struct = struct_pb2.Struct()
@@ -67,13 +67,13 @@ def _unpack(exec_properties: Dict[str, Any]) -> dict:
     return json_format.MessageToDict(struct)
 
 
-def unpack_options(exec_properties: Dict[str, Any]) -> IngestOptions:
+def unpack_options(exec_properties: dict[str, Any]) -> IngestOptions:
     """Reads the options written by :func:`pack_options` from the execution properties."""
     payload = _unpack(exec_properties)
     return IngestOptions.from_json({k: v for k, v in payload.items() if k not in (_WINDOW_KEY, _SPAN_PATTERN_KEY)})
 
 
-def window_patterns(exec_properties: Dict[str, Any], latest_pattern: str) -> List[str]:
+def window_patterns(exec_properties: dict[str, Any], latest_pattern: str) -> list[str]:
     """The file patterns to read: the latest span's (resolved by the standard driver) and, with a window of N
     spans, those of the N-1 spans before it (days, for a ``{YYYY}-{MM}-{DD}`` pattern) that have files."""
     from tfx.components.example_gen import utils as example_gen_utils  # pylint: disable=g-import-not-at-top
@@ -95,7 +95,7 @@ def window_patterns(exec_properties: Dict[str, Any], latest_pattern: str) -> Lis
     return patterns + [latest_pattern]
 
 
-def _read_options(exec_properties: Dict[str, Any], split_pattern: str):
+def _read_options(exec_properties: dict[str, Any], split_pattern: str):
     """The preprocessing options for one input split (file pattern under ``input_base``).
 
     With ``input_format="auto"`` and no delimiter, the format and delimiter follow the first matching file's
@@ -125,7 +125,7 @@ def _to_example(event, key_feature: str) -> bytes:
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
 @beam.typehints.with_output_types(bytes)
-def _ClickLogToExample(pipeline: beam.Pipeline, exec_properties: Dict[str, Any],  # pylint: disable=invalid-name
+def _ClickLogToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any],  # pylint: disable=invalid-name
                        split_pattern: str) -> beam.pvalue.PCollection:
     """Reads one input split (the spans of its window) into serialized events; writes the read counters and the
     rejected rows beside it."""
@@ -160,10 +160,10 @@ def row_counts(triples) -> dict:
             "rows_filtered_event_type": counters.get("rows_filtered_event_type", 0), "by_reason": by_reason}
 
 
-def rejected_examples(directory: str, limit: int = 3) -> List[str]:
+def rejected_examples(directory: str, limit: int = 3) -> list[str]:
     """The first rejected rows (JSON lines with source file, reason and line) written under ``directory``."""
     from apache_beam.io.filesystems import FileSystems  # pylint: disable=g-import-not-at-top
-    lines: List[str] = []
+    lines: list[str] = []
     for meta in sorted(FileSystems.match([os.path.join(directory, "*")])[0].metadata_list, key=lambda m: m.path):
         with FileSystems.open(meta.path) as handle:
             lines += [ln for ln in handle.read().decode("utf-8").splitlines() if ln][: limit - len(lines)]
@@ -172,7 +172,7 @@ def rejected_examples(directory: str, limit: int = 3) -> List[str]:
     return lines
 
 
-def check_rejections(report: dict, max_ratio: float, where: str, examples: List[str] = ()) -> None:
+def check_rejections(report: dict, max_ratio: float, where: str, examples: list[str] = ()) -> None:
     """Raises DataError when no row parsed or the rejected share of the data rows exceeds ``max_ratio``."""
     rows = report["rows_ok"] + report["rows_rejected"] + report["rows_filtered_event_type"]
     shown = "".join(f"\n  {line}" for line in examples)
@@ -192,8 +192,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ClickLogToExample
 
-    def Do(self, input_dict: Dict[str, List[Any]], output_dict: Dict[str, List[Any]],
-           exec_properties: Dict[str, Any]) -> None:
+    def Do(self, input_dict: dict[str, list[Any]], output_dict: dict[str, list[Any]],
+           exec_properties: dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         options = unpack_options(exec_properties)
         input_config = example_gen_pb2.Input()
@@ -212,7 +212,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                      else "", report["rows_filtered_event_type"])
 
     @staticmethod
-    def _check_input(exec_properties: Dict[str, Any], pattern: str):
+    def _check_input(exec_properties: dict[str, Any], pattern: str):
         """A missing file or column fails here, naming it, before Beam starts."""
         from gru4rec_tf.preprocessing.input_files import inspect_input  # pylint: disable=g-import-not-at-top
         spec = inspect_input(_read_options(exec_properties, pattern))

@@ -29,7 +29,7 @@ Example::
 """
 import json
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from absl import logging
 from tfx import types
@@ -70,7 +70,7 @@ def property_name(metric: str) -> str:
     return metric.replace("@", "_at_")
 
 
-def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions) -> Dict[str, float]:
+def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions) -> dict[str, float]:
     """Loads the library model of a ``Model`` artifact and evaluates it on ``events`` (spec §7)."""
     from gru4rec_tf import evaluation, model_io  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.sessions import SessionData
@@ -88,8 +88,8 @@ def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions
 class Executor(base_executor.BaseExecutor):
     """Evaluates the candidate (and the baseline), decides the blessing, writes both artifacts."""
 
-    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
-           exec_properties: Dict[str, Any]) -> None:
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
         options = blessing_lib.BlessingOptions.from_json(exec_properties["blessing_options"])
         tensors = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(input_dict["model"])
@@ -128,7 +128,7 @@ class Executor(base_executor.BaseExecutor):
         evaluation.set_int_custom_property("eval_events", int(candidate["eval_events"]))
 
     @staticmethod
-    def _write_blessing(output_dict, candidate, decision, model, baseline: Optional[types.Artifact],
+    def _write_blessing(output_dict, candidate, decision, model, baseline: types.Artifact | None,
                         same_as_baseline: bool) -> None:
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
         blessing = artifact_utils.get_single_instance(output_dict["blessing"])
@@ -150,7 +150,7 @@ class Executor(base_executor.BaseExecutor):
             blessing.set_float_custom_property(property_name(key), float(candidate[key]))
 
 
-def _metric_keys(metrics: dict) -> List[str]:
+def _metric_keys(metrics: dict) -> list[str]:
     return [k for k in metrics if k.startswith(("recall@", "mrr@"))]
 
 
@@ -168,7 +168,7 @@ class SessionEvaluator(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(self, examples: channel.BaseChannel, model: channel.BaseChannel,
-                 baseline_model: Optional[channel.BaseChannel] = None,
+                 baseline_model: channel.BaseChannel | None = None,
                  options: blessing_lib.BlessingOptions = blessing_lib.BlessingOptions()):
         super().__init__(spec=SessionEvaluatorSpec(
             examples=examples, model=model, baseline_model=baseline_model,

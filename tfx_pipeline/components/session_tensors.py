@@ -20,7 +20,7 @@ Example::
 """
 import json
 import os
-from typing import Any, Dict, List
+from typing import Any
 
 import apache_beam as beam
 from absl import logging
@@ -93,8 +93,8 @@ def _write_text(path: str, text: str) -> None:
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Runs the session graph with Beam, checks the result and records the statistics."""
 
-    def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
-           exec_properties: Dict[str, Any]) -> None:
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         tensors = artifact_utils.get_single_instance(output_dict["session_tensors"])
         vocabulary = artifact_utils.get_single_instance(output_dict["vocabulary"])
