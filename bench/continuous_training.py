@@ -132,70 +132,117 @@ def train_cold(days_so_far, params, epochs, seed):
     return result, time.perf_counter() - start
 
 
-def train_warm(previous_dir, day, params, epochs, seed):
+def parse_warm_setting(spec: str, params, epochs: int) -> dict:
+    """A warm run's setting from ``key=value`` parts joined by ``+``: ``epochs=N``, ``optimizer=fresh`` (do not carry
+    the saved Adagrad state), ``jit=0`` (``training.train(jit_compile=False)``: no XLA compilation), or any
+    hyperparameter that a warm start may change (``learning_rate=0.1``)."""
+    setting = {"name": spec, "epochs": epochs, "fresh_optimizer": False, "params": params, "jit_compile": True}
+    overrides = {}
+    for part in filter(None, spec.split("+")):
+        key, _, value = part.partition("=")
+        if key == "epochs":
+            setting["epochs"] = int(value)
+        elif key == "optimizer" and value == "fresh":
+            setting["fresh_optimizer"] = True
+        elif key == "jit":
+            setting["jit_compile"] = value not in ("0", "false", "False")
+        else:
+            overrides[key] = value
+    if overrides:
+        setting["params"] = params.with_overrides(overrides)
+    return setting
+
+
+def train_warm(previous_dir, day, setting, seed):
     start = time.perf_counter()
     saved = model_io.load_model(previous_dir)
+    if setting["fresh_optimizer"]:
+        saved.optimizer_state = None
     vocab = warm_start.warm_vocabulary(saved.vocab, ItemVocabulary.from_events(day))
-    result = training.train(SessionData.from_events(day, vocab), vocab, params, seed=seed, epochs=epochs,
-                            log_every_s=1e9, warm_start=saved)
+    result = training.train(SessionData.from_events(day, vocab), vocab, setting["params"], seed=seed,
+                            epochs=setting["epochs"], log_every_s=1e9, warm_start=saved,
+                            jit_compile=setting["jit_compile"])
     return result, time.perf_counter() - start
 
 
 def simulate(name, days, labels, params, args, workdir):
-    """One row per training day d (1-based, up to the second-to-last day): cold and warm, evaluated on d+1."""
+    """One row per training day d (1-based, up to the second-to-last day): cold and warm, evaluated on d+1.
+
+    ``row["warm"]`` is the main warm setting (``--warm_epochs``, the config's learning rate, carried optimizer
+    state); ``row["warm:SPEC"]`` are the other warm settings of ``--warm_variants``, each its own daily chain.
+    """
     first_day = first_day_of_items(days)
-    rows, warm_dir = [], None
+    settings = {"warm": parse_warm_setting("", params, args.warm_epochs)}
+    settings.update({f"warm:{spec}": parse_warm_setting(spec, params, args.warm_epochs)
+                     for spec in filter(None, args.warm_variants.split(","))})
+    rows, warm_dirs = [], {}
     for d in range(1, len(days)):
         new_items = first_day.index[first_day.to_numpy() == d - 1].to_numpy()
         cold, cold_s = train_cold(days[:d], params, args.epochs, args.seed)
         row = {"day": d, "label": f"{labels[d - 1]} → {labels[d]}", "new_items": len(new_items),
                "cold": {**evaluate(cold.model, cold.vocab, days[d], new_items), **_costs(cold, cold_s)}}
-        if d == 1:  # nothing to warm-start from: the warm chain starts with the cold model
-            warm, row["warm"] = cold, dict(row["cold"], same_as_cold=True)
-        else:
-            warm, warm_s = train_warm(warm_dir, days[d - 1], params, args.warm_epochs, args.seed)
-            row["warm"] = {**evaluate(warm.model, warm.vocab, days[d], new_items), **_costs(warm, warm_s),
-                           "carried": warm.warm_start.carried_items, "new": warm.warm_start.new_items}
-        warm_dir = os.path.join(workdir, f"{name}_warm_day{d}")
-        model_io.save_model(warm_dir, warm.model, warm.vocab, seed=args.seed, optimizer_state=warm.optimizer_state)
-        c, w = row["cold"], row["warm"]
-        print(f"[{name}] day {d} ({row['label']}): cold R@20 {c['recall']:.4f} MRR@20 {c['mrr']:.4f} new "
-              f"{c['new_hit_rate']:.3f} ({c['new_events']} ev) {c['events']} ev {c['seconds']:.1f}s | warm R@20 "
-              f"{w['recall']:.4f} MRR@20 {w['mrr']:.4f} new {w['new_hit_rate']:.3f} {w['events']} ev "
-              f"{w['seconds']:.1f}s", flush=True)
+        for side, setting in settings.items():
+            if d == 1:  # nothing to warm-start from: the warm chains start with the cold model
+                warm, row[side] = cold, dict(row["cold"], same_as_cold=True)
+            else:
+                warm, warm_s = train_warm(warm_dirs[side], days[d - 1], setting, args.seed)
+                row[side] = {**evaluate(warm.model, warm.vocab, days[d], new_items), **_costs(warm, warm_s),
+                             "carried": warm.warm_start.carried_items, "new": warm.warm_start.new_items}
+            warm_dirs[side] = os.path.join(workdir, f"{name}_{side.replace(':', '_')}_day{d}")
+            model_io.save_model(warm_dirs[side], warm.model, warm.vocab, seed=args.seed,
+                                optimizer_state=warm.optimizer_state)
+        print(f"[{name}] day {d} ({row['label']}, {len(new_items)} new items): " + " | ".join(
+            f"{side} R@20 {m['recall']:.4f} MRR@20 {m['mrr']:.4f} new {m['new_hit_rate']:.3f} ({m['new_events']}) "
+            f"{m['events']} ev {m['seconds']:.1f}s" for side, m in row.items() if isinstance(m, dict)), flush=True)
         rows.append(row)
     return rows
 
 
 # ------------------------------------------------------------------------------------------------------- report
-def summarise(rows) -> dict:
-    """Averages over the warm-start days (d >= 2; on day 1 warm is the cold model) and the target checks."""
+def summarise(rows, warm_side: str = "warm") -> dict:
+    """Averages over the warm-start days (d >= 2; on day 1 warm is the cold model) and the target checks, for the
+    warm setting ``warm_side`` (``"warm"`` or ``"warm:SPEC"``)."""
     warm_days = [r for r in rows if r["day"] >= 2]
-    mean = lambda side, key: float(np.mean([r[side][key] for r in warm_days]))  # noqa: E731
-    total = lambda side, key: float(sum(r[side][key] for r in warm_days))  # noqa: E731
-    out = {side: {key: mean(side, key) for key in ("recall", "mrr")} for side in ("cold", "warm")}
-    for side in ("cold", "warm"):
-        out[side].update(seconds=total(side, "seconds"), events=total(side, "events"),
-                         epoch_seconds=total(side, "epoch_seconds"), steady_seconds=total(side, "steady_seconds"),
-                         new_events=total(side, "new_events"),
-                         new_hits=total(side, "new_hits"))
+    out = {}
+    for side, key in (("cold", "cold"), ("warm", warm_side)):
+        out[side] = {name: float(np.mean([r[key][name] for r in warm_days])) for name in ("recall", "mrr")}
+        out[side].update({name: float(sum(r[key][name] for r in warm_days)) for name in (
+            "seconds", "events", "epoch_seconds", "steady_seconds", "new_events", "new_hits")})
         out[side]["new_hit_rate"] = (out[side]["new_hits"] / out[side]["new_events"] if out[side]["new_events"]
                                      else float("nan"))
     gap_recall = out["cold"]["recall"] - out["warm"]["recall"]
     gap_mrr = out["cold"]["mrr"] - out["warm"]["mrr"]
     time_ratio = out["warm"]["seconds"] / out["cold"]["seconds"]
     new_rate, recall = out["warm"]["new_hit_rate"], out["warm"]["recall"]
-    per_day_new = [r["warm"]["new_hit_rate"] for r in warm_days if r["warm"]["new_events"]]
+    per_day_new = [r[warm_side]["new_hit_rate"] for r in warm_days if r[warm_side]["new_events"]]
     out["checks"] = {
         "accuracy": (gap_recall <= TOLERANCE and gap_mrr <= TOLERANCE, gap_recall, gap_mrr),
         "time": (time_ratio <= MAX_TIME_RATIO, time_ratio,
                  out["warm"]["steady_seconds"] / out["cold"]["steady_seconds"]),
         "new_items": (bool(new_rate > 0 and new_rate >= NEW_ITEM_MIN_SHARE * recall
                            and all(v > 0 for v in per_day_new)), new_rate, recall),
-        "max_day_gap": (max(r["cold"]["recall"] - r["warm"]["recall"] for r in warm_days),
-                        max(r["cold"]["mrr"] - r["warm"]["mrr"] for r in warm_days)),
+        "max_day_gap": (max(r["cold"]["recall"] - r[warm_side]["recall"] for r in warm_days),
+                        max(r["cold"]["mrr"] - r[warm_side]["mrr"] for r in warm_days)),
     }
     return out
+
+
+def variants_table(rows) -> str:
+    """One line per warm setting: means over days 2+ and the three targets."""
+    sides = [k for k in rows[0] if k == "warm" or k.startswith("warm:")]
+    lines = ["| warm setting | Recall@20 (cold − warm) | MRR@20 (cold − warm) | new-item hit rate | time / cold's "
+             "(without compilation) | events / cold's | targets met (accuracy, time, new items) |",
+             "|---|---|---|---|---|---|---|"]
+    for side in sides:
+        summary = summarise(rows, side)
+        w, checks = summary["warm"], summary["checks"]
+        spec = side.partition(":")[2] or "main setting"
+        yes = lambda ok: "yes" if ok else "no"  # noqa: E731
+        lines.append(f"| {spec} | {w['recall']:.4f} ({checks['accuracy'][1]:+.4f}) | {w['mrr']:.4f} "
+                     f"({checks['accuracy'][2]:+.4f}) | {w['new_hit_rate']:.3f} | {checks['time'][1]:.2f} "
+                     f"({checks['time'][2]:.2f}) | {w['events'] / summary['cold']['events']:.2f} | "
+                     f"{yes(checks['accuracy'][0])}, {yes(checks['time'][0])}, {yes(checks['new_items'][0])} |")
+    return "\n".join(lines)
 
 
 def _rate(x, n):
@@ -204,14 +251,16 @@ def _rate(x, n):
 
 def table(rows, summary) -> str:
     lines = ["| day d (train → test) | new items on d | model | Recall@20 | MRR@20 | new-item hit rate (events) | "
-             "training events | seconds (epochs only) | catalogue |", "|---|---|---|---|---|---|---|---|---|"]
+             "training events | seconds: wall (epochs; without compilation) | catalogue |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for side in ("cold", "warm"):
             m = r[side]
             note = " (= cold)" if m.get("same_as_cold") else ""
             lines.append(f"| {r['day']} ({r['label']}) | {r['new_items']} | {side}{note} | {m['recall']:.4f} | "
                          f"{m['mrr']:.4f} | {_rate(m['new_hit_rate'], m['new_events'])} | {m['events']:,} | "
-                         f"{m['seconds']:.1f} ({m['epoch_seconds']:.1f}; {m['steady_seconds']:.1f}) | {m['n_items']:,} |")
+                         f"{m['seconds']:.1f} ({m['epoch_seconds']:.1f}; {m['steady_seconds']:.1f}) | "
+                         f"{m['n_items']:,} |")
     c, w = summary["cold"], summary["warm"]
     lines.append(f"| **mean, days 2–{rows[-1]['day']}** | | cold | {c['recall']:.4f} | {c['mrr']:.4f} | "
                  f"{_rate(c['new_hit_rate'], int(c['new_events']))} | {c['events']:,.0f} (total) | "
@@ -282,6 +331,11 @@ def main():
     parser.add_argument("--epochs", type=int, default=3, help="epochs of every cold run")
     parser.add_argument("--warm_epochs", type=int, default=3, help="epochs of every warm run")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--warm_variants", default="",
+                        help="other warm settings to run beside the main one, comma-separated; each is key=value "
+                             "parts joined by '+': epochs=N, optimizer=fresh, or a hyperparameter such as "
+                             "learning_rate=0.1, jit=0 (e.g. 'epochs=1,learning_rate=0.1,optimizer=fresh')")
+    parser.add_argument("--skip_synthetic", action="store_true", help="run the rsc15_100k part only")
     parser.add_argument("--min_day_sessions", type=int, default=100,
                         help="days with fewer sessions are left out (rsc15_100k's last day has 1 session)")
     parser.add_argument("--syn_items", type=int, default=1000)
@@ -308,8 +362,10 @@ def main():
             datasets.append(("rsc15_100k", rsc15_days(args.data, args.min_day_sessions), params_a,
                              f"`{os.path.relpath(args.data)}`: train_full.tsv + test.tsv, days = UTC dates of the "
                              "sessions' starts"))
-        datasets.append(("synthetic", synthetic_days(args, workdir, args.min_day_sessions), params_syn,
-                         f"`{synthetic_command(args)}` (the same files; days counted from the generator's start)"))
+        if not args.skip_synthetic:
+            datasets.append(("synthetic", synthetic_days(args, workdir, args.min_day_sessions), params_syn,
+                             f"`{synthetic_command(args)}` (the same files; days counted from the generator's "
+                             "start)"))
         for name, (days, labels, dropped), params, source in datasets:
             rows = simulate(name, days, labels, params, args, workdir)
             results[name] = rows
@@ -320,7 +376,9 @@ def main():
                 f"## ({'ab'[len(sections)]}) {name}", "",
                 f"Data: {source}. Events per day: {sizes}."
                 + (f" Left out (fewer than {args.min_day_sessions} sessions): {left_out}." if dropped else ""),
-                f"Parameters: `{params.to_string()}`.", "", table(rows, summary), "", verdicts(summary), ""]))
+                f"Parameters: `{params.to_string()}`.", "", table(rows, summary), "", verdicts(summary), ""]
+                + (["Other warm settings (each its own daily chain from the same day-1 model; means over days 2+):",
+                    "", variants_table(rows), ""] if args.warm_variants else [])))
     elapsed = time.perf_counter() - started
     command = (f"PYTHONPATH={os.environ['PYTHONPATH']} " if os.environ.get("PYTHONPATH") else "") + \
         ".venv/bin/python bench/continuous_training.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
