@@ -15,9 +15,13 @@ training; not saving or evaluating).
 Datasets: (a) rsc15_100k, ``train_full.tsv`` + ``test.tsv`` in time order, days = UTC dates; (b) the built-in
 synthetic generator with drifting popularity and new items every day (``gru4rec generate --days ...
 --new_items_per_day ... --popularity_drift ...``), days counted from the generator's start time. Writes
-``bench/results/continuous_training.md`` and ``bench/results/continuous_training.png``. Usage::
+``bench/results/continuous_training.md`` and ``bench/results/continuous_training.png``. The main warm setting is
+the cold runs' own (config A, the same epochs, optimizer state carried over); ``--warm_variants`` adds other warm
+settings (e.g. fewer epochs, another learning rate), each as its own daily chain. About 11 minutes on the shared
+2-core machine. Usage::
 
     .venv/bin/python bench/continuous_training.py [--epochs 3] [--warm_epochs 3] [--seed 1] [--skip_rsc15]
+        [--skip_synthetic] [--warm_variants epochs=1,epochs=2,learning_rate=0.025]
 """
 import argparse
 import json
