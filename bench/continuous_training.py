@@ -49,6 +49,12 @@ K = 20
 TOLERANCE = 0.01  # warm within this of cold on Recall@20 and MRR@20
 MAX_TIME_RATIO = 1 / 3  # warm training time at most this share of cold's
 NEW_ITEM_MIN_SHARE = 0.5  # "not far below": new-item hit rate at least this share of the overall Recall@20
+# More warm settings tried on rsc15_100k, written by this script into a file of their own.
+SEE_ALSO = ("More warm settings on rsc15_100k (learning rates 0.1 and 0.01, a fresh optimizer state, no XLA), all "
+            "further from cold than the main setting: `continuous_training_warm_settings.md`, written by this "
+            "script with `--skip_synthetic --warm_variants learning_rate=0.1,learning_rate=0.01,optimizer=fresh,jit=0 "
+            "--output bench/results/continuous_training_warm_settings.md --plot "
+            "bench/results/continuous_training_warm_settings.png`.")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
 
@@ -415,6 +421,7 @@ def main():
         "carried over), chosen before any run and not tuned on these test days"
         + (f"; the other warm settings (`--warm_variants {args.warm_variants}`) are reported beside it, each as its "
            "own daily chain." if args.warm_variants else "."), "",
+        *([SEE_ALSO, ""] if os.path.basename(args.output) == "continuous_training.md" else []),
         *sections,
         f"![per-day curves]({os.path.basename(args.plot)})", "",
         "<details><summary>raw per-day figures</summary>", "", "```json", json.dumps(results, indent=1), "```",
