@@ -93,16 +93,31 @@ class Evaluator:
 
     def ranks(self, test_data, mode: str = "standard") -> np.ndarray:
         """Rank of every evaluated event (every event after the first of each test session)."""
+        return self.ranks_and_targets(test_data, mode)[0]
+
+    def ranks_and_targets(self, test_data, mode: str = "standard"):
+        """``(ranks, targets)``: each evaluated event's rank and its target's vocabulary index, aligned.
+
+        Events come in the order of :meth:`ranks` (the session-parallel schedule: steps, then slots); the targets
+        let a caller break the metrics down by item, e.g. ``vocab.item_ids[targets]`` for the items' IDs.
+
+        Example:
+          >>> ranks, targets = Evaluator(model).ranks_and_targets(test_data)
+          >>> metrics_from_ranks(ranks[np.isin(targets, new_items)], cutoffs=(20,))   # recall on some items
+        """
         if mode not in EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {mode!r}")
         schedule = batching.make_schedule(test_data.item_idx, test_data.session_offsets, self.batch_size)
         rank_steps = self._rank_steps_fn(mode)
         states = self.model.initial_states(self.batch_size)
-        out = []
+        ranks_out, targets_out = [], []
         for chunk in schedule.chunks(self.steps_per_call):
             states, ranks = rank_steps(chunk.inputs, chunk.targets, chunk.valid, chunk.reset, states)
-            out.append(ranks.numpy()[chunk.valid])
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+            ranks_out.append(ranks.numpy()[chunk.valid])
+            targets_out.append(np.asarray(chunk.targets)[chunk.valid])
+        if not ranks_out:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32)
+        return np.concatenate(ranks_out), np.concatenate(targets_out).astype(np.int32, copy=False)
 
     def evaluate(self, test_data, cutoffs=(1, 5, 10, 20), mode: str = "standard") -> dict:
         """``{"recall@K", "mrr@K" for each cutoff, "eval_mode", "eval_events"}``."""

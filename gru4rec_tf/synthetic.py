@@ -77,6 +77,8 @@ def generate_sessions(
     mean_gap_seconds: float = 30.0,
     item_id_offset: int = 100_000,
     session_id_offset: int = 1,
+    new_items_per_day: int = 0,
+    popularity_drift: float = 0.0,
 ) -> pd.DataFrame:
     """Generates a session event log with popularity skew and sequential structure.
 
@@ -93,6 +95,19 @@ def generate_sessions(
       events inside a session are ``1 + Exponential(mean_gap_seconds)`` seconds apart, rounded to milliseconds.
     - ``ItemId = item_id_offset + k`` and ``SessionId = session_id_offset + s`` (int64; sessions numbered in
       order of start time). Rows are grouped by session, in time order.
+
+    A changing catalogue, day by day (day ``k`` = ``[start_time + k·86400, start_time + (k+1)·86400)``; a session
+    belongs to the day it starts in; ``ceil(span_days)`` days). With both options at 0 (the default) nothing
+    changes and the output is the same as without them.
+
+    - ``new_items_per_day``: on every day after the first, that many new items are released (IDs after the
+      ``n_items`` initial ones, in release order); no event uses an item before its release day. A new item enters
+      at the popularity of the released item at a rank drawn uniformly from the top 10% (a "hot" release, so that
+      it gets events on its first day); it can be the successor of older items and has successors of its own. A
+      successor that is not released yet is replaced by a popularity draw.
+    - ``popularity_drift``: every day, each released item's log-popularity takes a random-walk step
+      ``popularity_drift · N(0, 1)``, so the popularity ranking changes over the days (the successor structure
+      does not drift).
 
     Generation is vectorised over sessions (one loop step per position in a session), so millions of events
     take seconds. The same arguments always give the same frame.
@@ -120,8 +135,14 @@ def generate_sessions(
     mean_gap_seconds = _check_float("mean_gap_seconds", mean_gap_seconds, 0.0)
     item_id_offset = _check_int("item_id_offset", item_id_offset, 0)
     session_id_offset = _check_int("session_id_offset", session_id_offset, 0)
+    new_items_per_day = _check_int("new_items_per_day", new_items_per_day, 0)
+    popularity_drift = _check_float("popularity_drift", popularity_drift, 0.0)
 
     rng = np.random.default_rng(seed)
+    if new_items_per_day or popularity_drift:
+        return _generate_changing(rng, n_items, n_sessions, mean_length, n_successors, p_follow, zipf_exponent,
+                                  successor_exponent, max_length, span_days, start_time, mean_gap_seconds,
+                                  item_id_offset, session_id_offset, new_items_per_day, popularity_drift)
 
     # popularity: Zipf weights assigned to a random permutation of the items
     ranks = rng.permutation(n_items) + 1.0
@@ -177,6 +198,94 @@ def generate_sessions(
             DEFAULT_TIME_KEY: times,
         }
     )
+
+
+def _session_lengths(rng: np.random.Generator, n_sessions: int, mean_length: float, max_length: int) -> np.ndarray:
+    if mean_length == 2.0:
+        return np.full(n_sessions, 2, dtype=np.int64)
+    lengths = 1 + rng.geometric(1.0 / (mean_length - 1.0), size=n_sessions).astype(np.int64)
+    return np.minimum(lengths, max_length)
+
+
+def _daily_popularity(rng, base_log_weight, release_day, new_ranks, n_days, drift):
+    """``[n_days, n_total]`` popularity weights per day (0 before an item's release; see generate_sessions)."""
+    current = base_log_weight.copy()
+    weights = np.zeros((n_days, len(current)))
+    for day in range(n_days):
+        released_before = release_day < day
+        if day > 0 and drift > 0:
+            current[released_before] += drift * rng.standard_normal(int(released_before.sum()))
+        new = np.flatnonzero(release_day == day) if day > 0 else np.zeros(0, dtype=np.int64)
+        if len(new):
+            by_popularity = np.sort(current[released_before])[::-1]
+            current[new] = by_popularity[np.minimum(new_ranks[new - (len(current) - len(new_ranks))],
+                                                    len(by_popularity)) - 1]
+        released = release_day <= day
+        weights[day, released] = np.exp(current[released] - current[released].max())
+    return weights
+
+
+def _generate_changing(rng, n_items, n_sessions, mean_length, n_successors, p_follow, zipf_exponent,
+                       successor_exponent, max_length, span_days, start_time, mean_gap_seconds, item_id_offset,
+                       session_id_offset, new_items_per_day, popularity_drift) -> pd.DataFrame:
+    """:func:`generate_sessions` with new items every day and/or drifting popularity (validated arguments)."""
+    n_days = max(1, math.ceil(span_days))
+    n_new = new_items_per_day * (n_days - 1)
+    n_total = n_items + n_new
+    release_day = np.concatenate([np.zeros(n_items, dtype=np.int64),
+                                  np.repeat(np.arange(1, n_days, dtype=np.int64), new_items_per_day)])
+
+    ranks = rng.permutation(n_items) + 1.0
+    new_ranks = rng.integers(1, max(1, n_items // 10) + 1, size=n_new)  # popularity rank at release
+    base_log_weight = np.concatenate([-zipf_exponent * np.log(ranks), np.zeros(n_new)])
+    daily = _daily_popularity(rng, base_log_weight, release_day, new_ranks, n_days, popularity_drift)
+    samplers = [_sampler(daily[day]) for day in range(n_days)]
+
+    def sample_popular(days: np.ndarray) -> np.ndarray:
+        out = np.empty(len(days), dtype=np.int64)
+        for day in np.unique(days):
+            at = days == day
+            out[at] = samplers[day](rng, int(np.count_nonzero(at)))
+        return out
+
+    successor_weight = np.concatenate([ranks, new_ranks.astype(np.float64)]) ** -(zipf_exponent * successor_exponent)
+    n_successors = min(n_successors, n_total - 1)
+    successors = _draw_successors(rng, successor_weight, n_total, n_successors)
+    sample_slot = _sampler(1.0 / np.arange(1, n_successors + 1))
+
+    lengths = _session_lengths(rng, n_sessions, mean_length, max_length)
+    offsets = np.zeros(n_sessions + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    n_events = int(offsets[-1])
+    starts = offsets[:-1]
+    session_start = start_time + np.sort(rng.random(n_sessions)) * (span_days * DAY_SECONDS)
+    session_day = np.minimum(((session_start - start_time) // DAY_SECONDS).astype(np.int64), n_days - 1)
+
+    items = np.empty(n_events, dtype=np.int64)
+    items[starts] = sample_popular(session_day)
+    by_length = np.argsort(-lengths, kind="stable")
+    sorted_lengths, sorted_starts, sorted_days = lengths[by_length], starts[by_length], session_day[by_length]
+    for t in range(1, int(sorted_lengths[0])):
+        n_active = int(np.searchsorted(-sorted_lengths, -t, side="left"))  # sessions with length > t
+        pos = sorted_starts[:n_active] + t
+        days = sorted_days[:n_active]
+        prev = items[pos - 1]
+        nxt = sample_popular(days)
+        follow = np.flatnonzero(rng.random(n_active) < p_follow)
+        if len(follow):
+            chosen = successors[prev[follow], sample_slot(rng, len(follow))]
+            released = release_day[chosen] <= days[follow]
+            nxt[follow[released]] = chosen[released]
+        items[pos] = nxt
+
+    gaps = 1.0 + rng.exponential(mean_gap_seconds, size=n_events) if mean_gap_seconds > 0 else np.ones(n_events)
+    gaps[starts] = 0.0
+    within = np.cumsum(gaps)
+    within -= np.repeat(within[starts], lengths)
+    times = np.round(np.repeat(session_start, lengths) + within, 3)
+    session_ids = np.repeat(np.arange(n_sessions, dtype=np.int64) + session_id_offset, lengths)
+    return pd.DataFrame({DEFAULT_SESSION_KEY: session_ids, DEFAULT_ITEM_KEY: items + item_id_offset,
+                         DEFAULT_TIME_KEY: times})
 
 
 def _draw_successors(rng: np.random.Generator, weights: np.ndarray, n_items: int, k: int) -> np.ndarray:

@@ -202,3 +202,18 @@ def test_evaluator_rejects_bad_mode_and_batch(setup):
         Evaluator(model, batch_size=0)
     with pytest.raises(ValueError):
         Evaluator(model, batch_size=2).ranks(data, "tiebreaking")
+
+
+@pytest.mark.parametrize("batch_size,steps_per_call", [(3, 2), (512, 128)])
+def test_ranks_and_targets_align_with_the_events(setup, reference, batch_size, steps_per_call):
+    """Per-event ranks equal ``ranks`` and each target is the item that follows the event in its session."""
+    data, model = setup
+    evaluator = Evaluator(model, batch_size=batch_size, steps_per_call=steps_per_call)
+    ranks, targets = evaluator.ranks_and_targets(data, "conservative")
+    np.testing.assert_array_equal(ranks, evaluator.ranks(data, "conservative"))
+    order = _event_order(data, batch_size)
+    want_targets = [data.item_idx[data.session_offsets[k] + t + 1] for k, t in order]
+    np.testing.assert_array_equal(targets, want_targets)
+    np.testing.assert_array_equal(ranks, [reference["conservative"][e] for e in order])
+    with pytest.raises(ValueError):
+        evaluator.ranks_and_targets(data, "tiebreaking")

@@ -147,3 +147,76 @@ def test_write_dataset(tmp_path):
     assert stats2["train"] == stats["train"]
     with pytest.raises(ValueError, match="test_days"):
         write_dataset(tmp_path / "x", n_items=50, n_sessions=100, test_days=20.0)
+
+
+# ------------------------------------------------------------------- a changing catalogue: new items, drifting popularity
+DAYS, NEW_PER_DAY, BASE_ITEMS = 6, 15, 400
+
+
+def _session_day(events):
+    first = events.groupby("SessionId")["Time"].transform("min")
+    return ((first - 1_600_000_000.0) // DAY_SECONDS).astype(int)
+
+
+@pytest.fixture(scope="module")
+def changing():
+    return generate_sessions(n_items=BASE_ITEMS, n_sessions=6000, seed=5, span_days=DAYS,
+                             new_items_per_day=NEW_PER_DAY, popularity_drift=0.5)
+
+
+def test_new_items_first_appear_on_their_day(changing):
+    day = _session_day(changing)
+    assert day.min() == 0 and day.max() == DAYS - 1
+    first_day = day.groupby(changing["ItemId"]).min()
+    new_ids = np.arange(100_000 + BASE_ITEMS, 100_000 + BASE_ITEMS + NEW_PER_DAY * (DAYS - 1))
+    release = np.repeat(np.arange(1, DAYS), NEW_PER_DAY)
+    assert changing["ItemId"].max() < 100_000 + BASE_ITEMS + len(new_ids)
+    seen = first_day.reindex(new_ids)
+    assert not (seen < release).any()  # never before the release day
+    assert (seen.to_numpy() == release).mean() >= 0.9  # and almost all on it: a meaningful first-day popularity
+    item = changing["ItemId"].to_numpy()
+    is_new = item >= new_ids[0]
+    on_release = np.zeros(len(new_ids), dtype=np.int64)
+    np.add.at(on_release, item[is_new] - new_ids[0], day.to_numpy()[is_new] == release[item[is_new] - new_ids[0]])
+    assert np.median(on_release) >= 5  # events on the release day
+    # the first day uses only the initial catalogue
+    assert changing.loc[day == 0, "ItemId"].max() < 100_000 + BASE_ITEMS
+
+
+def test_drift_changes_the_popularity_ranking():
+    kwargs = dict(n_items=BASE_ITEMS, n_sessions=12000, seed=5, span_days=DAYS)
+
+    def top20_kept(events):
+        """How many of the first day's 20 most clicked initial items are still among the last day's 20."""
+        day = _session_day(events)
+        initial = events["ItemId"] < 100_000 + BASE_ITEMS
+        first, last = (set(events.loc[(day == d) & initial, "ItemId"].value_counts().index[:20])
+                       for d in (0, DAYS - 1))
+        return len(first & last)
+
+    still = top20_kept(generate_sessions(**kwargs, new_items_per_day=1))  # the new code path, no drift
+    drifting = top20_kept(generate_sessions(**kwargs, popularity_drift=1.5))
+    assert still >= 15  # without drift the top items stay the top items (up to sampling noise)
+    assert drifting <= 10, (still, drifting)
+
+
+def test_changing_catalogue_is_deterministic_and_keeps_the_default(changing, events):
+    again = generate_sessions(n_items=BASE_ITEMS, n_sessions=6000, seed=5, span_days=DAYS,
+                              new_items_per_day=NEW_PER_DAY, popularity_drift=0.5)
+    pd.testing.assert_frame_equal(changing, again)
+    default = generate_sessions(n_items=N_ITEMS, n_sessions=N_SESSIONS, mean_length=5.0, seed=7,
+                                new_items_per_day=0, popularity_drift=0.0)
+    pd.testing.assert_frame_equal(default, events)  # explicit zeros: the same frame as without the options
+    lengths = changing.groupby("SessionId").size()
+    assert lengths.min() >= 2 and abs(lengths.mean() - 5.0) < 0.3
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(new_items_per_day=-1), "new_items_per_day must be >= 0"),
+    (dict(new_items_per_day=1.5), "new_items_per_day must be an integer"),
+    (dict(popularity_drift=-0.1), "popularity_drift must be in"),
+    (dict(popularity_drift=float("nan")), "popularity_drift must be a finite number"),
+])
+def test_changing_catalogue_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        generate_sessions(n_items=50, n_sessions=100, **kwargs)
