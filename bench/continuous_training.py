@@ -323,9 +323,9 @@ def plot(results, path):
               ("seconds", "training wall seconds")]
     fig, axes = plt.subplots(len(results), len(panels), figsize=(4.2 * len(panels), 3.4 * len(results)),
                              squeeze=False)
-    for row_axes, (title, rows) in zip(axes, results.items()):
+    for row_axes, (title, rows) in zip(axes, results.items(), strict=True):
         days = [r["day"] for r in rows]
-        for ax, (key, label) in zip(row_axes, panels):
+        for ax, (key, label) in zip(row_axes, panels, strict=True):
             for side, style in (("cold", "o-"), ("warm", "s--")):
                 ax.plot(days, [r[side][key] for r in rows], style, label=side)
             for side in [k for k in rows[0] if k.startswith("warm:")]:  # other warm settings, thin

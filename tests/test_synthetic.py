@@ -149,7 +149,7 @@ def test_write_dataset(tmp_path):
         write_dataset(tmp_path / "x", n_items=50, n_sessions=100, test_days=20.0)
 
 
-# ------------------------------------------------------------------- a changing catalogue: new items, drifting popularity
+# ------------------------------------------------------------ a changing catalogue: new items, drifting popularity
 DAYS, NEW_PER_DAY, BASE_ITEMS = 6, 15, 400
 
 
