@@ -43,6 +43,7 @@ from gru4rec_tf.events import load_events
 from gru4rec_tf.params import GRU4RecParams
 from gru4rec_tf.sessions import SessionData
 from gru4rec_tf.vocabulary import ItemVocabulary
+import machine as machine_lib
 from rsc15_configs import CONFIG_A, RSC15
 
 K = 20
@@ -305,13 +306,7 @@ def verdicts(summary) -> str:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return (f"{os.cpu_count()} CPU cores ({cpu}), no GPU, shared with other jobs; Python "
+    return (f"{machine_lib.cpu_summary()}, no GPU, shared with other jobs; Python "
             f"{platform.python_version()}, TensorFlow {tf.__version__}")
 
 

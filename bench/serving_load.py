@@ -33,6 +33,8 @@ from gru4rec_tf.vocabulary import ItemVocabulary
 from gru4rec_tf.params import GRU4RecParams  # noqa: E402  pylint: disable=wrong-import-position
 from serving import client as client_lib  # noqa: E402  pylint: disable=wrong-import-position
 
+import machine as machine_lib  # noqa: E402  (bench/machine.py)
+
 MODEL_NAME = "gru4rec"
 SIGNATURES = ("serving_default", "step")
 
@@ -172,14 +174,8 @@ def run_case(target, signature: str, item_ids, args) -> dict:
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
     gpus = tf.config.list_physical_devices("GPU")
-    return (f"{os.cpu_count()} CPU cores ({cpu}), {'GPU: ' + str(gpus) if gpus else 'no GPU'}, "
+    return (f"{machine_lib.cpu_summary()}, {'GPU: ' + str(gpus) if gpus else 'no GPU'}, "
             f"Python {platform.python_version()}, TensorFlow {tf.__version__}")
 
 
