@@ -91,14 +91,18 @@ def workdir(tmp_path_factory):
     return tmp_path_factory.mktemp("cli")
 
 
-@pytest.fixture(scope="module")
-def dataset(workdir):
-    out = workdir / "data"
-    result = run_cli("generate", "--output", out, "--n_items", 200, "--n_sessions", 600, "--seed", 1,
+def generate_dataset(out: Path, seed: int) -> Path:
+    """``gru4rec generate`` of 200 items and 600 sessions (2 test days) into ``out``."""
+    result = run_cli("generate", "--output", out, "--n_items", 200, "--n_sessions", 600, "--seed", seed,
                      "--test_days", 2)
     assert result.returncode == 0, result.stderr
     assert (out / "train.tsv").is_file() and (out / "test.tsv").is_file()
     return out
+
+
+@pytest.fixture(scope="module")
+def dataset(workdir):
+    return generate_dataset(workdir / "data", seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 import pandas as pd
 import pytest
 
-from test_cli import GRU4REC, REPO_ROOT, TRAIN_PARAMS, assert_clean_failure, run_cli
+from test_cli import GRU4REC, REPO_ROOT, TRAIN_PARAMS, assert_clean_failure, generate_dataset, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +21,7 @@ def workdir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def days(workdir):
     """Two consecutive "days" of the synthetic generator (day 2 adds items) and a validation log."""
-    out = workdir / "data"
-    result = run_cli("generate", "--output", out, "--n_items", 200, "--n_sessions", 600, "--seed", 2,
-                     "--test_days", 2)
-    assert result.returncode == 0, result.stderr
+    out = generate_dataset(workdir / "data", seed=2)
     test = pd.read_csv(out / "test.tsv", sep="\t")
     sessions = test.SessionId.unique()
     test[test.SessionId.isin(sessions[::2])].to_csv(out / "valid.tsv", sep="\t", index=False)
