@@ -209,3 +209,13 @@ def test_tensorboard_scalars(split, tmp_path):
                 tags.setdefault(value.tag, []).append(event.step)
     assert {"train/loss", "train/events_per_second", "train/epoch_loss", "valid/mrr@20", "valid/recall@20"} <= set(tags)
     assert len(tags["valid/mrr@20"]) == 2 and len(tags["train/loss"]) > 2
+
+
+def test_unreadable_checkpoint_is_refused_and_left_as_it_is(split, tmp_path):
+    vocab, train_data, _ = split
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "checkpoint.npz").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"checkpoint.npz: not a readable gru4rec_tf checkpoint"):
+        training.train(train_data, vocab, PARAMS, seed=1, epochs=1, checkpoint_dir=str(ckpt))
+    assert (ckpt / "checkpoint.npz").read_bytes() == b"not a checkpoint"
