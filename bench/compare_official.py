@@ -37,10 +37,24 @@ def thread_env(threads: int) -> dict:
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", **{n: str(threads) for n in names})
 
 
+def official_params(params: str) -> str:
+    """Our parameter string in the official code's names: ``final_act=elu-X`` is its ``elu_param=X``; the other
+    final activations follow from the loss there."""
+    out = []
+    for pair in params.split(","):
+        key, _, value = pair.partition("=")
+        if key == "final_act":
+            if value.startswith("elu-"):
+                out.append(f"elu_param={value[len('elu-'):]}")
+            continue
+        out.append(pair)
+    return ",".join(out)
+
+
 def run_official(args, params: str, data: str) -> dict:
     command = [args.official_python, os.path.join(args.official_dir, "run.py"), os.path.join(data, "train_full.tsv"),
-               "-ps", f"{params},n_epochs={args.epochs}", "-t", os.path.join(data, "test.tsv"), "-m", "20",
-               "-d", "cpu"]
+               "-ps", f"{official_params(params)},n_epochs={args.epochs}", "-t", os.path.join(data, "test.tsv"),
+               "-m", "20", "-d", "cpu"]
     out = subprocess.run(command, capture_output=True, text=True, env=thread_env(args.threads), check=False,
                          timeout=3600)
     if out.returncode != 0:

@@ -16,6 +16,7 @@ Example::
 """
 import contextlib
 import dataclasses
+import types
 import typing
 from typing import Any
 
@@ -27,9 +28,9 @@ _KINDS = {bool: "boolean", int: "integer", float: "float", str: "string"}
 def flag_kind(field_type) -> str:
     """The absl flag kind of a field type: ``boolean``, ``integer``, ``float``, ``string`` or ``list`` (tuples).
 
-    ``Optional[X]`` is the kind of ``X`` (the flag's default is then None).
+    ``X | None`` (``Optional[X]``) is the kind of ``X`` (the flag's default is then None).
     """
-    if typing.get_origin(field_type) is typing.Union:
+    if typing.get_origin(field_type) in (typing.Union, types.UnionType):
         field_type = next(arg for arg in typing.get_args(field_type) if arg is not type(None))
     if typing.get_origin(field_type) in (tuple, list):
         return "list"
