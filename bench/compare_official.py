@@ -51,8 +51,25 @@ def official_params(params: str) -> str:
     return ",".join(out)
 
 
+# Newer torch refuses ``Tensor.set_`` with a float64 source on a float32 parameter, which the official code's
+# compatibility-mode initialisation does; this launcher casts the source to the parameter's dtype (the values the
+# official code means) and then runs its run.py unchanged.
+TORCH_SET_SHIM = """
+import runpy, sys, torch
+_set = torch.Tensor.set_
+def _set_same_dtype(self, source=None, *args, **kwargs):
+    if isinstance(source, torch.Tensor) and source.dtype != self.dtype:
+        source = source.to(self.dtype)
+    return _set(self, source, *args, **kwargs) if source is not None else _set(self, *args, **kwargs)
+torch.Tensor.set_ = _set_same_dtype
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
 def run_official(args, params: str, data: str) -> dict:
-    command = [args.official_python, os.path.join(args.official_dir, "run.py"), os.path.join(data, "train_full.tsv"),
+    command = [args.official_python, "-c", TORCH_SET_SHIM, os.path.join(args.official_dir, "run.py"),
+               os.path.join(data, "train_full.tsv"),
                "-ps", f"{official_params(params)},n_epochs={args.epochs}", "-t", os.path.join(data, "test.tsv"),
                "-m", "20", "-d", "cpu"]
     out = subprocess.run(command, capture_output=True, text=True, env=thread_env(args.threads), check=False,
