@@ -57,6 +57,8 @@ NOT_TUNABLE = {"loss": "tune each loss separately with --fixed_params loss=...",
                "n_epochs": "the number of epochs is --epochs",
                "sample_store_size": "it does not change the model"}
 _KEYS = {"type", "low", "high", "step", "log", "values"}
+FIXED_KEY = "gru4rec_fixed_params"  # the tuner's HyperParameters entry holding the fixed parameter string
+EPOCHS_KEY = "gru4rec_epochs"  # ... and the best trial's epochs (in the best hyperparameters only)
 _OBJECTIVE = re.compile(r"(recall|mrr)@([1-9][0-9]*)")
 
 
@@ -288,3 +290,23 @@ def _parse_dimension(source: str, name: Any, spec: Any) -> Dimension:
     else:
         low, high, step = float(low), float(high), (float(step) if step is not None else None)
     return Dimension(name, kind, low, high, step, log)
+
+
+def clean_value(value):
+    """A sampled value without the float noise of stepped ranges (0.19999999999999998 -> 0.2)."""
+    return round(value, 10) if isinstance(value, float) else value
+
+
+def params_from_values(values: Mapping[str, Any], epochs: Optional[int] = None) -> GRU4RecParams:
+    """The GRU4Rec parameters of a tuner trial's values or of the ``best_hyperparameters`` artifact's values.
+
+    ``values[FIXED_KEY]`` holds the fixed parameters as a ``k=v`` string, the other entries the searched values,
+    ``values[EPOCHS_KEY]`` (optional) the best trial's epochs; ``epochs`` overrides it.
+    """
+    if FIXED_KEY not in values:
+        raise ValueError(f"the hyperparameters lack {FIXED_KEY!r}: they were not written by the gru4rec tuner")
+    base = GRU4RecParams.from_string(values[FIXED_KEY])
+    searched = {k: clean_value(v) for k, v in values.items() if k not in (FIXED_KEY, EPOCHS_KEY)}
+    params = SearchSpace(()).apply(base, searched)
+    n_epochs = epochs if epochs is not None else values.get(EPOCHS_KEY)
+    return params.with_overrides({"n_epochs": int(n_epochs)}) if n_epochs is not None else params

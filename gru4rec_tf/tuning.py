@@ -40,10 +40,9 @@ from keras_tuner.engine import trial as trial_lib
 
 from gru4rec_tf import fileio
 from gru4rec_tf.params import GRU4RecParams
-from gru4rec_tf.search_space import SearchSpace, check_objective
+from gru4rec_tf.search_space import EPOCHS_KEY, FIXED_KEY, SearchSpace, check_objective, clean_value, \
+    params_from_values
 
-FIXED_KEY = "gru4rec_fixed_params"  # the HyperParameters entry holding the fixed parameter string
-EPOCHS_KEY = "gru4rec_epochs"  # ... and the best trial's epochs (only in best_hyperparameters)
 TRIAL_FILE = "gru4rec_trial.json"  # per-trial sidecar: seconds, state, error line
 PROJECT = "study"
 STATES = ("COMPLETED", "PRUNED", "FAILED", "RUNNING", "INVALID")
@@ -77,20 +76,6 @@ def make_hyperparameters(base: GRU4RecParams, space: SearchSpace):
             hp.Float(dim.name, dim.low, dim.high, step=dim.step, sampling="log" if dim.log else "linear")
     hp.Fixed(FIXED_KEY, base.to_string())
     return hp
-
-
-def params_from_values(values: Mapping[str, Any], epochs: Optional[int] = None) -> GRU4RecParams:
-    """The GRU4Rec parameters of a trial's (or ``best_hyperparameters``') values: fixed string + searched values."""
-    base = GRU4RecParams.from_string(values[FIXED_KEY])
-    searched = {k: clean_value(v) for k, v in values.items() if k not in (FIXED_KEY, EPOCHS_KEY)}
-    params = SearchSpace(()).apply(base, searched)
-    n_epochs = epochs if epochs is not None else values.get(EPOCHS_KEY)
-    return params.with_overrides({"n_epochs": int(n_epochs)}) if n_epochs is not None else params
-
-
-def clean_value(value):
-    """A sampled value without float noise of stepped ranges (0.19999999999999998 -> 0.2)."""
-    return round(value, 10) if isinstance(value, float) else value
 
 
 def make_oracle(objective: str, hyperparameters, max_trials: int, algorithm: str = "bayesian", seed: int = 42):
@@ -233,6 +218,20 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with fileio.atomic_write_path(path) as tmp:
             tmp.write_text(json.dumps({"state": state, "seconds": seconds, "message": message}), encoding="utf-8")
+
+    def get_best_hyperparameters(self, num_trials=1):
+        """The best trials' HyperParameters, each with its best epoch count as ``gru4rec_epochs``.
+
+        The TFX Tuner writes the first one's config as the ``best_hyperparameters`` artifact, which the Trainer's
+        ``run_fn`` turns back into GRU4Rec parameters (:func:`gru4rec_tf.search_space.params_from_values`).
+        """
+        result = []
+        for trial in self.oracle.get_best_trials(num_trials):
+            hp = trial.hyperparameters.copy()
+            if trial.status == trial_lib.TrialStatus.COMPLETED and trial.best_step:
+                hp.Fixed(EPOCHS_KEY, int(trial.best_step))
+            result.append(hp)
+        return result
 
     # BaseTuner's abstract model methods: a trial's model is not kept (retrain the best parameters instead).
     def save_model(self, trial_id, model, step=0):

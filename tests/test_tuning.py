@@ -136,10 +136,12 @@ def test_an_interrupted_study_resumes_to_the_total(data, tmp_path, monkeypatch):
     assert all(r["mrr@20_epoch2"] is not None for r in rows)  # the interrupted trial was run again
 
 
-def test_params_from_best_hyperparameters_values(data, tmp_path):
+def test_best_hyperparameters_carry_the_fixed_params_and_the_best_epoch(data, tmp_path):
     tuner = make_tuner(tmp_path / "study", trials=2, epochs=1)
     tuner.search(**data)
-    values = tuning.best_hyperparameters_values(tuner.oracle)
+    config = tuner.get_best_hyperparameters()[0].get_config()  # what the TFX Tuner writes
+    values = json.loads(json.dumps(config))["values"]
     params = tuning.params_from_values(values)
     assert params.n_epochs == 1 and params.n_sample == 16 and params.batch_size == 16
     assert params == tuning.best_trial(tuner.oracle).params
+    assert tuning.params_from_values(tuning.best_hyperparameters_values(tuner.oracle)) == params

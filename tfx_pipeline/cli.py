@@ -83,6 +83,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("trainer_gpu_count", 1, "compile: number of Trainer accelerators.")
     flags.DEFINE_float("trainer_cpu", None, "compile: Trainer vCPU limit.")
     flags.DEFINE_float("trainer_memory_gb", None, "compile: Trainer memory limit (GB).")
+    from tfx_pipeline import tuning_options  # pylint: disable=g-import-not-at-top  (the optional Tuner)
+    tuning_options.define_flags()
 
 
 def main(argv) -> None:
@@ -110,7 +112,7 @@ def _fail(message: str) -> None:
 # ----------------------------------------------------------------------------------------------------- options
 def _pipeline_options() -> dict:
     """The components' options from the flags (validated by their constructors)."""
-    from tfx_pipeline import blessing, options as opts  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import blessing, options as opts, tuning_options  # pylint: disable=g-import-not-at-top
     try:
         cutoffs = tuple(int(c) for c in FLAGS.cutoffs)
     except ValueError:
@@ -129,6 +131,7 @@ def _pipeline_options() -> dict:
         "blessing": blessing.BlessingOptions(
             cutoffs=cutoffs, thresholds=blessing.parse_thresholds(FLAGS.thresholds),
             regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),
+        "tuning": tuning_options.from_flags(),  # the optional Tuner (--tune_trials N)
     }
 
 

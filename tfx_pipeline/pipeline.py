@@ -37,11 +37,13 @@ from tfx_pipeline.components.session_evaluator import SessionEvaluator
 from tfx_pipeline.components.session_tensors import SessionTensors
 from tfx_pipeline.options import DEFAULT_MODEL_NAME, DEFAULT_PIPELINE_NAME  # noqa: F401  (re-exported)
 from tfx_pipeline.options import IngestOptions, SessionOptions, TrainingOptions
+from tfx_pipeline.tuning_options import TuningOptions
 
 RUN_FN = "tfx_pipeline.trainer_module.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
 # Node ids, in execution order (the Kubeflow V2 spec's task names).
 NODE_IDS = ("ClickLogExampleGen", "SessionTensors", "Trainer", RESOLVER_ID, "SessionEvaluator", "Pusher")
+TUNER_ID = "Tuner"  # optional (TuningOptions.trials > 0), between SessionTensors and Trainer
 
 
 def serving_base_directory(serving_root: str, model_name: str = DEFAULT_MODEL_NAME) -> str:
@@ -65,6 +67,7 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
     trainer_resources=None,
+    tuning: TuningOptions = TuningOptions(),
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -80,15 +83,22 @@ def create_pipeline(
         beam_pipeline_args: Beam options of the Beam components (ingestion and SessionTensors).
         enable_cache: reuse a component's earlier outputs when its inputs and options are unchanged.
         trainer_resources: optional Vertex/Kubeflow ``ResourceSpec`` of the Trainer (CPU, memory, GPU).
+        tuning: with ``trials`` > 0, a standard ``Tuner`` searches the hyperparameters on the train split and its
+            ``best_hyperparameters`` feed the Trainer (:mod:`tfx_pipeline.tuner_module`).
     """
     example_gen = ClickLogExampleGen(input_base=data_root, pattern=data_pattern, options=ingest)
     session_tensors = SessionTensors(examples=example_gen.outputs["examples"], options=sessions)
+    tuner = None  # the optional standard Tuner; its best_hyperparameters feed the Trainer
+    if tuning.enabled:
+        from tfx_pipeline import tuner_module  # pylint: disable=g-import-not-at-top
+        tuner = tuner_module.tuner_component(session_tensors.outputs["session_tensors"], training, tuning)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=session_tensors.outputs["session_tensors"],
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=[blessing.split]),
         custom_config=training.to_custom_config(),
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     )
     if trainer_resources is not None:
         trainer.with_platform_config(trainer_resources)
@@ -113,7 +123,8 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, session_tensors, trainer, resolver, evaluator, pusher],
+        components=[example_gen, session_tensors] + ([tuner] if tuner else []) + [trainer, resolver, evaluator,
+                                                                                 pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),

@@ -27,6 +27,7 @@ from absl import logging
 
 from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
+from tfx_pipeline import tuner_module
 from tfx_pipeline.options import TrainingOptions
 
 LIBRARY_MODEL_DIR = "gru4rec_model"
@@ -50,6 +51,7 @@ def run_fn(fn_args) -> None:
 
     options = TrainingOptions.from_custom_config(fn_args.custom_config)
     params = options.gru4rec_params()
+    params = tuner_module.tuned_params(params, getattr(fn_args, "hyperparameters", None))  # a Tuner's result
     tensors_uri = session_data.tensors_uri_from_file_patterns(fn_args.train_files)
     vocab = session_data.load_vocabulary(tensors_uri)
     train = session_data.load_split(tensors_uri, "train", vocab)
