@@ -291,6 +291,7 @@ def best_hyperparameters_values(oracle) -> Dict[str, Any]:
 def trial_rows(oracle, objective: str, epochs: int, project_dir: str) -> List[dict]:
     """One dict per trial: trial, state, value, best_epoch, seconds, the searched parameters, per-epoch values."""
     rows = []
+    names = [hp.name for hp in oracle.get_space().space if hp.name not in (FIXED_KEY, EPOCHS_KEY)]
     for trial_id in sorted(oracle.trials):
         trial = oracle.trials[trial_id]
         sidecar = _read_sidecar(os.path.join(project_dir, f"trial_{trial_id}", TRIAL_FILE))
@@ -307,7 +308,8 @@ def trial_rows(oracle, objective: str, epochs: int, project_dir: str) -> List[di
                "value": trial.score if state in ("COMPLETED", "PRUNED") else None,
                "best_epoch": trial.best_step if state in ("COMPLETED", "PRUNED") else None,
                "seconds": sidecar.get("seconds")}
-        row.update({k: clean_value(v) for k, v in trial.hyperparameters.values.items() if k != FIXED_KEY})
+        values = trial.hyperparameters.values
+        row.update({k: clean_value(values[k]) for k in names if k in values})
         row.update({f"{objective}_epoch{e}": per_epoch.get(e) for e in range(1, epochs + 1)})
         row["message"] = message if state != "COMPLETED" else ""
         rows.append(row)

@@ -145,3 +145,10 @@ def test_best_hyperparameters_carry_the_fixed_params_and_the_best_epoch(data, tm
     assert params.n_epochs == 1 and params.n_sample == 16 and params.batch_size == 16
     assert params == tuning.best_trial(tuner.oracle).params
     assert tuning.params_from_values(tuning.best_hyperparameters_values(tuner.oracle)) == params
+
+
+def test_timeout_starts_no_new_trial(data, tmp_path):
+    tuner = make_tuner(tmp_path / "study", trials=5, epochs=1, timeout_s=0.5)
+    tuner.search(**data)  # the first trial takes longer than the timeout: the study stops after it
+    assert len(tuner.oracle.trials) == 1
+    assert tuning.trial_state(tuner.oracle.trials["0"]) == "COMPLETED"

@@ -208,24 +208,48 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _worker_argv() -> list:
+    """This command's flags for a worker process (``--workers`` replaced by 1)."""
+    args, skip = [], False
+    for arg in sys.argv[2:]:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--workers", "-workers"):
+            skip = True
+            continue
+        if arg.startswith(("--workers=", "-workers=")):
+            continue
+        args.append(arg)
+    return [sys.executable, "-m", "gru4rec_tf", "tune"] + args + ["--workers=1"]
+
+
 def _run_with_workers(base, space, vocab, train, valid) -> dict:
-    """Chief (the oracle, this process) + ``--workers`` worker processes running this same command."""
+    """Chief (the oracle, this process) + ``--workers`` worker processes running this same command.
+
+    KerasTuner's distributed mode: the chief serves the oracle over gRPC on ``KERASTUNER_ORACLE_IP:PORT``; each
+    worker (``KERASTUNER_TUNER_ID=tuner<i>``) asks it for trials and reports their epochs. On several machines, run
+    the chief and the workers by hand with these variables and a shared ``--output`` (README).
+    """
+    import threading  # pylint: disable=g-import-not-at-top
     port = str(_free_port())
     env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port)
     os.environ.update(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port, KERASTUNER_TUNER_ID="chief")
-    argv = [sys.executable, "-m", "gru4rec_tf", "tune"] + [a for a in sys.argv[2:] if not a.startswith("--workers")]
-    workers = [subprocess.Popen(argv + ["--workers=1"], env=dict(env, KERASTUNER_TUNER_ID=f"tuner{i}"))
+    tuner = _make_tuner(base, space)
+    chief = threading.Thread(target=tuner.search, kwargs=dict(train_data=train, valid_data=valid, vocab=vocab),
+                             daemon=True, name="oracle")
+    chief.start()  # serves the oracle until every trial has ended
+    workers = [subprocess.Popen(_worker_argv(), env=dict(env, KERASTUNER_TUNER_ID=f"tuner{i}"))
                for i in range(FLAGS.workers)]
     logging.info("tune: oracle on 127.0.0.1:%s, %d worker processes", port, len(workers))
     try:
-        tuner = _make_tuner(base, space)
-        tuner.search(train_data=train, valid_data=valid, vocab=vocab)  # serves the oracle until all trials ended
-    finally:
-        deadline = time.monotonic() + 60
+        codes = [worker.wait() for worker in workers]
+    except KeyboardInterrupt:
         for worker in workers:
-            try:
-                worker.wait(timeout=max(deadline - time.monotonic(), 1))
-            except subprocess.TimeoutExpired:
-                worker.terminate()
-    tuner.oracle.reload()
+            worker.terminate()
+        raise
+    chief.join(timeout=60)
+    failed = [i for i, code in enumerate(codes) if code != 0]
+    if failed:
+        logging.warning("tune: worker(s) %s exited with an error; the study keeps what they reported", failed)
     return _report(tuner)
