@@ -24,7 +24,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from rsc15_configs import CONFIG_A, CONFIG_B, RSC15  # noqa: E402
+from rsc15_configs import CONFIG_A, CONFIG_B, RSC15  # pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")

@@ -31,7 +31,7 @@ import os
 import statistics
 import time
 import warnings
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Optional
 
 import keras_tuner
 from absl import logging
@@ -125,8 +125,10 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         self._started = time.monotonic()
         with warnings.catch_warnings():
             # Reporting every epoch through oracle.update_trial is how KerasTuner's own Keras tuner reports
-            # epochs; BaseTuner warns about it because it also accepts a returned value.
+            # epochs; BaseTuner warns about it because it also accepts a returned value. The Gaussian process's
+            # convergence warnings (scikit-learn) are noise for a user.
             warnings.filterwarnings("ignore", category=DeprecationWarning, module="keras_tuner")
+            warnings.filterwarnings("ignore", module="sklearn")
             try:
                 super().search(*fit_args, **fit_kwargs)
             except _Timeout:
@@ -166,7 +168,7 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             message = f"{type(err).__name__}: {err}".splitlines()[0][:500]
             self._write_sidecar(trial, "FAILED", time.monotonic() - started, message)
             raise keras_tuner.errors.FailedTrialError(message) from err
-        return None  # the values were reported per epoch
+        # nothing to return: the values were reported per epoch
 
     def _maybe_prune(self, trial, step: int) -> None:
         if self.prune_after <= 0:

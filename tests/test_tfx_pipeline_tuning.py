@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -85,10 +86,10 @@ def test_pipeline_with_tuner_trains_the_best_parameters_and_caches_it(tmp_path):
     assert [n.node_id for n in first.nodes][:4] == ["ClickLogExampleGen", "SessionTensors", "Tuner", "Trainer"]
     [best_file] = glob.glob(os.path.join(layout.pipeline_root, "Tuner", "best_hyperparameters", "*",
                                          "best_hyperparameters.txt"))
-    values = json.load(open(best_file, encoding="utf-8"))["values"]
+    values = json.loads(Path(best_file).read_text(encoding="utf-8"))["values"]
     assert values["layers"] in (8, 16) and values[EPOCHS_KEY] == 1
     [training_file] = glob.glob(os.path.join(layout.pipeline_root, "Trainer", "model_run", "*", "training.json"))
-    trained = json.load(open(training_file, encoding="utf-8"))["params"]
+    trained = json.loads(Path(training_file).read_text(encoding="utf-8"))["params"]
     tuned = tuner_module.tuned_params(None, {"values": values})
     assert trained == tuned.to_dict()
     again, _ = run_pipeline(tmp_path, data)  # unchanged inputs: the Tuner's result is reused
