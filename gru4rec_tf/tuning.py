@@ -160,8 +160,8 @@ class GRU4RecTuner(base_tuner.BaseTuner):
 
         try:
             training.train(train_data, vocab, params, seed=self.train_seed, epochs=self.epochs,
-                           steps_per_call=self.steps_per_call, jit_compile=self.jit_compile, log_every_s=1e9, validation=validation,
-                           on_epoch_end=on_epoch_end)
+                           steps_per_call=self.steps_per_call, jit_compile=self.jit_compile, log_every_s=1e9,
+                           validation=validation, on_epoch_end=on_epoch_end)
         except Pruned as pruned:
             trial.message = f"pruned: {pruned}"
         except Exception as err:  # pylint: disable=broad-except  (any error fails this trial, not the study)
@@ -206,6 +206,9 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             if hasattr(oracle, "trials") else int(trial.trial_id) + 1
         remaining = max(oracle.max_trials - ended, 0)
         eta = remaining * statistics.mean(self._durations) if self._durations else float("nan")
+        elapsed = time.monotonic() - self._started
+        if self.timeout_s is not None:  # no trial starts after the timeout: the study ends about then
+            eta = min(eta, max(self.timeout_s - elapsed, 0.0) + statistics.mean(self._durations)) if remaining else 0.0
         best = best_trial(oracle)
         value = oracle.get_trial(trial.trial_id).score if state in ("COMPLETED", "PRUNED") else None
         logging.info("tune: trial %d/%d %s%s in %.0f s; best so far %s; elapsed %.0f s, ETA %.0f s",
@@ -213,7 +216,7 @@ class GRU4RecTuner(base_tuner.BaseTuner):
                      f" {self.objective} {value:.4f}" if value is not None else
                      f" ({(trial.message or '').strip().splitlines()[-1][:200]})" if state == "FAILED" else "",
                      seconds, f"{best.value:.4f} (trial {int(best.trial_id) + 1})" if best else "none",
-                     time.monotonic() - self._started, eta)
+                     elapsed, eta)
 
     def _write_sidecar(self, trial, state, seconds, message):
         path = os.path.join(self.project_dir, f"trial_{trial.trial_id}", TRIAL_FILE)
