@@ -102,3 +102,11 @@ def test_bad_input_fails_with_one_line_before_any_trial(files, tmp_path, change,
                      "--objective", change.get("objective", "mrr@20"), "--output", out, timeout=60)
     assert_one_error_line(result, *fragments)
     assert not (out / "study").exists() and not (out / "trials.csv").exists()
+
+
+def test_worker_processes_get_the_same_flags_with_one_worker(monkeypatch):
+    from gru4rec_tf.commands import tune  # pylint: disable=import-outside-toplevel
+    monkeypatch.setattr(sys, "argv", ["gru4rec", "tune", "--train", "t.tsv", "--workers", "3", "--trials=9",
+                                      "--workers=2", "--output", "out"])
+    assert tune._worker_argv()[1:] == ["-m", "gru4rec_tf", "tune", "--train", "t.tsv", "--trials=9", "--output",
+                                       "out", "--workers=1"]

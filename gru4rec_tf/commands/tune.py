@@ -135,6 +135,11 @@ def study_identity(base, space, train, valid) -> dict:
     }
 
 
+def _comparable(value):
+    """A data file is the same by its sizes, not its path (workers on other machines, moved files)."""
+    return {k: v for k, v in value.items() if k != "path"} if isinstance(value, dict) and "path" in value else value
+
+
 def check_or_write_identity(identity: dict) -> bool:
     """True when ``--output`` holds this study (to resume); ValueError when it holds another one."""
     path = os.path.join(FLAGS.output, STUDY_FILE)
@@ -144,7 +149,7 @@ def check_or_write_identity(identity: dict) -> bool:
                 stored = json.load(handle)
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: cannot read the stored study settings: {err}") from None
-        differ = [k for k in _IDENTITY_KEYS if stored.get(k) != identity.get(k)]
+        differ = [k for k in _IDENTITY_KEYS if _comparable(stored.get(k)) != _comparable(identity.get(k))]
         if differ:
             raise ValueError(f"--output {FLAGS.output} holds a study with other settings ({', '.join(differ)}); "
                              "rerun with the same settings to continue it, or choose another --output")
