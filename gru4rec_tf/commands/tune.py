@@ -97,6 +97,11 @@ def check_settings() -> None:
         raise ValueError(f"--prune_after must be >= 0, got {FLAGS.prune_after}")
     if FLAGS.timeout_s is not None and FLAGS.timeout_s <= 0:
         raise ValueError(f"--timeout_s must be > 0, got {FLAGS.timeout_s}")
+    import importlib.util  # pylint: disable=g-import-not-at-top
+    missing = [m for m in ("keras_tuner", "sklearn") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(f"gru4rec tune needs KerasTuner and scikit-learn (missing: {', '.join(missing)}); "
+                         "install them with scripts/install.sh or pip install keras-tuner==1.4.8 scikit-learn")
     if os.path.exists(FLAGS.output) and not os.path.isdir(FLAGS.output):
         raise ValueError(f"--output {FLAGS.output} exists and is not a directory")
 
