@@ -56,7 +56,8 @@ def tune(loss, args):
         best = json.load(handle)
     with open(os.path.join(output, "trials.csv"), encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    plot = os.path.join(RESULTS, f"tuning_rsc15_{loss}.png")
+    stem = os.path.splitext(os.path.basename(args.output))[0]
+    plot = os.path.join(os.path.dirname(os.path.abspath(args.output)), f"{stem}_{loss}.png")
     shutil.copyfile(os.path.join(output, "optimization_history.png"), plot)
     states = [r["state"] for r in rows]
     return {"loss": loss, "best": best, "wall_s": wall, "trials": len(rows),
