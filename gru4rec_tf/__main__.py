@@ -18,6 +18,7 @@ LIBRARY_COMMANDS = {
     "evaluate": ("gru4rec_tf.commands.evaluate", "evaluate a saved model on a test log"),
     "generate": ("gru4rec_tf.commands.generate", "write the built-in synthetic session dataset"),
     "export": ("gru4rec_tf.commands.export", "export a saved model as a TF Serving SavedModel version"),
+    "tune": ("gru4rec_tf.commands.tune", "hyperparameter search; writes the best parameters for gru4rec train"),
     "preprocess": ("gru4rec_tf.commands.preprocess", "Beam pipeline: raw click log -> session tensors"),
 }
 

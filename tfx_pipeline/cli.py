@@ -39,6 +39,8 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     _define_training_flags(flag_values)
     _define_execution_flags(flag_values)
     _define_compile_flags(flag_values)
+    from tfx_pipeline import tuning_options  # pylint: disable=g-import-not-at-top  (the optional Tuner)
+    tuning_options.define_flags(flag_values)
 
 
 def _define_location_flags(fv: flags.FlagValues) -> None:
@@ -139,7 +141,7 @@ def main(argv) -> None:
 # ----------------------------------------------------------------------------------------------------- options
 def _pipeline_options() -> dict:
     """The components' options from the flags (validated by their constructors)."""
-    from tfx_pipeline import blessing, options as opts  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import blessing, options as opts, tuning_options  # pylint: disable=g-import-not-at-top
     ingest = opts.IngestOptions(**option_flags.option_values(opts.IngestOptions))
     sessions = opts.SessionOptions(**option_flags.option_values(opts.SessionOptions))
     with option_flags.flag_wording():
@@ -149,6 +151,7 @@ def _pipeline_options() -> dict:
             "sessions": sessions,
             "training": _training_options(),
             "window_spans": FLAGS.window_days,
+            "tuning": tuning_options.from_flags(),  # the optional Tuner (--tune_trials N)
             "blessing": blessing.BlessingOptions(
                 cutoffs=common.parse_cutoffs(FLAGS.cutoffs), thresholds=blessing.parse_thresholds(FLAGS.thresholds),
                 regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),

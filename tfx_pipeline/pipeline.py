@@ -38,11 +38,13 @@ from tfx_pipeline.components.session_evaluator import SessionEvaluator
 from tfx_pipeline.components.session_tensors import SessionTensors
 from tfx_pipeline.options import DEFAULT_MODEL_NAME, DEFAULT_PIPELINE_NAME  # noqa: F401  (re-exported)
 from tfx_pipeline.options import IngestOptions, SessionOptions, TrainingOptions
+from tfx_pipeline.tuning_options import TuningOptions
 
 RUN_FN = "tfx_pipeline.trainer_module.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
 # Node ids, in execution order (the Kubeflow V2 spec's task names).
 NODE_IDS = ("ClickLogExampleGen", "SessionTensors", RESOLVER_ID, "Trainer", "SessionEvaluator", "Pusher")
+TUNER_ID = "Tuner"  # optional (TuningOptions.trials > 0), between SessionTensors and the Trainer
 
 
 def serving_base_directory(serving_root: str, model_name: str = DEFAULT_MODEL_NAME) -> str:
@@ -67,6 +69,7 @@ def create_pipeline(
     enable_cache: bool = True,
     trainer_resources=None,
     window_spans: int = 1,
+    tuning: TuningOptions = TuningOptions(),
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -84,10 +87,16 @@ def create_pipeline(
         trainer_resources: optional Vertex/Kubeflow ``ResourceSpec`` of the Trainer (CPU, memory, GPU).
         window_spans: with a span ``data_pattern`` (``{SPAN}``, ``{YYYY}-{MM}-{DD}``), train on the latest this many
             spans (days) instead of the latest one.
+        tuning: with ``trials`` > 0, a standard ``Tuner`` searches the hyperparameters on the train split and its
+            ``best_hyperparameters`` feed the Trainer (:mod:`tfx_pipeline.tuner_module`).
     """
     example_gen = ClickLogExampleGen(input_base=data_root, pattern=data_pattern, options=ingest,
                                      window_spans=window_spans)
     session_tensors = SessionTensors(examples=example_gen.outputs["examples"], options=sessions)
+    tuner = None  # the optional standard Tuner; its best_hyperparameters feed the Trainer
+    if tuning.enabled:
+        from tfx_pipeline import tuner_module  # pylint: disable=g-import-not-at-top
+        tuner = tuner_module.tuner_component(session_tensors.outputs["session_tensors"], training, tuning)
     resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -100,6 +109,7 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(splits=["train"]),
         eval_args=tfx.proto.EvalArgs(splits=[blessing.split]),
         custom_config=training.to_custom_config(),
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
     )
     if trainer_resources is not None:
         trainer.with_platform_config(trainer_resources)
@@ -119,7 +129,8 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, session_tensors, resolver, trainer, evaluator, pusher],
+        components=[example_gen, session_tensors] + ([tuner] if tuner else []) + [resolver, trainer, evaluator,
+                                                                                 pusher],
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),

@@ -15,7 +15,7 @@ import os
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from tfx_pipeline.pipeline import NODE_IDS, RESOLVER_ID
+from tfx_pipeline.pipeline import NODE_IDS, RESOLVER_ID, TUNER_ID
 
 _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
@@ -194,7 +194,10 @@ def summarize_run(store, pipeline_name: str, run_context) -> RunSummary:
         if node_id and node_id != RESOLVER_ID:
             by_node[node_id] = execution  # a retried node keeps its last execution
     nodes = []
-    for node_id in [n for n in NODE_IDS if n != RESOLVER_ID]:
+    order = [n for n in NODE_IDS if n != RESOLVER_ID]
+    if TUNER_ID in by_node:  # the optional Tuner, listed only in runs that have it
+        order.insert(order.index("Trainer"), TUNER_ID)
+    for node_id in order:
         execution = by_node.get(node_id)
         if execution is None:  # after a failure: not run; else skipped by its condition
             failed = any(n.state == "FAILED" for n in nodes)

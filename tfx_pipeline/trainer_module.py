@@ -32,6 +32,7 @@ from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
 from gru4rec_tf.sessions import SessionData
 from gru4rec_tf.vocabulary import ItemVocabulary
+from tfx_pipeline import tuner_module
 from tfx_pipeline.options import TrainingOptions
 
 TRAINING_FILE = "training.json"
@@ -49,6 +50,7 @@ def run_fn(fn_args) -> None:
 
     options = TrainingOptions.from_custom_config(fn_args.custom_config)
     params = options.gru4rec_params()
+    params = tuner_module.tuned_params(params, getattr(fn_args, "hyperparameters", None))  # a Tuner's result
     tensors_uri = session_data.tensors_uri_from_file_patterns(fn_args.train_files)
     train_events, valid_events, vocab = _training_events(tensors_uri, options)
     base = _base_model(fn_args, options)

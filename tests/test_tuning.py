@@ -1,0 +1,154 @@
+"""The tuning engine (gru4rec_tf.tuning): trials through training.train, per-epoch reports, pruning, failures,
+resume after an interruption, and the reports. Tiny synthetic data and layers: a trial takes about a second."""
+import csv
+import json
+
+import pytest
+
+from gru4rec_tf import synthetic
+from gru4rec_tf import training
+from gru4rec_tf import tuning
+from gru4rec_tf.params import GRU4RecParams
+from gru4rec_tf.search_space import SearchSpace
+from gru4rec_tf.sessions import SessionData
+from gru4rec_tf.vocabulary import ItemVocabulary
+
+BASE = GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5,batch_size=16,n_sample=16")
+SPACE = SearchSpace.from_dict({"layers": {"low": 8, "high": 24, "step": 8},
+                               "learning_rate": {"low": 0.02, "high": 0.2, "step": 0.02},
+                               "final_act": {"values": ["elu-0.5", "linear"]}})
+
+
+@pytest.fixture(scope="module")
+def data():
+    events = synthetic.generate_sessions(n_items=60, n_sessions=300, seed=1, span_days=4.0)
+    train_events, valid_events = synthetic.train_test_split_by_time(events, test_days=1.0)
+    vocab = ItemVocabulary.from_events(train_events)
+    return dict(train_data=SessionData.from_events(train_events, vocab),
+                valid_data=SessionData.from_events(valid_events, vocab), vocab=vocab)
+
+
+def make_tuner(directory, trials, epochs=2, base=BASE, space=SPACE, **kwargs):
+    kwargs.setdefault("jit_compile", False)
+    kwargs.setdefault("steps_per_call", 8)
+    return tuning.GRU4RecTuner(base, space, "mrr@20", epochs, max_trials=trials, directory=str(directory),
+                               **kwargs)
+
+
+def test_a_study_reports_every_epoch_and_writes_the_reports(data, tmp_path):
+    tuner = make_tuner(tmp_path / "study", trials=3, algorithm="random")
+    tuner.search(**data)
+    trials = tuner.oracle.trials
+    assert len(trials) == 3
+    for trial in trials.values():
+        assert tuning.trial_state(trial) == "COMPLETED"
+        history = trial.metrics.get_history("mrr@20")
+        assert [obs.step for obs in history] == [1, 2]  # reported after every epoch
+        assert trial.score == max(max(obs.value) for obs in history)
+    best = tuning.write_reports(tuner, str(tmp_path))
+    saved = json.loads((tmp_path / "best_params.json").read_text())
+    assert set(saved) == {"params", "objective", "value", "trial", "epochs"}
+    assert saved["objective"] == "mrr@20" and saved["value"] == max(t.score for t in trials.values())
+    params = GRU4RecParams.from_string(saved["params"])
+    assert params.n_epochs == saved["epochs"] == best.epochs and params.n_sample == 16
+    assert params.layers[0] in (8, 16, 24) and params.loss == "bpr-max"
+    rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
+    assert [r["trial"] for r in rows] == ["1", "2", "3"]
+    assert {"state", "value", "best_epoch", "seconds", "layers", "learning_rate", "final_act", "mrr@20_epoch1",
+            "mrr@20_epoch2"} <= set(rows[0])
+    assert all(r["state"] == "COMPLETED" and float(r["seconds"]) > 0 for r in rows)
+    assert (tmp_path / "optimization_history.png").read_bytes()[:4] == b"\x89PNG"
+    # the best trial's parameters and epochs reproduce its validation value through the training routine
+    again = training.train(data["train_data"], data["vocab"], params, seed=42, steps_per_call=8,
+                           jit_compile=False, validation=training.Validation(data["valid_data"], cutoffs=(20,)))
+    assert again.valid_history[-1]["mrr@20"] == pytest.approx(saved["value"], abs=1e-6)
+
+
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(data, tmp_path, monkeypatch):
+    real_train = training.train
+    calls = []
+
+    def flaky_train(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise FloatingPointError("the training loss is nan at chunk 3")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", flaky_train)
+    tuner = make_tuner(tmp_path / "study", trials=3, epochs=1)
+    tuner.search(**data)
+    states = [tuning.trial_state(tuner.oracle.trials[t]) for t in sorted(tuner.oracle.trials)]
+    assert states == ["COMPLETED", "FAILED", "COMPLETED"]
+    rows = tuning.trial_rows(tuner.oracle, "mrr@20", 1, tuner.project_dir)
+    assert rows[1]["state"] == "FAILED" and "nan" in rows[1]["message"] and rows[1]["value"] is None
+    assert tuning.best_trial(tuner.oracle).trial_id in ("0", "2")
+
+
+def test_a_diverging_learning_rate_fails_its_trial_only(data, tmp_path):
+    base = BASE.with_overrides("learning_rate=1e30,momentum=0.9")
+    space = SearchSpace.from_dict({"layers": {"values": [8, 16]}})
+    tuner = make_tuner(tmp_path / "study", trials=2, epochs=1, base=base, space=space)
+    tuner.search(**data)
+    rows = tuning.trial_rows(tuner.oracle, "mrr@20", 1, tuner.project_dir)
+    assert [r["state"] for r in rows] == ["FAILED", "FAILED"]
+    assert all("FloatingPointError" in r["message"] for r in rows)
+
+
+def test_median_pruning_stops_trials_below_the_median(data, tmp_path, monkeypatch):
+    tuner = make_tuner(tmp_path / "study", trials=4, epochs=2, prune_after=2, algorithm="random")
+    values = iter([0.5, 0.6, 0.4, 0.5, 0.1, 0.9, 0.9])  # trial 3 is below the median after epoch 1
+
+    real_train = training.train
+
+    def fake_metrics_train(*args, on_epoch_end=None, **kwargs):
+        def patched(epoch, metrics):
+            on_epoch_end(epoch, {**metrics, "mrr@20": next(values)})
+        return real_train(*args, on_epoch_end=patched, **kwargs)
+
+    monkeypatch.setattr(training, "train", fake_metrics_train)
+    tuner.search(**data)
+    rows = tuning.trial_rows(tuner.oracle, "mrr@20", 2, tuner.project_dir)
+    assert [r["state"] for r in rows] == ["COMPLETED", "COMPLETED", "PRUNED", "COMPLETED"]
+    assert rows[2]["mrr@20_epoch2"] is None and rows[2]["value"] == 0.1 and "median" in rows[2]["message"]
+    assert tuning.best_trial(tuner.oracle).value == 0.9
+
+
+def test_an_interrupted_study_resumes_to_the_total(data, tmp_path, monkeypatch):
+    real_train = training.train
+
+    def interrupted_train(*args, on_epoch_end=None, **kwargs):
+        def hook(epoch, metrics):
+            on_epoch_end(epoch, metrics)
+            raise KeyboardInterrupt  # a kill during the second trial
+        return real_train(*args, on_epoch_end=hook, **kwargs)
+
+    tuner = make_tuner(tmp_path / "study", trials=1, epochs=2)
+    tuner.search(**data)  # one trial done
+    monkeypatch.setattr(training, "train", interrupted_train)
+    tuner = make_tuner(tmp_path / "study", trials=3, epochs=2)
+    with pytest.raises(KeyboardInterrupt):
+        tuner.search(**data)
+    monkeypatch.setattr(training, "train", real_train)
+    tuner = make_tuner(tmp_path / "study", trials=3, epochs=2)  # the same call again continues the study
+    tuner.search(**data)
+    rows = tuning.trial_rows(tuner.oracle, "mrr@20", 2, tuner.project_dir)
+    assert [r["state"] for r in rows] == ["COMPLETED"] * 3
+    assert all(r["mrr@20_epoch2"] is not None for r in rows)  # the interrupted trial was run again
+
+
+def test_best_hyperparameters_carry_the_fixed_params_and_the_best_epoch(data, tmp_path):
+    tuner = make_tuner(tmp_path / "study", trials=2, epochs=1)
+    tuner.search(**data)
+    config = tuner.get_best_hyperparameters()[0].get_config()  # what the TFX Tuner writes
+    values = json.loads(json.dumps(config))["values"]
+    params = tuning.params_from_values(values)
+    assert params.n_epochs == 1 and params.n_sample == 16 and params.batch_size == 16
+    assert params == tuning.best_trial(tuner.oracle).params
+    assert tuning.params_from_values(tuning.best_hyperparameters_values(tuner.oracle)) == params
+
+
+def test_timeout_starts_no_new_trial(data, tmp_path):
+    tuner = make_tuner(tmp_path / "study", trials=5, epochs=1, timeout_s=0.5)
+    tuner.search(**data)  # the first trial takes longer than the timeout: the study stops after it
+    assert len(tuner.oracle.trials) == 1
+    assert tuning.trial_state(tuner.oracle.trials["0"]) == "COMPLETED"
