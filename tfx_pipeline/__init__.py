@@ -11,3 +11,12 @@ Built on the :mod:`gru4rec_tf` library (never the reverse). Modules:
 Importing this package sets ``TF_USE_LEGACY_KERAS=1`` (through :mod:`gru4rec_tf`) before TensorFlow is imported.
 """
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+
+
+def __getattr__(name):
+    """``tfx_pipeline.ItemVocabulary``: the custom artifact type under its schema title (imported lazily, so that
+    ``import tfx_pipeline`` stays free of TFX); see :mod:`tfx_pipeline.artifacts`."""
+    if name == "ItemVocabulary":
+        from tfx_pipeline.artifacts import ItemVocabulary  # pylint: disable=g-import-not-at-top
+        return ItemVocabulary
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,7 @@ type so that lineage shows which item catalogue a model was trained on.
 Example::
 
     >>> ItemVocabulary.TYPE_NAME
-    'gru4rec.ItemVocabulary'
+    'tfx_pipeline.ItemVocabulary'
 """
 from tfx.types import artifact
 
@@ -21,5 +21,8 @@ class ItemVocabulary(artifact.Artifact):
     the ``n_items`` custom property.
     """
 
-    # "<namespace>.<Name>": the Kubeflow V2 compiler requires this form for custom artifact types.
-    TYPE_NAME = "gru4rec.ItemVocabulary"
+    # An import path of this class (``tfx_pipeline`` exports it lazily). The Kubeflow V2 compiler writes TYPE_NAME
+    # as the artifact's schema title and accepts only ``<namespace>.<Name>``; TFX's container entrypoint imports
+    # a custom artifact class *by that title* (kubeflow_v2_entrypoint_utils._retrieve_class_path), so any other
+    # name fails every task that reads or writes the vocabulary on Vertex.
+    TYPE_NAME = "tfx_pipeline.ItemVocabulary"

@@ -32,8 +32,8 @@ from typing import Any, Dict, List, Optional
 from absl import logging
 from tfx import types
 from tfx.components.evaluator import constants
-from tfx.dsl.components.base import base_component
-from tfx.dsl.components.base import base_executor
+from tfx.components.evaluator import executor as tfma_evaluator_executor
+from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils
 from tfx.types import channel
@@ -82,8 +82,16 @@ def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions
     return {**metrics, "n_items": len(saved.vocab), "dropped_unknown": int(test.n_dropped_unknown)}
 
 
-class Executor(base_executor.BaseExecutor):
-    """Evaluates the candidate (and the baseline), decides the blessing, writes both artifacts."""
+class Executor(tfma_evaluator_executor.Executor):
+    """Evaluates the candidate (and the baseline), decides the blessing, writes both artifacts.
+
+    Derived from the standard Evaluator's executor (none of whose code it uses) for one reason: TFX's Kubeflow V2
+    container entrypoint (``kubeflow_v2_run_executor``) rewrites a blessing's ``current_model_id`` and
+    ``baseline_model_id`` from the container's integer IDs to the metadata store's artifact *names* only for
+    executors of that class. The compiled ``LatestBlessedModelStrategy`` looks the last blessed model up by that
+    name (``name="{{$.inputs.artifacts['input'].metadata['current_model_id']}}"``), so with a plain
+    ``BaseExecutor`` no baseline is ever found on Vertex and every model counts as new.
+    """
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
@@ -144,7 +152,7 @@ def _metric_keys(metrics: dict) -> List[str]:
     return [k for k in metrics if k.startswith(("recall@", "mrr@"))]
 
 
-class SessionEvaluator(base_component.BaseComponent):
+class SessionEvaluator(base_beam_component.BaseBeamComponent):
     """Custom TFX component: evaluates a GRU4Rec ``Model`` on the test split and writes a ``ModelBlessing``.
 
     Args:
@@ -155,7 +163,7 @@ class SessionEvaluator(base_component.BaseComponent):
     """
 
     SPEC_CLASS = SessionEvaluatorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)  # its executor derives from a Beam executor
 
     def __init__(self, examples: channel.BaseChannel, model: channel.BaseChannel,
                  baseline_model: Optional[channel.BaseChannel] = None,
