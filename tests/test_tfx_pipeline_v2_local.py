@@ -5,11 +5,12 @@ args in a subprocess, executor output files, resolver queries and the Pusher's t
 reported metadata. One module-scoped local root holds a chain of runs on a tiny synthetic click log (the spec is
 compiled without a data path, so the driver feeds it the built-in synthetic log):
 
-1. the spec, next to the same pipeline under ``LocalDagRunner`` on the same data and seed (run at the same time,
-   as is a spec whose input file is broken): same data sizes and metrics, blessed, a SavedModel pushed;
+1. the spec, next to the same pipeline under ``LocalDagRunner`` on the same data and seed (run at the same
+   time): same data sizes and metrics, blessed, a SavedModel pushed;
 2. the same spec again: data and training reused from the cache, the evaluation re-run against the now blessed
    model (found by the resolver queries), the Pusher skipped by its condition, nothing new pushed;
-3. a spec of another seed: a new model, blessed against the first one as baseline, pushed;
+3. a spec of another seed: a new model, blessed against the first one as baseline, pushed (beside it, a spec
+   whose input file is broken fails at its first task, under its own root);
 4. the first spec after the session tensors were deleted from the "bucket": a missing input artifact.
 
 Each task costs ~10 s of TensorFlow/TFX imports in its subprocess, as each container does on Vertex.
@@ -82,18 +83,12 @@ def work(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def first(work):
-    """Run 1 of the spec, the LocalDagRunner run and a failing spec, side by side (2 cores)."""
+    """Run 1 of the spec, with the LocalDagRunner run beside it (2 cores; the driver mostly waits on its tasks)."""
     spec = compile_spec(work / "spec.json")
-    broken = work / "broken_root"
-    os.makedirs(broken / "bucket" / "broken")
-    (broken / "bucket" / "broken" / "clicks.tsv").write_text("SessionId\tItem\tTime\n1\t10\t1.0\n1\t11\t2.0\n")
-    broken_spec = compile_spec(work / "broken.json", data_root="gs://bucket/broken")
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
         v2_run = pool.submit(drive, spec, work / "vertex")
-        failed = pool.submit(drive, broken_spec, broken)
         local = run_local_dag(work / "local")
-        return {"spec": spec, "v2": v2_run.result(), "local": local, "failed": failed.result(),
-                "broken_root": broken, "versions": serving_versions(work / "vertex")}
+        return {"spec": spec, "v2": v2_run.result(), "local": local, "versions": serving_versions(work / "vertex")}
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +102,17 @@ def second(first, work):
 
 @pytest.fixture(scope="module")
 def third(second, work):
-    """Run 3: a spec of another seed (and a regression margin that any sane model passes): a new model."""
+    """Run 3: a spec of another seed (and a regression margin that any sane model passes): a new model; beside
+    it, a spec whose input file is broken runs under its own root."""
     spec = compile_spec(work / "seed7.json", seed=7, margin=1.0)
-    return drive(spec, work / "vertex"), serving_versions(work / "vertex")
+    broken = work / "broken_root"
+    os.makedirs(broken / "bucket" / "broken")
+    (broken / "bucket" / "broken" / "clicks.tsv").write_text("SessionId\tItem\tTime\n1\t10\t1.0\n1\t11\t2.0\n")
+    broken_spec = compile_spec(work / "broken.json", data_root="gs://bucket/broken")
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        failed = pool.submit(drive, broken_spec, broken)
+        result = drive(spec, work / "vertex")
+        return result, serving_versions(work / "vertex"), {"result": failed.result(), "root": broken}
 
 
 # ------------------------------------------------------------------------------------------------------ run 1
@@ -148,16 +151,6 @@ def test_blessing_reports_model_names_through_the_executor_output(first):
     assert blessing_.custom_properties["blessed"].int_value == 1
 
 
-def test_failing_task_stops_the_run_and_shows_its_output(first):
-    result = first["failed"]
-    assert isinstance(result.error, v2_local.TaskFailed) and result.error.task == "ClickLogExampleGen"
-    message = str(result.error)
-    assert "exited with status 1" in message and "container.log" in message
-    assert "missing column(s) ['ItemId']" in message  # the executor's own error, from its output's tail
-    assert states(result) == [("ClickLogExampleGen", "FAILED")] + [(n, "NOT RUN") for n in EXECUTED[1:]]
-    assert serving_versions(first["broken_root"]) == [] and result.summary.push is None
-
-
 # ------------------------------------------------------------------------------------------------------ run 2
 def test_unchanged_rerun_is_cached_and_pushes_nothing_new(first, second):
     status, printed, versions = second
@@ -172,7 +165,7 @@ def test_unchanged_rerun_is_cached_and_pushes_nothing_new(first, second):
 
 # ------------------------------------------------------------------------------------------------------ run 3
 def test_new_blessed_model_is_pushed(first, third):
-    result, versions = third
+    result, versions, _ = third
     assert result.error is None, result.error
     assert states(result) == [("ClickLogExampleGen", "CACHED"), ("SessionTensors", "CACHED"),
                               ("Trainer", "COMPLETE"), ("SessionEvaluator", "COMPLETE"), ("Pusher", "COMPLETE")]
@@ -181,6 +174,16 @@ def test_new_blessed_model_is_pushed(first, third):
     assert bless["baseline_model_id"] == first["v2"].summary.output("Trainer", "model").name
     push = result.summary.push
     assert push["pushed"] and versions == sorted(first["versions"] + [push["version"]])
+
+
+def test_failing_task_stops_the_run_and_shows_its_output(third):
+    result, root = third[2]["result"], third[2]["root"]
+    assert isinstance(result.error, v2_local.TaskFailed) and result.error.task == "ClickLogExampleGen"
+    message = str(result.error)
+    assert "exited with status 1" in message and "container.log" in message
+    assert "missing column(s) ['ItemId']" in message  # the executor's own error, from its output's tail
+    assert states(result) == [("ClickLogExampleGen", "FAILED")] + [(n, "NOT RUN") for n in EXECUTED[1:]]
+    assert serving_versions(root) == [] and result.summary.push is None
 
 
 # ------------------------------------------------------------------------------------------------------ run 4
@@ -226,6 +229,10 @@ def test_spec_of_another_pipeline_is_rejected(spec_json, tmp_path):
 @pytest.mark.parametrize("edit,match", [
     (lambda job: job["pipelineSpec"].update(schemaVersion="2.0.0"), r"schema 2\.0\.0, expected 2\.1\.0"),
     (lambda job: job.pop("pipelineSpec"), "not a compiled pipeline job"),
+    (lambda job: job["pipelineSpec"]["components"]["SessionTensors"]["outputDefinitions"]["artifacts"]["vocabulary"][
+        "artifactType"].update(instanceSchema="title: gru4rec.ItemVocabulary\ntype: object\n"),
+     r"SessionTensors\.vocabulary has the artifact type 'gru4rec\.ItemVocabulary', which TFX's container entrypoint "
+     "cannot import"),
     (lambda job: job["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["artifacts"]["examples"][
         "taskOutputArtifact"].update(outputArtifactKey="nope"),
      r"missing input artifact: task Trainer reads examples from SessionTensors\.nope"),

@@ -114,6 +114,7 @@ def load_spec(path: str) -> dict:
         raise SpecError(f"{path}: not the gru4rec pipeline (pipeline {spec.get('pipelineInfo', {}).get('name')!r} "
                         f"has tasks {', '.join(tasks) or 'none'}; expected {', '.join(sorted(expected_tasks()))})")
     components = spec.get("components", {})
+    _check_artifact_types(path, components)
     for name, task in spec["root"]["dag"]["tasks"].items():
         for key, source in task.get("inputs", {}).get("artifacts", {}).items():
             producer = source.get("taskOutputArtifact", {})
@@ -127,6 +128,28 @@ def load_spec(path: str) -> dict:
     if not root:
         raise SpecError(f"{path}: runtimeConfig.gcsOutputDirectory (the pipeline root) is missing")
     return job
+
+
+def _check_artifact_types(path: str, components: Dict[str, dict]) -> None:
+    """Every artifact type must be one the container entrypoint can rebuild: a ``tfx.*`` title it knows, or a title
+    that is the import path of the artifact class (``kubeflow_v2_entrypoint_utils._retrieve_class_path``)."""
+    import yaml  # pylint: disable=g-import-not-at-top
+    from tfx.orchestration.kubeflow.v2 import compiler_utils
+    from tfx.utils import import_utils
+    for component_name, component in components.items():
+        for side in ("inputDefinitions", "outputDefinitions"):
+            for key, definition in component.get(side, {}).get("artifacts", {}).items():
+                schema = definition.get("artifactType", {})
+                title = schema.get("schemaTitle") or (yaml.safe_load(schema.get("instanceSchema", "")) or {}).get(
+                    "title", "")
+                if title in compiler_utils.TITLE_TO_CLASS_PATH:
+                    continue
+                try:
+                    import_utils.import_class_by_path(title)
+                except ImportError:
+                    raise SpecError(f"{path}: {component_name}.{key} has the artifact type {title!r}, which TFX's "
+                                    "container entrypoint cannot import (a custom type's schema title must be the "
+                                    "import path of its class)") from None
 
 
 def topological_order(tasks: Dict[str, dict]) -> List[str]:
