@@ -27,7 +27,7 @@ def dockerfile_instructions():
     """``[(INSTRUCTION, argument text)]`` with line continuations joined and comments dropped."""
     text = re.sub(r"\\\n", " ", "\n".join(line for line in DOCKERFILE.read_text().splitlines()
                                            if not line.lstrip().startswith("#")))
-    return [(m.group(1).upper(), m.group(2).strip()) for m in re.finditer(r"^\s*(\w+)\s+(.*)$", text, re.M)]
+    return [(m.group(1).upper(), m.group(2).strip()) for m in re.finditer(r"^\s*(\w+)\s+(.*)$", text, re.MULTILINE)]
 
 
 def normalize(tokens):
@@ -125,7 +125,7 @@ def test_requirements_are_exactly_those_of_install_sh():
     assert len(gpu) == 1
     assert [step for step in docker if step not in gpu] == script
     # the GPU layer adds CUDA libraries to the *pinned* TensorFlow, under the same constraints file
-    pinned = re.search(r"^tensorflow==(\S+)", (REPO / "requirements" / "tfx-requirements.txt").read_text(), re.M)
+    pinned = re.search(r"^tensorflow==(\S+)", (REPO / "requirements" / "tfx-requirements.txt").read_text(), re.MULTILINE)
     assert gpu[0]["specs"] == [f"tensorflow[{GPU_EXTRA}]=={pinned.group(1)}"]
     assert gpu[0]["files"] == [("-c", "requirements/tfx-constraints.txt")]
 

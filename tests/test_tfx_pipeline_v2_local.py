@@ -128,7 +128,13 @@ def test_first_run_completes_blesses_and_pushes(first, work):
                                                pipeline.DEFAULT_MODEL_NAME, push["version"])
     assert os.path.isfile(os.path.join(push["destination"], "saved_model.pb"))
     # the synthetic log went to the spec's default data folder, <pipeline root>/data
-    assert os.listdir(work / "vertex" / "bucket" / "gru4rec" / "data") == ["clicks.tsv"]
+    data = work / "vertex" / "bucket" / "gru4rec" / "data"
+    assert os.listdir(data) == ["clicks.tsv"]
+    # the ExampleGen's preCacheCheck fingerprinted that file; the fingerprint is part of the task's cache key
+    store = v2_local.Store(str(work / "vertex" / ".v2_local" / "test" / "metadata.json"))
+    gen = next(e for e in store.executions if e["task"] == "ClickLogExampleGen" and e["run_id"] == result.summary.run_id)
+    assert f"num_files:1,total_bytes:{os.path.getsize(data / 'clicks.tsv')}," in gen["parameters"]["input_fingerprint"]
+    assert json.loads(gen["parameters"]["input_config"])["splits"][0]["pattern"] == "*"
 
 
 def test_same_outcome_as_local_dag_runner(first):
@@ -231,8 +237,8 @@ def test_spec_of_another_pipeline_is_rejected(spec_json, tmp_path):
     (lambda job: job.pop("pipelineSpec"), "not a compiled pipeline job"),
     (lambda job: job["pipelineSpec"]["components"]["SessionTensors"]["outputDefinitions"]["artifacts"]["vocabulary"][
         "artifactType"].update(instanceSchema="title: gru4rec.ItemVocabulary\ntype: object\n"),
-     r"SessionTensors\.vocabulary has the artifact type 'gru4rec\.ItemVocabulary', which TFX's container entrypoint "
-     "cannot import"),
+     (r"SessionTensors\.vocabulary has the artifact type 'gru4rec\.ItemVocabulary', which TFX's container "
+      "entrypoint cannot import")),
     (lambda job: job["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["artifacts"]["examples"][
         "taskOutputArtifact"].update(outputArtifactKey="nope"),
      r"missing input artifact: task Trainer reads examples from SessionTensors\.nope"),

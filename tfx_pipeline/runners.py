@@ -28,7 +28,8 @@ WORK_DIR_ENV = "GRU4REC_WORK_DIR"
 DEFAULT_IMAGE = "gru4rec-tfx:latest"
 # The KFP pipeline-spec schema of the compiled spec. 2.1.0: typed parameters (``parameterType``) passed to the
 # containers as ``parameterValues``, with the component's inputs spec on the command line so that TFX's
-# entrypoint restores integer types. The Kubeflow Pipelines v2 backend reads only this schema; Vertex reads both.
+# entrypoint restores integer types. The Kubeflow Pipelines v2 backend checks parameters by their `parameterType`
+# (schema 2.1; the 2.0 `type` field leaves it unspecified); Vertex accepts both schemas.
 PIPELINE_SPEC_SCHEMA = "2.1.0"
 
 

@@ -50,7 +50,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import tfx_pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+import tfx_pipeline  # sets TF_USE_LEGACY_KERAS before TensorFlow is imported; locates this checkout
 
 RESOLVER_TASKS = ("latest_blessed_model_resolver-model-blessing-resolver",
                   "latest_blessed_model_resolver-model-resolver")
@@ -86,6 +86,7 @@ def load_spec(path: str) -> dict:
     from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
     from kfp.pipeline_spec import pipeline_spec_pb2
     from tfx import version as tfx_version
+
     from tfx_pipeline import runners
     try:
         with open(path, encoding="utf-8") as handle:
@@ -190,7 +191,7 @@ class Artifact:
 
     @property
     def schema_title(self) -> str:
-        match = re.search(r"^title:\s*(\S+)", self.schema, re.M)
+        match = re.search(r"^title:\s*(\S+)", self.schema, re.MULTILINE)
         return match.group(1) if match else ""
 
     def runtime_artifact(self) -> dict:
@@ -422,13 +423,13 @@ class Driver:
 
     def __init__(self, job: dict, local_root: str, parameters: Optional[Dict[str, str]] = None,
                  enable_cache: bool = True, synthetic_sessions: int = 20000, synthetic_items: int = 1000,
-                 log=print):
+                 log=None):
         self.job, self.spec = job, job["pipelineSpec"]
         self.local_root = os.path.abspath(local_root)
         self.pipeline_name = self.spec["pipelineInfo"]["name"]
         self.enable_cache = enable_cache
         self.synthetic = (synthetic_sessions, synthetic_items)
-        self.log = log
+        self.log = log or _progress
         self.remote_root = job["runtimeConfig"]["gcsOutputDirectory"].rstrip("/")
         self.pipeline_root = localize(self.remote_root, self.local_root)
         self.state_dir = os.path.join(self.local_root, STATE_DIR, self.pipeline_name)
@@ -595,14 +596,14 @@ class Driver:
         hit = self.store.cached(cache_key) if caching else None
         if hit is not None:
             cached = {k: [self.store.artifacts[n] for n in names] for k, names in hit["outputs"].items()}
-            self._record(task_name, "CACHED", cache_key, cached, 0.0)
+            self._record(task_name, "CACHED", cache_key, cached, 0.0, effective)
             return TaskRun(task_name, "CACHED", 0.0, cached)
         self._check_inputs_exist(task_name, inputs)
         try:
             self._launch(self._command(container, executor_input, task_name), log_path, task_name,
                          "its container (" + " ".join(container.get("command", [])[-1:]) + ")")
         except TaskFailed:
-            self._record(task_name, "FAILED", cache_key, {}, time.perf_counter() - started)
+            self._record(task_name, "FAILED", cache_key, {}, time.perf_counter() - started, effective)
             raise
         reported = self._read_output_file(output_file, task_name).get("artifacts", {})
         for key, artifacts in outputs.items():
@@ -617,13 +618,14 @@ class Driver:
                     artifact.uri = entry.get("uri") or artifact.uri
                 self.store.add(artifact)
         seconds = time.perf_counter() - started
-        self._record(task_name, "COMPLETE", cache_key, outputs, seconds)
+        self._record(task_name, "COMPLETE", cache_key, outputs, seconds, effective)
         return TaskRun(task_name, "COMPLETE", seconds, outputs)
 
-    def _record(self, task_name, state, cache_key, outputs, seconds) -> None:
+    def _record(self, task_name, state, cache_key, outputs, seconds, parameters) -> None:
+        """Records an execution: its parameter values (after the preCacheCheck) and output artifact names."""
         self.store.executions.append({"run_id": self.run_id, "task": task_name, "state": state, "cache_key": cache_key,
                                       "outputs": {k: [a.name for a in v] for k, v in outputs.items()},
-                                      "seconds": seconds})
+                                      "parameters": parameters, "seconds": seconds})
         self.store.save()
 
     # ------------------------------------------------------------------ the DAG
@@ -700,6 +702,11 @@ def mlmd_artifact(artifact: Artifact):
         elif isinstance(value, str):
             out.custom_properties[key].string_value = value
     return out
+
+
+def _progress(line: str) -> None:
+    """A progress line on stderr (the summary goes to stdout), as ``gru4rec pipeline run`` logs its progress."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def _typed(name: str, text: str, kind: str):
