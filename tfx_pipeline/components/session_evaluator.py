@@ -90,7 +90,8 @@ class Executor(tfma_evaluator_executor.Executor):
     ``baseline_model_id`` from the container's integer IDs to the metadata store's artifact *names* only for
     executors of that class. The compiled ``LatestBlessedModelStrategy`` looks the last blessed model up by that
     name (``name="{{$.inputs.artifacts['input'].metadata['current_model_id']}}"``), so with a plain
-    ``BaseExecutor`` no baseline is ever found on Vertex and every model counts as new.
+    ``BaseExecutor`` no baseline is ever found on Vertex: every model counts as new and none is held to the last
+    blessed one.
     """
 
     def Do(self, input_dict: Dict[str, List[types.Artifact]], output_dict: Dict[str, List[types.Artifact]],
