@@ -45,5 +45,5 @@ def test_compile_writes_a_vertex_pipeline_spec(tmp_path):
     assert executors["Trainer_executor"]["container"]["resources"]["accelerator"]["type"] == "NVIDIA_L4"
     assert "wrote" in result.stdout and "SessionEvaluator" in result.stdout
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert tasks["ClickLogExampleGen"]["inputs"]["parameters"]["input_base"]["runtimeValue"]["constantValue"][
-        "stringValue"] == "gs://bucket/root/data"
+    assert tasks["ClickLogExampleGen"]["inputs"]["parameters"]["input_base"]["runtimeValue"]["constant"] == \
+        "gs://bucket/root/data"

@@ -44,8 +44,27 @@ def test_spec_has_the_expected_tasks(spec):
     assert dag["SessionTensors"]["dependentTasks"] == ["ClickLogExampleGen"]
     assert set(dag["SessionEvaluator"]["dependentTasks"]) == {
         "SessionTensors", "Trainer", "latest_blessed_model_resolver-model-resolver"}
-    assert "is_new_model" in dag["Pusher"]["triggerPolicy"]["condition"]
+    assert spec["pipelineSpec"]["schemaVersion"] == runners.PIPELINE_SPEC_SCHEMA
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == ROOT
+
+
+def test_pusher_condition_reads_the_pushers_own_input(spec):
+    """The backend evaluates the trigger over the task's inputs: the blessing is the Pusher's ``model_blessing``."""
+    pusher = spec["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"]
+    condition = pusher["triggerPolicy"]["condition"]
+    assert condition == "(inputs.artifacts['model_blessing'].artifacts[0].metadata['is_new_model'] == 1.0)"
+    assert pusher["inputs"]["artifacts"]["model_blessing"]["taskOutputArtifact"] == {
+        "outputArtifactKey": "blessing", "producerTask": "SessionEvaluator"}
+
+
+def test_custom_artifact_types_are_importable_by_their_schema_title(spec):
+    """TFX's container entrypoint imports a non-standard artifact class by the schema title of its type."""
+    import yaml  # pylint: disable=g-import-not-at-top
+    for component in spec["pipelineSpec"]["components"].values():
+        for key, definition in component.get("outputDefinitions", {}).get("artifacts", {}).items():
+            title = yaml.safe_load(definition["artifactType"]["instanceSchema"])["title"]
+            if not title.startswith("tfx."):
+                assert callable(import_path(title)), (key, title)
 
 
 def test_every_executor_class_can_be_imported(spec):
@@ -61,8 +80,8 @@ def test_every_executor_class_can_be_imported(spec):
 
 def test_trainer_run_fn_and_hyperparameters_are_referenced_by_name(spec):
     params = spec["pipelineSpec"]["root"]["dag"]["tasks"]["Trainer"]["inputs"]["parameters"]
-    run_fn = params["run_fn"]["runtimeValue"]["constantValue"]["stringValue"]
+    run_fn = params["run_fn"]["runtimeValue"]["constant"]
     assert run_fn == pipeline.RUN_FN and callable(import_path(run_fn))
-    config = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    config = json.loads(params["custom_config"]["runtimeValue"]["constant"])
     assert "loss=bpr-max" in config["params"] and "n_epochs=3" in config["params"]
     assert "module_file" not in params  # nothing to upload at compile time

@@ -6,8 +6,19 @@ Built on the :mod:`gru4rec_tf` library (never the reverse). Modules:
 * :mod:`tfx_pipeline.components` -- the custom components (ingestion executor, SessionTensors, SessionEvaluator);
 * :mod:`tfx_pipeline.trainer_module` -- the standard Trainer's ``run_fn``;
 * :mod:`tfx_pipeline.runners` -- LocalDagRunner (sqlite MLMD) and the Kubeflow V2 / Vertex compile;
+* :mod:`tfx_pipeline.v2_local` -- runs a compiled Kubeflow V2 spec locally through TFX's container entrypoint
+  (a test and benchmark helper, not a runner);
 * :mod:`tfx_pipeline.cli` -- ``gru4rec pipeline run|compile``.
 
 Importing this package sets ``TF_USE_LEGACY_KERAS=1`` (through :mod:`gru4rec_tf`) before TensorFlow is imported.
 """
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+
+
+def __getattr__(name):
+    """``tfx_pipeline.ItemVocabulary``: the custom artifact type under its schema title (imported lazily, so that
+    ``import tfx_pipeline`` stays free of TFX); see :mod:`tfx_pipeline.artifacts`."""
+    if name == "ItemVocabulary":
+        from tfx_pipeline.artifacts import ItemVocabulary  # pylint: disable=g-import-not-at-top
+        return ItemVocabulary
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

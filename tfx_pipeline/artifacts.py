@@ -9,7 +9,7 @@ Trainer's ``run_fn`` and read by the SessionEvaluator.
 Example::
 
     >>> ItemVocabulary.TYPE_NAME
-    'gru4rec.ItemVocabulary'
+    'tfx_pipeline.ItemVocabulary'
 """
 import os
 
@@ -31,5 +31,8 @@ class ItemVocabulary(artifact.Artifact):
     the ``n_items`` custom property.
     """
 
-    # "<namespace>.<Name>": the Kubeflow V2 compiler requires this form for custom artifact types.
-    TYPE_NAME = "gru4rec.ItemVocabulary"
+    # An import path of this class (``tfx_pipeline`` exports it lazily). The Kubeflow V2 compiler writes TYPE_NAME
+    # as the artifact's schema title and accepts only ``<namespace>.<Name>``; TFX's container entrypoint imports
+    # a custom artifact class *by that title* (kubeflow_v2_entrypoint_utils._retrieve_class_path), so any other
+    # name fails every task that reads or writes the vocabulary on Vertex.
+    TYPE_NAME = "tfx_pipeline.ItemVocabulary"

@@ -31,6 +31,7 @@ import os
 from collections.abc import Sequence
 
 from tfx import v1 as tfx
+from tfx.types.channel import ChannelWrappedPlaceholder
 
 from tfx_pipeline.blessing import BlessingOptions
 from tfx_pipeline.components.click_log_gen import ClickLogExampleGen
@@ -50,6 +51,17 @@ TUNER_ID = "Tuner"  # optional (TuningOptions.trials > 0), between SessionTensor
 def serving_base_directory(serving_root: str, model_name: str = DEFAULT_MODEL_NAME) -> str:
     """``<serving_root>/<model_name>``: the TF Serving model base path; versions are its subdirectories."""
     return os.path.join(serving_root, model_name)
+
+
+def new_model_condition(blessing_channel):
+    """The Pusher's trigger: ``blessing[0].custom_property("is_new_model") == 1``, keyed by the Pusher's own input.
+
+    Not ``blessing_channel.future()``: that placeholder carries the fixed key ``_SessionEvaluator.blessing``, and
+    the Kubeflow V2 compiler (TFX 1.21) then writes the condition over ``inputs.artifacts['_SessionEvaluator.
+    blessing']``, an input the Pusher task does not have (it reads the blessing as ``model_blessing``), so the
+    backend cannot evaluate it. A placeholder without a key is given the consumer's input key by both compilers.
+    """
+    return ChannelWrappedPlaceholder(blessing_channel)[0].custom_property("is_new_model") == 1
 
 
 def create_pipeline(
@@ -119,7 +131,7 @@ def create_pipeline(
         baseline_model=resolver.outputs["model"],
         options=blessing,
     )
-    with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("is_new_model") == 1):
+    with tfx.dsl.Cond(new_model_condition(evaluator.outputs["blessing"])):
         pusher = tfx.components.Pusher(
             model=trainer.outputs["model"],
             model_blessing=evaluator.outputs["blessing"],

@@ -25,6 +25,11 @@ from tfx import v1 as tfx
 DEFAULT_WORK_DIR = "gru4rec_work"
 WORK_DIR_ENV = "GRU4REC_WORK_DIR"
 DEFAULT_IMAGE = "gru4rec-tfx:latest"
+# The KFP pipeline-spec schema of the compiled spec. 2.1.0: typed parameters (``parameterType``) passed to the
+# containers as ``parameterValues``, with the component's inputs spec on the command line so that TFX's
+# entrypoint restores integer types. The Kubeflow Pipelines v2 backend checks parameters by their `parameterType`
+# (schema 2.1; the 2.0 `type` field leaves it unspecified); Vertex accepts both schemas.
+PIPELINE_SPEC_SCHEMA = "2.1.0"
 
 
 def default_work_dir() -> str:
@@ -81,7 +86,8 @@ def compile_kubeflow_v2(pipeline: tfx.dsl.Pipeline, output_path: str, image: str
     output_path = os.path.abspath(output_path)
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=image, use_pipeline_spec_2_1=PIPELINE_SPEC_SCHEMA == "2.1.0"),
         output_dir=os.path.dirname(output_path),
         output_filename=os.path.basename(output_path),
     )

@@ -34,8 +34,8 @@ from typing import Any
 from absl import logging
 from tfx import types
 from tfx.components.evaluator import constants
-from tfx.dsl.components.base import base_component
-from tfx.dsl.components.base import base_executor
+from tfx.components.evaluator import executor as tfma_evaluator_executor
+from tfx.dsl.components.base import base_beam_component
 from tfx.dsl.components.base import executor_spec
 from tfx.types import artifact_utils
 from tfx.types import channel
@@ -85,8 +85,17 @@ def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions
             "weights_fingerprint": saved.weights_fingerprint}
 
 
-class Executor(base_executor.BaseExecutor):
-    """Evaluates the candidate (and the baseline), decides the blessing, writes both artifacts."""
+class Executor(tfma_evaluator_executor.Executor):
+    """Evaluates the candidate (and the baseline), decides the blessing, writes both artifacts.
+
+    Derived from the standard Evaluator's executor (none of whose code it uses) for one reason: TFX's Kubeflow V2
+    container entrypoint (``kubeflow_v2_run_executor``) rewrites a blessing's ``current_model_id`` and
+    ``baseline_model_id`` from the container's integer IDs to the metadata store's artifact *names* only for
+    executors of that class. The compiled ``LatestBlessedModelStrategy`` looks the last blessed model up by that
+    name (``name="{{$.inputs.artifacts['input'].metadata['current_model_id']}}"``), so with a plain
+    ``BaseExecutor`` no baseline is ever found on Vertex: every model counts as new and none is held to the last
+    blessed one.
+    """
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
@@ -154,7 +163,7 @@ def _metric_keys(metrics: dict) -> list[str]:
     return [k for k in metrics if k.startswith(("recall@", "mrr@"))]
 
 
-class SessionEvaluator(base_component.BaseComponent):
+class SessionEvaluator(base_beam_component.BaseBeamComponent):
     """Custom TFX component: evaluates a GRU4Rec ``Model`` on the test split and writes a ``ModelBlessing``.
 
     Args:
@@ -165,7 +174,7 @@ class SessionEvaluator(base_component.BaseComponent):
     """
 
     SPEC_CLASS = SessionEvaluatorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)  # its executor derives from a Beam executor
 
     def __init__(self, examples: channel.BaseChannel, model: channel.BaseChannel,
                  baseline_model: channel.BaseChannel | None = None,
