@@ -8,7 +8,7 @@
     latest_blessed_model_resolver --model (last blessed)-------------------+--------------------^     |
                                                                                                blessing
                                                                                                   v
-                                                 Pusher (only a new model; pushes only when blessed=1)
+                                                 Pusher (blessed model, when the serving root lacks it)
 
 1. ``ClickLogExampleGen`` ingests the raw click log (a custom ``FileBasedExampleGen`` executor; why not
    ``CsvExampleGen``: see :mod:`tfx_pipeline.components.click_log_gen`).
@@ -18,9 +18,10 @@
    same resolver): it warm-starts from it (new items get fresh rows), unless ``TrainingOptions.warm_start`` is off.
 4. ``SessionEvaluator`` measures Recall@k / MRR@k with the library's full-catalogue evaluation against the last
    blessed model (a ``LatestBlessedModelStrategy`` resolver) and writes a ``ModelBlessing``.
-5. The standard ``Pusher`` copies the SavedModel to ``<serving_root>/<model_name>/<version>/`` when ``blessed`` is 1.
-   It sits under a ``Cond`` on the blessing's ``is_new_model``: when a re-run's Trainer was cached, the candidate
-   *is* the last blessed model, and pushing it again would only add a duplicate version.
+5. The standard ``Pusher`` with an idempotent, atomic executor (:mod:`tfx_pipeline.components.pusher`) copies the
+   SavedModel to ``<serving_root>/<model_name>/<version>/`` when the candidate is blessed or is the already-blessed
+   model (``is_new_model`` 0), unless a version there already holds the same model: a new or wiped serving root
+   gets the blessed model, an unchanged one gets no duplicate version.
 
 Example::
 
@@ -31,8 +32,10 @@ import os
 from typing import Sequence
 
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
 from tfx_pipeline.blessing import BlessingOptions
+from tfx_pipeline.components import pusher as pusher_executor
 from tfx_pipeline.components.click_log_gen import ClickLogExampleGen
 from tfx_pipeline.components.session_evaluator import SessionEvaluator
 from tfx_pipeline.components.session_tensors import SessionTensors
@@ -109,13 +112,13 @@ def create_pipeline(
         baseline_model=resolver.outputs["model"],
         options=blessing,
     )
-    with tfx.dsl.Cond(evaluator.outputs["blessing"].future()[0].custom_property("is_new_model") == 1):
-        pusher = tfx.components.Pusher(
-            model=trainer.outputs["model"],
-            model_blessing=evaluator.outputs["blessing"],
-            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=serving_base_directory(serving_root, model_name))),
-        )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+            base_directory=serving_base_directory(serving_root, model_name))),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
+    )
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
