@@ -88,6 +88,15 @@ def kill_and_rerun(args: Sequence, *, kills: int, window: Tuple[float, float], s
     return report
 
 
+def record(kind: str, **fields) -> None:
+    """Appends a JSON line to ``$GRU4REC_RELIABILITY_LOG`` (read by ``bench/reliability.py``), if it is set."""
+    import json  # pylint: disable=g-import-not-at-top
+    path = os.environ.get("GRU4REC_RELIABILITY_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"kind": kind, **fields}) + "\n")
+
+
 def visible_entries(directory: Path) -> List[str]:
     """The names a consumer lists (hidden staging entries ``.*`` excluded)."""
     return sorted(p.name for p in Path(directory).iterdir() if not p.name.startswith(".")) \

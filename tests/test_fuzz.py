@@ -6,7 +6,7 @@ Targets: parameter strings and files, click-log files (encodings, delimiters, qu
 NaN/inf, empty fields, BOMs, CRLF), and PredictRequests to the development server over loopback (wrong dtypes,
 ranks, shapes, empty batches, unknown IDs, ``k`` of every sign and size, huge ``exclude``/``candidates``).
 ``GRU4REC_FUZZ_EXAMPLES`` sets the examples per target (default 40; ``bench/reliability.py`` runs more);
-``GRU4REC_FUZZ_LOG`` names a JSON-lines file that receives every case's outcome (the figures of
+``GRU4REC_RELIABILITY_LOG`` names a JSON-lines file that receives every case's outcome (the figures of
 ``bench/results/reliability.md``).
 """
 import json
@@ -36,10 +36,11 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database
 
 
 def log(target: str, case, outcome: str) -> None:
-    path = os.environ.get("GRU4REC_FUZZ_LOG")
+    path = os.environ.get("GRU4REC_RELIABILITY_LOG")
     if path:
         with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"target": target, "case": str(case)[:160], "outcome": outcome[:300]}) + "\n")
+            handle.write(json.dumps({"kind": "fuzz", "target": target, "case": str(case)[:160],
+                                     "outcome": outcome[:300]}) + "\n")
 
 
 def assert_clear(err: BaseException) -> str:

@@ -58,6 +58,8 @@ def test_preprocess_survives_kills(data, tmp_path):
                                     done=lambda: (output / "stats.json").exists())
     if report.final is not None:
         assert report.final.returncode == 0, report.final.stderr[-2000:]
+    harness.record("kills", command="gru4rec preprocess", killed=report.killed,
+                   finished=report.finished_before_kill, delays=report.delays, rerun_s=round(report.final_seconds, 1))
     assert digest(output) == digest(tmp_path / "ref")  # deterministic: byte-identical to the uninterrupted run
     assert report.killed >= 1
 
@@ -78,6 +80,8 @@ def test_train_save_model_survives_kills(data, tmp_path):
     report = harness.kill_and_rerun([*args, "--save_model", model], kills=KILLS, window=(0.3 * seconds, seconds),
                                     seed=2, check_after_kill=consumer_view)
     assert report.final.returncode == 0, report.final.stderr[-2000:]
+    harness.record("kills", command="gru4rec train --save_model", killed=report.killed,
+                   finished=report.finished_before_kill, delays=report.delays, rerun_s=round(report.final_seconds, 1))
     assert digest(model) == digest(tmp_path / "ref")  # same seed on CPU: the same model, byte for byte
     assert (tmp_path / "models" / "keep.txt").read_text() == "an existing file"
     assert report.killed >= 1
@@ -103,6 +107,8 @@ def test_export_survives_kills_and_tf_serving_never_sees_a_partial_version(data,
                                     kills=KILLS, window=(0.3 * seconds, seconds), seed=3,
                                     check_after_kill=consumer_view)
     assert report.final.returncode == 0, report.final.stderr[-2000:]
+    harness.record("kills", command="gru4rec export", killed=report.killed,
+                   finished=report.finished_before_kill, delays=report.delays, rerun_s=round(report.final_seconds, 1))
     assert harness.visible_entries(base) == ["1", "2"] and digest(base / "1") == before
     counts = loader.check_version(str(base / "2"))  # loads as TF Serving does; every warm-up record replays
     assert counts["warmup_records"] == 4
@@ -140,6 +146,8 @@ def test_pipeline_run_survives_kills(tmp_path):
     assert report.final.returncode == 0, report.final.stderr[-3000:]
     out = report.final.stdout
     assert "FAILED" not in out and "blessed: yes" in out and "pushed: " in out
+    harness.record("kills", command="gru4rec pipeline run", killed=report.killed,
+                   finished=report.finished_before_kill, delays=report.delays, rerun_s=round(report.final_seconds, 1))
     after = served_versions(serving)
     assert set(before) <= set(after) and len(set(after.values())) == len(after)  # nothing lost, no duplicate
     assert len(after) == 2  # the new (blessed) model, once

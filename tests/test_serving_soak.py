@@ -11,6 +11,7 @@ import grpc
 import numpy as np
 import pytest
 
+import kill_harness as harness
 import serving_testlib as lib
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
@@ -117,6 +118,7 @@ def test_soak_8_clients_mixed_valid_and_invalid(served):
     server, loaded = served
     reference = lambda inputs: lib.run_signature(loaded, "serving_default", inputs)["item_ids"]  # noqa: E731
     counts = soak(server.target, SOAK_S, reference=reference)
+    harness.record("soak", clients=CLIENTS, **{k: v for k, v in counts.items() if k != "errors_seen"})
     assert counts["hung_clients"] == 0 and counts["seconds"] < SOAK_S + 120
     assert counts["valid"] > 0 and counts["invalid"] > 0
     assert counts["valid_errors"] == 0 and counts["invalid_wrong_code"] == 0, counts["errors_seen"]
