@@ -35,9 +35,12 @@ def run_tests(tests, env: dict) -> tuple:
 
 
 def pattern(text: str) -> str:
-    """An error text with its paths and numbers masked, so cases of one kind group together."""
-    text = re.sub(r"/\S*/(\S+)", r"…/\1", text)
-    text = re.sub(r"pytest-\d+|params\d+|clicks\d+", "…", text)
+    """An error text with its paths, quoted values and numbers masked, so cases of one kind group together."""
+    text = re.sub(r"/tmp/\S*?/(params|clicks)[^/\s:]*/", "…/", text)
+    text = re.sub(r"(got|Time|parameter|row|key|character) '[^']*'", r"\1 '…'", text)
+    text = re.sub(r"(byte) 0x[0-9a-f]+", r"\1 0x…", text)
+    text = re.sub(r"\{[^{}]*\}", "{…}", text)
+    text = re.sub(r"\[[^\[\]]*\]", "[…]", text)
     return re.sub(r"-?\d[\d.e+-]*", "N", text)[:220]
 
 
@@ -58,8 +61,9 @@ def write_markdown(records, runs, args, path: Path) -> None:
               "", "| command | attempts | killed | finished before the kill | delays (s) | rerun s |",
               "|---|---|---|---|---|---|"]
     for r in kills:
+        rerun = r["rerun_s"] or "— (an attempt had finished; the output was complete)"
         lines.append(f"| `{r['command']}` | {r['killed'] + r['finished']} | {r['killed']} | {r['finished']} | "
-                     f"{', '.join(str(d) for d in r['delays'])} | {r['rerun_s']} |")
+                     f"{', '.join(str(d) for d in r['delays'])} | {rerun} |")
     lines += ["", "The resume of `gru4rec train --checkpoint_dir` after SIGKILL is "
               "`tests/test_cli_continuous.py::test_checkpoint_survives_sigkill_and_resumes_to_the_same_model`.", "",
               "## Fuzz cases (Hypothesis)", "", "| target | cases | result | one clear error |", "|---|---|---|---|"]
@@ -79,8 +83,9 @@ def write_markdown(records, runs, args, path: Path) -> None:
                   f"{s['hung_clients']} hung clients; "
                   f"{(s['valid'] + s['invalid']) / max(s['seconds'], 1e-9):.0f} requests/s overall."]
     lines += ["", "## Every bad-input case, by error text", "",
-              "Distinct errors (paths and numbers masked) with their count and one example case.", "",
-              "| target | cases | error text | example case |", "|---|---|---|---|"]
+              "Distinct errors (file paths, quoted values, lists and numbers masked: N, …) with their count and one "
+              "example case with its full error text.", "",
+              "| target | cases | error (masked) | example: full error text | example case |", "|---|---|---|---|---|"]
     groups = collections.OrderedDict()
     for r in fuzz:
         if r["outcome"].startswith("ok"):
@@ -89,7 +94,8 @@ def write_markdown(records, runs, args, path: Path) -> None:
         groups.setdefault(key, [0, r])[0] += 1
     cell = lambda t: t.replace("|", "\\|").replace("\n", " ")[:200]  # noqa: E731
     for (target, _), (count, r) in sorted(groups.items(), key=lambda kv: (kv[0][0], -kv[1][0])):
-        lines.append(f"| {target} | {count} | {cell(r['outcome'])} | `{cell(r['case'])[:120]}` |")
+        masked = cell(pattern(r["outcome"]))
+        lines.append(f"| {target} | {count} | {masked} | {cell(r['outcome'])} | `{cell(r['case'])[:100]}` |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -100,8 +106,9 @@ def main() -> None:
     parser.add_argument("--soak_s", type=float, default=60.0, help="soak duration (8 clients)")
     parser.add_argument("--output", default=str(REPO / "bench" / "results" / "reliability.md"))
     parser.add_argument("--skip", nargs="*", default=[], choices=["kills", "fuzz", "soak"])
+    parser.add_argument("--log", help="append to this JSON-lines log (and reuse what it holds) instead of a new one")
     args = parser.parse_args()
-    log = Path(tempfile.mkdtemp(prefix="gru4rec-reliability-")) / "log.jsonl"
+    log = Path(args.log) if args.log else Path(tempfile.mkdtemp(prefix="gru4rec-reliability-")) / "log.jsonl"
     env = {"GRU4REC_RELIABILITY_LOG": str(log), "GRU4REC_KILLS": str(args.kills),
            "GRU4REC_FUZZ_EXAMPLES": str(args.fuzz), "GRU4REC_SOAK_S": str(args.soak_s)}
     runs = []
@@ -111,9 +118,13 @@ def main() -> None:
             continue
         code, wall, tail = run_tests(tests, env)
         runs.append((" ".join(tests), code, wall, tail))
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"kind": "run", "tests": " ".join(tests), "exit": code, "wall_s": wall,
+                                     "result": tail}) + "\n")
         print(f"{name}: exit {code}, {wall:.0f} s: {tail}", flush=True)
     records = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
-    write_markdown(records, runs, args, Path(args.output))
+    latest = {r["tests"]: (r["tests"], r["exit"], r["wall_s"], r["result"]) for r in records if r["kind"] == "run"}
+    write_markdown(records, list(latest.values()), args, Path(args.output))
     print(f"wrote {args.output} ({len(records)} records)")
     if any(code != 0 for _, code, _, _ in runs):
         sys.exit(1)
