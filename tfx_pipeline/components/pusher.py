@@ -10,7 +10,8 @@ and its ``PushedModel`` output are the standard ones) and differs from it in thr
   :func:`model_fingerprint`: variables and assets), nothing is copied and that version is reported as the push;
 * **atomic**: the SavedModel is copied into a hidden ``.tmp-<version>-...`` directory beside the versions and
   renamed into place, so TF Serving (which only loads numeric version directories) never sees a partial version;
-  staging directories left by a killed push are removed by the next push.
+  staging directories left by a killed push are removed by the next push. On an object store (``gs://``), which
+  has no directory rename, the files are copied in place with ``saved_model.pb`` last, as the standard Pusher does.
 
 :func:`push_model` is the same push as a function (``gru4rec pipeline run`` calls it to restore a version that
 was deleted after a cached push).
@@ -76,7 +77,7 @@ def find_version(base_directory: str, fingerprint: str) -> Optional[str]:
 
 def remove_stale_staging(base_directory: str) -> None:
     """Removes the staging directories of pushes that were killed (the caller holds the serving root)."""
-    if not fileio.isdir(base_directory):
+    if "://" in base_directory or not fileio.isdir(base_directory):
         return
     for name in fileio.listdir(base_directory):
         if name.rstrip("/").startswith(STAGING_PREFIX):
@@ -102,6 +103,10 @@ def push_model(model_dir: str, base_directory: str) -> Tuple[str, str, bool]:
     names = [n.rstrip("/") for n in fileio.listdir(base_directory)]
     version = max([int(time.time())] + [int(n) + 1 for n in names if n.isdigit()])
     destination = os.path.join(base_directory, str(version))
+    if "://" in base_directory:  # object stores have no directory rename: saved_model.pb last, as TFX's Pusher
+        io_utils.copy_dir(model_dir, destination, deny_regex_patterns=[r"saved_model\.pb"])
+        io_utils.copy_file(os.path.join(model_dir, "saved_model.pb"), os.path.join(destination, "saved_model.pb"))
+        return str(version), destination, True
     staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     try:
         io_utils.copy_dir(model_dir, staging, deny_regex_patterns=[r"saved_model\.pb"])
