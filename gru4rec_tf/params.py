@@ -493,19 +493,19 @@ class GRU4RecParams:
         """Read an official ``.py`` paramfile (never executed), a ``.json`` object or a ``k=v`` text file."""
         path = Path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # a UTF-8 byte-order mark is dropped
         except (OSError, UnicodeDecodeError) as err:
             raise ValueError(f"cannot read parameter file {path}: {err}") from None
-        if path.suffix == ".py":
-            raw = _read_python_paramfile(path, text)
-        elif path.suffix == ".json" or text.lstrip().startswith("{"):
-            raw = _read_json_paramfile(path, text)
-        else:
-            raw = _read_text_paramfile(path, text)
         try:
+            if path.suffix == ".py":
+                raw = _read_python_paramfile(path, text)
+            elif path.suffix == ".json" or text.lstrip().startswith("{"):
+                raw = _read_json_paramfile(path, text)
+            else:
+                raw = _read_text_paramfile(path, text)
             return cls.from_dict(raw)
-        except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+        except ValueError as err:  # every error names the file
+            raise ValueError(str(err) if str(path) in str(err) else f"{path}: {err}") from None
 
     def with_overrides(self, overrides: str | Mapping[str, Any]) -> GRU4RecParams:
         """A new validated instance with ``overrides`` (a ``k=v,k=v`` string or a mapping) applied.

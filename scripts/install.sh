@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the project and its pinned TFX 1.21 stack into a virtual environment (default: ./.venv).
 #
-# Debian 12 has glibc 2.36: ml-metadata 1.21 / TFDV 1.21 wheels need glibc >= 2.38, so there the stack is
-# installed in three steps (see requirements/README.md). On glibc >= 2.39 plain `pip install tfx==1.21.0` works.
+# Both paths install the tested versions of requirements/tfx-constraints.txt (one constraints set):
+# Debian 12 (glibc 2.36): ml-metadata 1.21 / TFDV 1.21 wheels need glibc >= 2.38, so ml-metadata 1.17.1 / TFDV 1.16.1
+# and tfx go in with --no-deps (tfx-requirements-nodeps.txt). glibc >= 2.39 (Debian 13): tfx with the 1.21 ml-metadata
+# / TFDV wheels (tfx-requirements-glibc239.txt), resolved under the same constraints; only those two differ.
+# scripts/check_install_resolution.py checks both resolutions without installing anything.
 # Idempotent: a second run with an unchanged requirements set returns in seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +27,8 @@ pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 glibc_minor="$(ldd --version | head -n1 | grep -oE '[0-9]+\.[0-9]+$' | cut -d. -f2)"
 echo "install.sh: glibc 2.$glibc_minor; installing the TFX 1.21 stack (a cold install takes about 5 minutes)"
 if [ "$glibc_minor" -ge 39 ]; then
-  "${pip[@]}" install -q "tfx==1.21.0" -r "$REQ/tfx-requirements.txt"
+  "${pip[@]}" install -q -r "$REQ/tfx-requirements.txt" -r "$REQ/tfx-requirements-glibc239.txt" \
+    -c "$REQ/tfx-constraints.txt"
 else
   "${pip[@]}" install -q -r "$REQ/tfx-requirements.txt" -c "$REQ/tfx-constraints.txt"
   "${pip[@]}" install -q --no-deps -r "$REQ/tfx-requirements-nodeps.txt"

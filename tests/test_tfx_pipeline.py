@@ -151,7 +151,7 @@ def test_unreachable_threshold_is_not_blessed_and_nothing_is_pushed(first_run, u
     # the baseline was the last blessed model: the first run's
     assert bless["baseline_model_id"] == first.output("Trainer", "model").id
     assert result.node("Pusher").state == "COMPLETE" and result.push == {
-        "pushed": False, "destination": None, "version": None}
+        "pushed": False, "destination": None, "version": None, "copied": True}
     assert after == first_versions
 
 
@@ -164,12 +164,15 @@ def test_unchanged_rerun_reuses_cached_outputs(first_run, cached_runs):
     # the Trainer's base_model is the first run's blessed model, trained on these very data: reused, not retrained
     assert third.node("Trainer").state == "COMPLETE" and "trained: no, the last blessed model" in third.format()
     assert not third.blessing["is_new_model"] and not third.blessing["blessed"]
-    assert third.node("Pusher").state == "SKIPPED"
+    # the candidate is the already-blessed model: the Pusher finds it in the serving root and copies nothing
+    assert third.node("Pusher").state == "COMPLETE"
+    assert third.push == {"pushed": True, "copied": False, "version": first.push["version"],
+                          "destination": first.push["destination"]}
     assert [(n.node_id, n.state) for n in fourth.nodes] == [
         ("ClickLogExampleGen", "CACHED"), ("SessionTensors", "CACHED"), ("Trainer", "CACHED"),
-        ("SessionEvaluator", "CACHED"), ("Pusher", "SKIPPED")]
+        ("SessionEvaluator", "CACHED"), ("Pusher", "CACHED")]
     assert after == first_versions
-    assert "already-blessed model" in fourth.format()
+    assert "already there: the serving root holds this model" in fourth.format()
 
 
 def test_next_day_warm_starts_from_the_blessed_model(first_run, cached_runs, work):

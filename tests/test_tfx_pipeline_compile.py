@@ -45,6 +45,7 @@ def test_spec_has_the_expected_tasks(spec):
     assert set(dag["SessionEvaluator"]["dependentTasks"]) == {
         "SessionTensors", "Trainer", "latest_blessed_model_resolver-model-resolver"}
     assert spec["pipelineSpec"]["schemaVersion"] == runners.PIPELINE_SPEC_SCHEMA
+    assert "triggerPolicy" not in dag["Pusher"]  # its executor decides (idempotent push of the blessed model)
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == ROOT
 
 
@@ -75,6 +76,8 @@ def test_every_executor_class_can_be_imported(spec):
         assert container["image"] == IMAGE, name
         class_path = container["args"][container["args"].index("--executor_class_path") + 1]
         assert callable(import_path(class_path)), class_path
+    pusher_args = containers["Pusher_executor"]["args"]
+    assert pusher_args[pusher_args.index("--executor_class_path") + 1] == "tfx_pipeline.components.pusher.Executor"
     assert containers["Trainer_executor"]["resources"]["accelerator"] == {"count": "1", "type": "NVIDIA_TESLA_T4"}
 
 

@@ -134,6 +134,10 @@ def main(argv) -> None:
             ok = compile_command()
     except (DataError, ValueError) as err:
         common.fail(str(err), command="pipeline")
+    except RuntimeError as err:
+        if type(err).__name__ != "InUseError":  # tfx_pipeline.run_guard.InUseError (TFX-free import)
+            raise
+        common.fail(str(err), command="pipeline")
     if not ok:
         sys.exit(1)
 
@@ -278,7 +282,7 @@ def _configure_logging() -> None:
 def run_command() -> bool:
     """``gru4rec pipeline run``: builds and runs the pipeline locally; prints the summary; True on success."""
     _configure_logging()
-    from tfx_pipeline import pipeline as pl, runners, summary  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import pipeline as pl, run_guard, runners, summary  # pylint: disable=g-import-not-at-top
     layout = runners.LocalLayout.create(FLAGS.work_dir, FLAGS.pipeline_name, FLAGS.pipeline_root,
                                         FLAGS.metadata_path, FLAGS.serving_root)
     options = _pipeline_options()
@@ -290,13 +294,17 @@ def run_command() -> bool:
         beam_pipeline_args=FLAGS.beam_pipeline_args, enable_cache=FLAGS.enable_cache, **options)
     logging.info("pipeline %s: data %s, pipeline root %s, metadata %s", FLAGS.pipeline_name,
                  os.path.join(data_root, pattern), layout.pipeline_root, layout.metadata_path)
-    started = time.perf_counter()
-    error = None
-    try:
-        runners.run_local(pipeline)
-    except Exception as err:  # pylint: disable=broad-except  (reported below with the failed component)
-        error = err
-    wall = time.perf_counter() - started
+    serving_base = pl.serving_base_directory(layout.serving_root, FLAGS.model_name)
+    with run_guard.exclusive(run_guard.lock_paths(layout.metadata_path, serving_base)):
+        started = time.perf_counter()
+        error, served_again = None, None
+        try:
+            run_guard.forget_missing_artifacts(layout.metadata_path, FLAGS.pipeline_name)
+            runners.run_local(pipeline)
+            served_again = run_guard.ensure_served(layout.metadata_path, FLAGS.pipeline_name, serving_base)
+        except Exception as err:  # pylint: disable=broad-except  (reported below with the failed component)
+            error = err
+        wall = time.perf_counter() - started
     try:
         result = summary.summarize_latest_run(layout.metadata_path, FLAGS.pipeline_name)
     except ValueError:  # nothing recorded: the run failed before its first component
@@ -304,7 +312,9 @@ def run_command() -> bool:
             raise
         result = None
     if result is not None:
-        print(result.format() + f"\nwall time: {wall:.1f} s", flush=True)
+        again = f"\nserving: pushed the last blessed model again to {served_again} (the serving root lacked it)" \
+            if served_again else ""
+        print(result.format() + again + f"\nwall time: {wall:.1f} s", flush=True)
     if error is not None:
         failed = next((n.node_id for n in result.nodes if n.state == "FAILED"), None) if result else None
         print(f"gru4rec pipeline: error: {failed or 'the pipeline'} failed: {type(error).__name__}: {error}",

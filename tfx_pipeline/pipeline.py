@@ -8,7 +8,7 @@
     latest_blessed_model_resolver --model (last blessed)-------------------+--------------------^     |
                                                                                                blessing
                                                                                                   v
-                                                 Pusher (only a new model; pushes only when blessed=1)
+                                                 Pusher (blessed model, when the serving root lacks it)
 
 1. ``ClickLogExampleGen`` ingests the raw click log (a custom ``FileBasedExampleGen`` executor; why not
    ``CsvExampleGen``: see :mod:`tfx_pipeline.components.click_log_gen`).
@@ -18,9 +18,10 @@
    same resolver): it warm-starts from it (new items get fresh rows), unless ``TrainingOptions.warm_start`` is off.
 4. ``SessionEvaluator`` measures Recall@k / MRR@k with the library's full-catalogue evaluation against the last
    blessed model (a ``LatestBlessedModelStrategy`` resolver) and writes a ``ModelBlessing``.
-5. The standard ``Pusher`` copies the SavedModel to ``<serving_root>/<model_name>/<version>/`` when ``blessed`` is 1.
-   It sits under a ``Cond`` on the blessing's ``is_new_model``: when a re-run's Trainer was cached, the candidate
-   *is* the last blessed model, and pushing it again would only add a duplicate version.
+5. The standard ``Pusher`` with an idempotent, atomic executor (:mod:`tfx_pipeline.components.pusher`) copies the
+   SavedModel to ``<serving_root>/<model_name>/<version>/`` when the candidate is blessed or is the already-blessed
+   model (``is_new_model`` 0), unless a version there already holds the same model: a new or wiped serving root
+   gets the blessed model, an unchanged one gets no duplicate version.
 
 Example::
 
@@ -31,9 +32,10 @@ import os
 from collections.abc import Sequence
 
 from tfx import v1 as tfx
-from tfx.types.channel import ChannelWrappedPlaceholder
+from tfx.dsl.components.base import executor_spec
 
 from tfx_pipeline.blessing import BlessingOptions
+from tfx_pipeline.components import pusher as pusher_executor
 from tfx_pipeline.components.click_log_gen import ClickLogExampleGen
 from tfx_pipeline.components.session_evaluator import SessionEvaluator
 from tfx_pipeline.components.session_tensors import SessionTensors
@@ -51,17 +53,6 @@ TUNER_ID = "Tuner"  # optional (TuningOptions.trials > 0), between SessionTensor
 def serving_base_directory(serving_root: str, model_name: str = DEFAULT_MODEL_NAME) -> str:
     """``<serving_root>/<model_name>``: the TF Serving model base path; versions are its subdirectories."""
     return os.path.join(serving_root, model_name)
-
-
-def new_model_condition(blessing_channel):
-    """The Pusher's trigger: ``blessing[0].custom_property("is_new_model") == 1``, keyed by the Pusher's own input.
-
-    Not ``blessing_channel.future()``: that placeholder carries the fixed key ``_SessionEvaluator.blessing``, and
-    the Kubeflow V2 compiler (TFX 1.21) then writes the condition over ``inputs.artifacts['_SessionEvaluator.
-    blessing']``, an input the Pusher task does not have (it reads the blessing as ``model_blessing``), so the
-    backend cannot evaluate it. A placeholder without a key is given the consumer's input key by both compilers.
-    """
-    return ChannelWrappedPlaceholder(blessing_channel)[0].custom_property("is_new_model") == 1
 
 
 def create_pipeline(
@@ -131,13 +122,13 @@ def create_pipeline(
         baseline_model=resolver.outputs["model"],
         options=blessing,
     )
-    with tfx.dsl.Cond(new_model_condition(evaluator.outputs["blessing"])):
-        pusher = tfx.components.Pusher(
-            model=trainer.outputs["model"],
-            model_blessing=evaluator.outputs["blessing"],
-            push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
-                base_directory=serving_base_directory(serving_root, model_name))),
-        )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
+            base_directory=serving_base_directory(serving_root, model_name))),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
+    )
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

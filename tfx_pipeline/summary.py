@@ -79,7 +79,7 @@ class RunSummary:
             return None
         props = _props(artifact)
         return {"pushed": props.get("pushed") == 1, "destination": props.get("pushed_destination"),
-                "version": props.get("pushed_version")}
+                "version": props.get("pushed_version"), "copied": props.get("copied", 1) == 1}
 
     @property
     def data(self) -> dict:
@@ -140,7 +140,8 @@ class RunSummary:
     def _push_line(self) -> str:
         push, bless = self.push, self.blessing
         if push and push["pushed"]:
-            return f"pushed: {push['destination']}"
+            already = "" if push["copied"] else " (already there: the serving root holds this model; nothing copied)"
+            return f"pushed: {push['destination']}{already}"
         if push:
             return "pushed: no (the model is not blessed)"
         if bless and not bless["is_new_model"]:

@@ -1,0 +1,150 @@
+"""The Pusher's executor: an idempotent, atomic push of the blessed model to ``<serving_root>/<model_name>/``.
+
+It replaces the standard ``tfx.components.Pusher`` executor (``custom_executor_spec``; the component, its inputs
+and its ``PushedModel`` output are the standard ones) and differs from it in three ways:
+
+* **what it pushes**: the candidate when it is blessed, *and* the candidate that is the already-blessed model
+  (the blessing's ``is_new_model`` is 0: a re-run whose Trainer was cached or reused the base model), so a new or
+  wiped serving root gets the model it lacks;
+* **no duplicates**: when a version under the base directory already holds the same model (same
+  :func:`model_fingerprint`: variables and assets), nothing is copied and that version is reported as the push;
+* **atomic**: the SavedModel is copied into a hidden ``.tmp-<version>-...`` directory beside the versions and
+  renamed into place, so TF Serving (which only loads numeric version directories) never sees a partial version;
+  staging directories left by a killed push are removed by the next push. On an object store (``gs://``), which
+  has no directory rename, the files are copied in place with ``saved_model.pb`` last, as the standard Pusher does.
+
+:func:`push_model` is the same push as a function (``gru4rec pipeline run`` calls it to restore a version that
+was deleted after a cached push).
+
+Example::
+
+    version, destination, copied = push_model("root/Trainer/model/6/Format-Serving", "serving/gru4rec")
+"""
+import hashlib
+import os
+import time
+import uuid
+from typing import Any
+
+from absl import logging
+from tfx import types
+from tfx.components.pusher import executor as tfx_pusher_executor
+from tfx.dsl.io import fileio
+from tfx.types import artifact_utils
+from tfx.types import standard_component_specs
+from tfx.utils import io_utils
+from tfx.utils import proto_utils
+from tfx.proto import pusher_pb2
+
+STAGING_PREFIX = ".tmp-"
+_FINGERPRINTED = ("variables", "assets")  # saved_model.pb differs between two exports of the same weights
+
+
+def model_fingerprint(saved_model_dir: str) -> str:
+    """sha256 over the relative paths and bytes of a SavedModel's ``variables/`` and ``assets/`` files."""
+    digest = hashlib.sha256()
+    for sub in _FINGERPRINTED:
+        top = os.path.join(saved_model_dir, sub)
+        if not fileio.isdir(top):
+            continue
+        for dirpath, _, filenames in sorted(fileio.walk(top)):
+            for name in sorted(filenames):
+                path = os.path.join(dirpath, name)
+                digest.update(os.path.relpath(path, saved_model_dir).encode() + b"\0")
+                with fileio.open(path, "rb") as handle:
+                    digest.update(handle.read())
+                digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def complete_versions(base_directory: str) -> list[str]:
+    """The numeric version directories under ``base_directory`` that hold a ``saved_model.pb``, oldest first."""
+    if not fileio.isdir(base_directory):
+        return []
+    names = [n.rstrip("/") for n in fileio.listdir(base_directory)]
+    versions = [n for n in names if n.isdigit()
+                and fileio.exists(os.path.join(base_directory, n, "saved_model.pb"))]
+    return sorted(versions, key=int)
+
+
+def find_version(base_directory: str, fingerprint: str) -> str | None:
+    """The newest version under ``base_directory`` holding the model of ``fingerprint``, or None."""
+    for version in reversed(complete_versions(base_directory)):
+        if model_fingerprint(os.path.join(base_directory, version)) == fingerprint:
+            return version
+    return None
+
+
+def remove_stale_staging(base_directory: str) -> None:
+    """Removes the staging directories of pushes that were killed (the caller holds the serving root)."""
+    if "://" in base_directory or not fileio.isdir(base_directory):
+        return
+    for name in fileio.listdir(base_directory):
+        if name.rstrip("/").startswith(STAGING_PREFIX):
+            fileio.rmtree(os.path.join(base_directory, name.rstrip("/")))
+
+
+def push_model(model_dir: str, base_directory: str) -> tuple[str, str, bool]:
+    """Pushes the SavedModel ``model_dir`` to ``base_directory/<version>`` unless a version already holds it.
+
+    Returns ``(version, destination, copied)``. The version is the UNIX time in seconds (as the standard
+    Pusher's), above every existing version, so TF Serving's latest-version policy serves it.
+    """
+    if not fileio.exists(os.path.join(model_dir, "saved_model.pb")):
+        raise ValueError(f"{model_dir}: no SavedModel to push (saved_model.pb is missing)")
+    fingerprint = model_fingerprint(model_dir)
+    fileio.makedirs(base_directory)
+    remove_stale_staging(base_directory)
+    existing = find_version(base_directory, fingerprint)
+    if existing is not None:
+        destination = os.path.join(base_directory, existing)
+        logging.info("Pusher: %s already holds this model; nothing copied", destination)
+        return existing, destination, False
+    names = [n.rstrip("/") for n in fileio.listdir(base_directory)]
+    version = max([int(time.time())] + [int(n) + 1 for n in names if n.isdigit()])
+    destination = os.path.join(base_directory, str(version))
+    if "://" in base_directory:  # object stores have no directory rename: saved_model.pb last, as TFX's Pusher
+        io_utils.copy_dir(model_dir, destination, deny_regex_patterns=[r"saved_model\.pb"])
+        io_utils.copy_file(os.path.join(model_dir, "saved_model.pb"), os.path.join(destination, "saved_model.pb"))
+        return str(version), destination, True
+    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
+    try:
+        io_utils.copy_dir(model_dir, staging, deny_regex_patterns=[r"saved_model\.pb"])
+        io_utils.copy_file(os.path.join(model_dir, "saved_model.pb"), os.path.join(staging, "saved_model.pb"))
+        fileio.rename(staging, destination)  # atomic on a local filesystem
+    except BaseException:
+        if fileio.exists(staging):
+            fileio.rmtree(staging)
+        raise
+    logging.info("Pusher: model written to serving path %s", destination)
+    return str(version), destination, True
+
+
+def should_push(blessing: types.Artifact) -> bool:
+    """Blessed, or the candidate is the already-blessed model (``is_new_model`` 0: its baseline was blessed)."""
+    props = blessing.mlmd_artifact.custom_properties
+    if "blessed" in props and props["blessed"].int_value == 1:
+        return True
+    return "is_new_model" in props and props["is_new_model"].int_value == 0 and "baseline_model_id" in props
+
+
+class Executor(tfx_pusher_executor.Executor):
+    """The standard Pusher executor with :func:`should_push` and :func:`push_model` (see the module docstring)."""
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        blessing = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+        if not should_push(blessing):
+            self._MarkNotPushed(model_push)
+            return
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+        if destination.WhichOneof("destination") != "filesystem":
+            raise NotImplementedError(f"push destination {destination.WhichOneof('destination')!r}")
+        model_path = self.GetModelPath(input_dict)
+        version, serving_path, copied = push_model(model_path, destination.filesystem.base_directory)
+        model_push.set_int_custom_property("copied", int(copied))
+        io_utils.copy_dir(model_path, model_push.uri)  # the archive copy, as the standard Pusher's
+        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
