@@ -106,7 +106,8 @@ class CheckpointStore:
         self.path = os.path.join(directory, FILE_NAME)
 
     def check_writable(self) -> None:
-        """Creates the directory and fails now (not after an epoch) when it cannot be written."""
+        """Creates the directory and fails now (not after an epoch) when it cannot be written; removes the temporary
+        files of writes that a kill interrupted (the checkpoint itself is always whole)."""
         if fileio.is_remote(self.directory):
             _gfile().makedirs(self.directory)
             return
@@ -116,6 +117,9 @@ class CheckpointStore:
             raise ValueError(f"--checkpoint_dir {self.directory} cannot be created: {err.strerror}") from None
         if not os.access(self.directory, os.W_OK | os.X_OK):
             raise ValueError(f"--checkpoint_dir {self.directory} is not writable")
+        for name in os.listdir(self.directory):
+            if name.startswith(f".{FILE_NAME}.") and name.endswith(".tmp"):
+                os.remove(os.path.join(self.directory, name))
 
     def load(self) -> tuple | None:
         """``(RunState, variable arrays)`` of the checkpoint, or None when there is none yet."""

@@ -78,10 +78,11 @@ def test_checkpoint_survives_sigkill_and_resumes_to_the_same_model(days, workdir
         process.wait(timeout=60)
         assert not model.exists() or kills == 0  # a killed run never left a model behind
     assert kills >= 1
-    assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint.npz"]  # no half-written file left
+    assert (ckpt / "checkpoint.npz").is_file()  # always whole: written beside it and renamed over it
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
     assert "resuming from" in result.stderr
+    assert sorted(p.name for p in ckpt.iterdir()) == ["checkpoint.npz"]  # a killed write's temporary file is gone
     ref, resumed = json.loads((workdir / "ref.json").read_text()), json.loads((workdir / "resumed.json").read_text())
     assert resumed["resumed_from_epoch"] > 0
     for key in ("recall@20", "mrr@20"):

@@ -50,8 +50,8 @@ def test_compiled_spec_has_the_tuner_feeding_the_trainer(tmp_path):
     assert "Tuner" in tasks["Trainer"]["dependentTasks"]
     assert "hyperparameters" in tasks["Trainer"]["inputs"]["artifacts"]
     params = tasks["Tuner"]["inputs"]["parameters"]
-    assert params["tuner_fn"]["runtimeValue"]["constantValue"]["stringValue"] == tuner_module.TUNER_FN
-    config = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert params["tuner_fn"]["runtimeValue"]["constant"] == tuner_module.TUNER_FN  # spec schema 2.1: typed values
+    config = json.loads(params["custom_config"]["runtimeValue"]["constant"])
     assert TuningOptions.from_json(config["tuning"]) == TUNING and "loss=bpr-max" in config["params"]
     without = pipeline.create_pipeline("gru4rec", root, f"{root}/data", f"{root}/serving")
     assert "Tuner" not in [c.id for c in without.components]
