@@ -24,7 +24,8 @@ fi
 pip=("$VENV/bin/python" -m pip --disable-pip-version-check)
 "${pip[@]}" install -q --upgrade "pip<27" "setuptools<81" wheel
 
-glibc_minor="$(ldd --version | head -n1 | grep -oE '[0-9]+\.[0-9]+$' | cut -d. -f2)"
+# getconf prints one line ("glibc 2.36"): no `ldd --version | head`, whose early close can SIGPIPE under pipefail
+glibc_minor="$(getconf GNU_LIBC_VERSION | sed -E 's/.*\.([0-9]+)$/\1/')"
 echo "install.sh: glibc 2.$glibc_minor; installing the TFX 1.21 stack (a cold install takes about 5 minutes)"
 if [ "$glibc_minor" -ge 39 ]; then
   "${pip[@]}" install -q -r "$REQ/tfx-requirements.txt" -r "$REQ/tfx-requirements-glibc239.txt" \
