@@ -49,15 +49,6 @@ def test_spec_has_the_expected_tasks(spec):
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == ROOT
 
 
-def test_pusher_condition_reads_the_pushers_own_input(spec):
-    """The backend evaluates the trigger over the task's inputs: the blessing is the Pusher's ``model_blessing``."""
-    pusher = spec["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"]
-    condition = pusher["triggerPolicy"]["condition"]
-    assert condition == "(inputs.artifacts['model_blessing'].artifacts[0].metadata['is_new_model'] == 1.0)"
-    assert pusher["inputs"]["artifacts"]["model_blessing"]["taskOutputArtifact"] == {
-        "outputArtifactKey": "blessing", "producerTask": "SessionEvaluator"}
-
-
 def test_custom_artifact_types_are_importable_by_their_schema_title(spec):
     """TFX's container entrypoint imports a non-standard artifact class by the schema title of its type."""
     import yaml  # pylint: disable=g-import-not-at-top

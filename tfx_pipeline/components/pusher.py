@@ -121,11 +121,16 @@ def push_model(model_dir: str, base_directory: str) -> tuple[str, str, bool]:
 
 
 def should_push(blessing: types.Artifact) -> bool:
-    """Blessed, or the candidate is the already-blessed model (``is_new_model`` 0: its baseline was blessed)."""
+    """Blessed, or the candidate is the already-blessed model (``is_new_model`` 0: its baseline was blessed).
+
+    Values are read whatever their MLMD type: on Kubeflow V2 / Vertex the executor input carries artifact metadata
+    as a JSON struct, so an integer property arrives as a double.
+    """
     props = blessing.mlmd_artifact.custom_properties
-    if "blessed" in props and props["blessed"].int_value == 1:
+    if "blessed" in props and blessing.get_custom_property("blessed") == 1:
         return True
-    return "is_new_model" in props and props["is_new_model"].int_value == 0 and "baseline_model_id" in props
+    return ("is_new_model" in props and blessing.get_custom_property("is_new_model") == 0
+            and "baseline_model_id" in props)
 
 
 class Executor(tfx_pusher_executor.Executor):
