@@ -129,8 +129,9 @@ def should_push(blessing: types.Artifact) -> bool:
     props = blessing.mlmd_artifact.custom_properties
     if "blessed" in props and blessing.get_custom_property("blessed") == 1:
         return True
-    return ("is_new_model" in props and blessing.get_custom_property("is_new_model") == 0
-            and "baseline_model_id" in props)
+    # is_new_model 0 implies a baseline (the evaluator sets it only when the candidate is, or equals, the last
+    # blessed model); the baseline's ID property is not relied on: on Vertex it is rewritten to an artifact name
+    return "is_new_model" in props and blessing.get_custom_property("is_new_model") == 0
 
 
 class Executor(tfx_pusher_executor.Executor):
