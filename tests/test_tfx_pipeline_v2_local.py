@@ -170,8 +170,10 @@ def test_unchanged_rerun_is_cached_and_pushes_nothing_new(first, second):
     assert rows["Trainer"] in ("CACHED", "COMPLETE")
     # re-evaluated against the last blessed model, which the resolver queries found by its artifact name
     assert rows["SessionEvaluator"] == "COMPLETE" and rows["Pusher"] in ("COMPLETE", "CACHED")
-    # the Pusher's executor finds the blessed model already in the serving root and copies nothing
-    assert f"pushed: {first['v2'].summary.push['destination']} (already there" in printed
+    # nothing new is pushed: under LocalDagRunner the Pusher finds the model already served ("already there"); through
+    # the V2 entrypoint the blessing's is_new_model does not reach the Pusher's check the same way and it pushes
+    # nothing (known gap, tfx_pipeline/README.md: a wiped serving root on Vertex is refilled by an uncached run)
+    assert "pushed: no" in printed or f"pushed: {first['v2'].summary.push['destination']} (already there" in printed
     assert versions == first["versions"]
 
 
