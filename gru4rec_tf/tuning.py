@@ -41,6 +41,7 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import keras_tuner
@@ -98,17 +99,41 @@ def make_hyperparameters(base: GRU4RecParams, space: SearchSpace):
     return hp
 
 
-def make_oracle(objective: str, hyperparameters, max_trials: int, algorithm: str = "bayesian", seed: int = 42):
+def make_oracle(objective: str, hyperparameters, max_trials: int, algorithm: str = "bayesian", seed: int = 42,
+                initial: Sequence[Mapping[str, Any]] = ()):
+    """KerasTuner's Bayesian or random oracle; its first ``len(initial)`` trials run the given searched values
+    (as Optuna's ``enqueue_trial``; e.g. the best-known configuration), the later ones are the oracle's own."""
     objective = keras_tuner.Objective(objective, direction="max")
     common = dict(objective=objective, max_trials=max_trials, hyperparameters=hyperparameters, seed=seed,
                   tune_new_entries=False, allow_new_entries=False, max_retries_per_trial=0,
                   max_consecutive_failed_trials=max(3, max_trials))
     if algorithm == "bayesian":
-        return keras_tuner.oracles.BayesianOptimizationOracle(
-            num_initial_points=max(2, min(10, max_trials // 3)), **common)
+        return _seeded(keras_tuner.oracles.BayesianOptimizationOracle)(
+            initial, num_initial_points=max(2, min(10, max_trials // 3)), **common)
     if algorithm == "random":
-        return keras_tuner.oracles.RandomSearchOracle(**common)
+        return _seeded(keras_tuner.oracles.RandomSearchOracle)(initial, **common)
     raise ValueError(f"algorithm must be bayesian or random, got {algorithm!r}")
+
+
+def _seeded(oracle_class):
+    """``oracle_class`` whose trial number i < len(initial) gets ``initial[i]`` (a resumed study counts its trials,
+    so a seeded trial runs once)."""
+
+    class SeededOracle(oracle_class):  # pylint: disable=abstract-method
+
+        def __init__(self, initial, **kwargs):
+            super().__init__(**kwargs)
+            self.initial = [dict(values) for values in initial]
+
+        def populate_space(self, trial_id):
+            if len(self.trials) < len(self.initial):
+                values = {hp.name: hp.default for hp in self.hyperparameters.space}
+                values.update(self.initial[len(self.trials)])
+                return {"status": trial_lib.TrialStatus.RUNNING, "values": values}
+            return super().populate_space(trial_id)
+
+    SeededOracle.__name__ = SeededOracle.__qualname__ = f"Seeded{oracle_class.__name__}"
+    return SeededOracle
 
 
 class GRU4RecTuner(base_tuner.BaseTuner):
@@ -122,6 +147,7 @@ class GRU4RecTuner(base_tuner.BaseTuner):
       directory: the study's directory (resumed when it holds one, unless ``overwrite``).
       prune_after: the median rule starts once this many trials have reached an epoch (0 disables pruning).
       timeout_s: no trial starts after this many seconds (the running one finishes).
+      initial: searched values of the study's first trials (:func:`gru4rec_tf.search_space.initial_values`).
       divergence_factor: stop a trial as DIVERGED once a chunk's mean training loss exceeds this many times its
         first step's loss (0 disables the check; a non-finite loss always fails the trial at once).
     """
@@ -130,14 +156,15 @@ class GRU4RecTuner(base_tuner.BaseTuner):
                  directory: str, algorithm: str = "bayesian", seed: int = 42, train_seed: int = 42,
                  prune_after: int = 4, timeout_s: float | None = None, eval_mode: str = "standard",
                  steps_per_call: int = 256, jit_compile: bool = True, overwrite: bool = False,
-                 divergence_factor: float = DIVERGENCE_FACTOR):
+                 divergence_factor: float = DIVERGENCE_FACTOR, initial: Sequence[Mapping[str, Any]] = ()):
         if not divergence_factor >= 0:
             raise ValueError(f"divergence_factor must be >= 0, got {divergence_factor}")
         self.divergence_factor = float(divergence_factor)
         self.base, self.space, self.objective, self.epochs = base, space, check_objective(objective), int(epochs)
         self.train_seed, self.prune_after, self.timeout_s = train_seed, prune_after, timeout_s
         self.eval_mode, self.steps_per_call, self.jit_compile = eval_mode, steps_per_call, jit_compile
-        oracle = make_oracle(self.objective, make_hyperparameters(base, space), max_trials, algorithm, seed)
+        oracle = make_oracle(self.objective, make_hyperparameters(base, space), max_trials, algorithm, seed,
+                             initial)
         super().__init__(oracle, directory=os.path.dirname(os.path.abspath(directory)) or ".",
                          project_name=os.path.basename(os.path.abspath(directory)), overwrite=overwrite)
         self.oracle.max_trials = max_trials  # a resumed study's total is this run's --trials

@@ -205,3 +205,17 @@ def test_a_diverging_trial_stops_early_is_never_best_and_tells_the_oracle(data, 
     tuning.write_reports(tuner, str(tmp_path))
     saved = list(csv.DictReader((tmp_path / "trials.csv").open()))
     assert saved[1]["state"] == "DIVERGED" and saved[1]["value"] == ""
+
+
+def test_the_initial_values_are_the_first_trial_only_once(data, tmp_path):
+    initial = {"layers": 16, "learning_rate": 0.05, "final_act": "linear"}  # 0.05 is off the space's 0.02 grid
+    tuner = make_tuner(tmp_path / "study", trials=2, epochs=1, initial=[initial])
+    tuner.search(**data)
+    first = tuner.oracle.trials["0"].hyperparameters.values
+    assert {k: first[k] for k in initial} == initial
+    assert tuning.params_from_values(first).learning_rate == 0.05
+    assert tuning.trial_state(tuner.oracle.trials["1"]) == "COMPLETED"
+    tuner = make_tuner(tmp_path / "study", trials=3, epochs=1, initial=[initial])  # resumed: not run again
+    tuner.search(**data)
+    third = tuner.oracle.trials["2"].hyperparameters.values
+    assert len(tuner.oracle.trials) == 3 and {k: third[k] for k in initial} != initial
