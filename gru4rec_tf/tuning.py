@@ -11,10 +11,11 @@ fails at once, and a trial whose chunk's mean training loss exceeds ``divergence
 loss of its first step (the untrained model: about log 2 for BPR-max, whose scores start near 0) is stopped as
 ``DIVERGED`` without spending its remaining epochs. A trained model's loss is below its untrained loss; 10 times
 it means the scores have blown up. On rsc15_100k, BPR-max configurations with large learning rates and momentum
-do this in the authors' own code too (``bench/results/tuning_rsc15.md``, notes): their first chunk averages
-70-500 against 0.7 at the first step, while the good configurations stay below 0.7. A diverged trial is reported
-to the oracle with the objective 0 at that epoch (so that the Bayesian optimisation learns to avoid the region;
-a failed trial teaches it nothing), but ``trials.csv`` shows no value for it and it is never the best trial.
+do this in the authors' own code too (``bench/results/tuning_rsc15.md``, notes): their chunks average 11-500
+within the first epoch against 0.69 at the first step, while the good configurations stay below 0.6. A diverged
+trial is reported to the oracle with the objective 0 at that epoch (so that the Bayesian optimisation learns to
+avoid the region; a failed trial teaches it nothing), but ``trials.csv`` shows no value for it and it is never the
+best trial.
 
 Why KerasTuner (not Optuna, which the authors use): it is what the standard TFX ``Tuner`` component drives
 (``tuner_fn`` returns a KerasTuner tuner; its ``best_hyperparameters`` artifact feeds the ``Trainer``), and
