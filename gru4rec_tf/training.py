@@ -122,7 +122,8 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
           epochs: int | None = None, steps_per_call: int = 256, jit_compile: bool = True,
           log_every_s: float = 10.0, validation: Validation | None = None, checkpoint_dir: str | None = None,
           checkpoint_every_s: float = 600.0, warm_start=None, tensorboard_dir: str | None = None,
-          on_epoch_end: Callable[[int, dict], None] | None = None) -> TrainResult:
+          on_epoch_end: Callable[[int, dict], None] | None = None,
+          on_chunk_end: Callable[[trainer_lib.EpochProgress], None] | None = None) -> TrainResult:
     """Trains GRU4Rec on ``train_data`` for at most ``epochs`` (default ``params.n_epochs``) epochs.
 
     Args:
@@ -133,6 +134,9 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
       tensorboard_dir: write TensorBoard scalars there.
       on_epoch_end: ``on_epoch_end(epoch, metrics)`` after every epoch's validation (e.g. a tuner's pruning);
         it may raise to stop the run.
+      on_chunk_end: ``on_chunk_end(progress)`` after every compiled chunk of ``steps_per_call`` steps, with the
+        epoch's :class:`~gru4rec_tf.trainer.EpochProgress` (``last_chunk_losses``: that chunk's step losses; e.g. a
+        tuner's divergence check); it may raise to stop the run.
 
     Raises:
       ValueError: a checkpoint of another run, or parameters that do not fit the warm-start model.
@@ -153,7 +157,7 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
     logging.info("training on %d events, %d sessions, %d items; params %s", train_data.n_events,
                  train_data.n_sessions, len(vocab), params.to_string())
     loop = _EpochLoop(gru_trainer, gru_trainer.make_schedule(train_data), n_epochs, state, validation, store,
-                      checkpoint_every_s, tensorboard_dir, log_every_s, on_epoch_end)
+                      checkpoint_every_s, tensorboard_dir, log_every_s, on_epoch_end, on_chunk_end)
     loop.run()
     if state.best_weights is not None:
         checkpoints.assign_variable_arrays(gru_trainer, state.best_weights)
@@ -197,8 +201,9 @@ class _EpochLoop:
     """The epochs of one :func:`train` call, with validation, checkpoints, TensorBoard and the progress bar."""
 
     def __init__(self, gru_trainer, schedule, n_epochs, state, validation, store, checkpoint_every_s,
-                 tensorboard_dir, log_every_s, on_epoch_end):
+                 tensorboard_dir, log_every_s, on_epoch_end, on_chunk_end=None):
         self.trainer, self.schedule, self.n_epochs, self.state = gru_trainer, schedule, n_epochs, state
+        self.on_chunk_end = on_chunk_end
         self.validation, self.store, self.checkpoint_every_s = validation, store, checkpoint_every_s
         self.on_epoch_end, self.log_every_s = on_epoch_end, log_every_s
         self.writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
@@ -244,6 +249,8 @@ class _EpochLoop:
         if self.store is not None and not progress.done and \
                 time.monotonic() - self.last_checkpoint >= self.checkpoint_every_s:
             self._checkpoint()
+        if self.on_chunk_end is not None:
+            self.on_chunk_end(progress)
 
     def _end_epoch(self, epoch: int) -> None:
         state, metrics = self.state, {}
