@@ -248,9 +248,9 @@ def _serving_device_strings(meta_graph):
     return found
 
 
-def test_no_pinned_devices(int_export, str_export):
+def test_no_pinned_devices(int_export, str_export, blocked_export):
     from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
-    for _, _, path, _ in (int_export, str_export):
+    for _, _, path, _ in (int_export, str_export, blocked_export):
         saved = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             saved.ParseFromString(f.read())
@@ -272,9 +272,9 @@ SERVING_OPS = {
     "Equal"}
 
 
-def test_uses_only_long_standing_ops(int_export, str_export):
+def test_uses_only_long_standing_ops(int_export, str_export, blocked_export):
     from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
-    for _, _, path, _ in (int_export, str_export):
+    for _, _, path, _ in (int_export, str_export, blocked_export):
         saved = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             saved.ParseFromString(f.read())
@@ -370,3 +370,79 @@ def test_export_command_names_its_own_flags_in_errors(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match=r"^--output .*file exists and is not a directory"):
         export_cmd.check_output(str(tmp_path / "file"), overwrite=True)
+
+
+# ---- the exact two-stage top-k and the exclusion paths ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n,block", [(60, 7), (60, 6), (61, 1), (100, 33), (50, 64)])
+def test_blocked_top_k_equals_top_k_with_ties(n, block):
+    rng = np.random.RandomState(n + block)
+    scores = rng.randint(-3, 3, size=[9, n]).astype(np.float32)  # many ties
+    scores[0] = 1.0  # a row of equal scores
+    scores[1, rng.rand(n) < 0.5] = -np.inf
+    scores[2] = -np.inf
+    for k in sorted({0, 1, 3, 7, min(20, n), n}):
+        values, indices = export.blocked_top_k(tf.constant(scores), tf.constant(k), block)
+        ref_values, ref_indices = tf.math.top_k(scores, k)
+        np.testing.assert_array_equal(indices, ref_indices)
+        np.testing.assert_array_equal(values, ref_values)
+    empty = export.blocked_top_k(tf.zeros([0, n]), 3, block)
+    assert empty[1].shape == (0, 3)
+
+
+def test_default_top_k_block():
+    assert export.default_top_k_block(1000) is None
+    assert export.default_top_k_block(100_000) == 80  # a divisor near sqrt(100,000 / 20)
+    assert export.default_top_k_block(1_000_000) == 200
+    assert export.default_top_k_block(100_003) == 71  # no divisor near 71: the last block is padded
+
+
+@pytest.fixture(scope="module")
+def blocked_export(tmp_path_factory):
+    """Tied scores (duplicated item vectors and biases) and a block size that does not divide the catalogue."""
+    model = make_model("layers=16/12,n_sample=0,constrained_embedding=True")
+    vectors, bias = model.item_vectors.numpy(), model.item_bias.numpy()
+    for dup, src in [(7, 3), (8, 3), (30, 3), (41, 12), (59, 0), (22, 12)]:
+        vectors[dup], bias[dup] = vectors[src], bias[src]
+    model.item_vectors.assign(vectors)
+    model.item_bias.assign(bias)
+    vocab = ItemVocabulary(INT_IDS)
+    path = export.export_saved_model(model, vocab, str(tmp_path_factory.mktemp("blocked") / "1"), max_k=100,
+                                     top_k_block=7)
+    return model, vocab, path, tf.saved_model.load(path)
+
+
+def test_blocked_export_equals_in_memory_model_with_ties(blocked_export):
+    model, vocab, _, loaded = blocked_export
+    tied = [vocab.item_ids[i] for i in (3, 7, 8, 30, 12, 41, 22, 0, 59)]
+    sessions = [random_session(vocab, n) for n in (1, 4, 6)] + [tied[:3], tied[3:]]
+    for k in (1, 5, N_ITEMS):
+        out = loaded.signatures["serving_default"](**session_inputs(sessions, k=k))
+        seen = loaded.signatures["serving_default"](**session_inputs(sessions, k=k, exclude_seen=True))
+        for row, session in enumerate(sessions):
+            check_row(out, row, *reference(model, vocab, session, k))
+            check_row(seen, row, *reference(model, vocab, session, k, excluded=session))
+    state = np.zeros([len(sessions), 28], np.float32)
+    exclude = [tied[:4], [], tied + [UNKNOWN, tied[1]], [vocab.item_ids[5]] * 3, [-1, tied[0]]]
+    for k in (3, N_ITEMS):
+        step = loaded.signatures["step"](**step_inputs([s[0] for s in sessions], state, k=k, exclude=exclude))
+        for row, session in enumerate(sessions):
+            check_row(step, row, *reference(model, vocab, session[:1], k, excluded=exclude[row]))
+
+
+def test_long_exclusion_lists_take_the_mask_path_with_the_same_results(blocked_export, int_export):
+    """Past MAX_FILTERED_EXCLUSIONS IDs the [B, n] mask is used; the same request under it gives the same rows."""
+    for _, vocab, _, loaded in (blocked_export, int_export):
+        rng = np.random.RandomState(1)
+        short = [list(rng.choice(vocab.item_ids, 12)) + [UNKNOWN] for _ in range(3)]
+        pad = [-1] * export.MAX_FILTERED_EXCLUSIONS
+        state = rng.normal(0, 0.3, [3, 28]).astype(np.float32)
+        for k in (4, N_ITEMS):
+            items = [vocab.item_ids[1], UNKNOWN, vocab.item_ids[2]]
+            a = loaded.signatures["step"](**step_inputs(items, state, k=k, exclude=short))
+            b = loaded.signatures["step"](**step_inputs(items, state, k=k, exclude=[pad + e for e in short]))
+            for key in ("item_ids", "scores", "num_results", "state"):
+                np.testing.assert_array_equal(a[key], b[key])
+            np.testing.assert_array_equal(a["num_results"], [min(k, N_ITEMS - len(set(e) - {UNKNOWN}))
+                                                            for e in short])
