@@ -173,8 +173,11 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--synthetic_items", type=int, default=SYNTHETIC["n_items"], help="RR data: catalogue")
+    parser.add_argument("--synthetic_sessions", type=int, default=SYNTHETIC["n_sessions"], help="RR data: sessions")
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results", "speed.md"))
     args = parser.parse_args()
+    SYNTHETIC.update(n_items=args.synthetic_items, n_sessions=args.synthetic_sessions)
     if not os.path.isfile(os.path.join(args.official_dir, "run.py")):
         sys.exit(f"--official_dir {args.official_dir}: no run.py (a copy of hidasib/GRU4Rec_PyTorch_Official?)")
     check = subprocess.run([args.official_python, "-c", "import torch, numpy, pandas, joblib"], capture_output=True,
