@@ -9,6 +9,10 @@ the very same computation: same argument shapes, same traced function names. So,
   to a quarter octave, at most 25% larger), so that consecutive days whose catalogues grow a little share one
   program; the padding rows are never sampled, trained, evaluated, saved or exported (``training.train`` returns a
   model of the real size, identical to an unpadded run with the same seed);
+* the **distinct-row budget** of a step (the trainer's computation size for the sampled output rows, which depends
+  on the day's popularity distribution) is rounded up to a quarter octave too, so it stays the same from day to
+  day; this changes results only by float rounding (a computation over more zero-weight rows; about 1e-4 on a
+  weight after an epoch of rsc15_100k);
 * the loop is traced with **stable names** (:func:`stable_trace_names`): the uid TensorFlow appends to the names of
   traced functions is a process-wide counter, so the same loop traced after other work gets other names and a
   different cache key; inside this context the names depend only on the loop's configuration (and on how many

@@ -117,6 +117,8 @@ class Trainer:
         distinct = max(len(np.unique(row)) for row in draws)
         extra = full - params.n_sample  # the targets (and, with a shared embedding, the inputs)
         budget = min(self.n_items, -(-int(distinct * 1.02 + extra) // granularity) * granularity)
+        if compile_cache.enabled():  # a coarser size, so that the next day's loop has the same shapes
+            budget = min(self.n_items, compile_cache.item_capacity(budget))
         return budget if budget < 0.9 * full else None
 
     def _output_row_width(self) -> int:

@@ -202,9 +202,10 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
                      report.new_items, report.dropped_items)
     identity = checkpoints.run_identity(params, seed, steps_per_call, train_data, vocab,
                                         report.source if report else None)
+    checkpoint_identity = dict(identity)  # the run's identity (recorded with the model) is that of the unpadded run
     if gru_trainer.model.n_items != len(vocab):  # a checkpoint holds the padded tables: same capacity to resume
-        identity["item_capacity"] = gru_trainer.model.n_items
-    store, state = _restore(checkpoint_dir, gru_trainer, identity)
+        checkpoint_identity["item_capacity"] = gru_trainer.model.n_items
+    store, state = _restore(checkpoint_dir, gru_trainer, checkpoint_identity)
     resumed_from = None if state.epoch == 0 and state.progress is None else _epochs_done(state)
     logging.info("training on %d events, %d sessions, %d items; params %s", train_data.n_events,
                  train_data.n_sessions, len(vocab), params.to_string())

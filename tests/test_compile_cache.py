@@ -92,8 +92,21 @@ def test_padded_item_tables_give_the_unpadded_results(days, params, monkeypatch,
         assert [h.loss for h in a.history] == [h.loss for h in b.history]
         assert a.valid_history == b.valid_history
     assert plain[2] == padded[2]
-    assert padded[1].identity["item_capacity"] == len(padded[1].vocab) + 37
-    assert "item_capacity" not in plain[1].identity
+    # What the saved model records (the pipeline's re-run detection) is unchanged; warm_start names the directory.
+    assert padded[0].identity == plain[0].identity
+    assert {**padded[1].identity, "warm_start": None} == {**plain[1].identity, "warm_start": None}
+
+
+def test_a_checkpoint_of_padded_tables_resumes_only_with_the_same_capacity(days, monkeypatch, tmp_path):
+    day1, _, _ = days
+    vocab = ItemVocabulary.from_events(day1)
+    data, ckpt = SessionData.from_events(day1, vocab), str(tmp_path / "ckpt")
+    monkeypatch.setenv("TF_XLA_FLAGS", f"{compile_cache.FLAG}={tmp_path / 'cache'}")
+    monkeypatch.setattr(compile_cache, "item_capacity", lambda n: n + 37)
+    training.train(data, vocab, PARAMS[0], seed=3, epochs=1, steps_per_call=4, checkpoint_dir=ckpt)
+    monkeypatch.delenv("TF_XLA_FLAGS")
+    with pytest.raises(ValueError, match="item_capacity"):
+        training.train(data, vocab, PARAMS[0], seed=3, epochs=2, steps_per_call=4, checkpoint_dir=ckpt)
 
 
 def test_padded_rows_are_never_sampled_nor_ranked(days, monkeypatch):
@@ -155,3 +168,22 @@ def test_a_later_process_with_a_grown_catalogue_loads_the_compiled_loop(tmp_path
     (n2, _), files_again = run(3, 62)
     assert int(n2) != int(n1) and compile_cache.item_capacity(int(n2)) == compile_cache.item_capacity(int(n1))
     assert files_again == files  # same capacity bucket, other uids before: loaded, nothing new compiled
+
+
+def test_padding_changes_nothing_where_the_distinct_row_budget_applies(monkeypatch, tmp_path):
+    """With the cache on, the distinct-row budget is rounded up to a quarter octave (shapes stable across days);
+    with the same budget, padded tables give the unpadded weights bit for bit."""
+    events = synthetic.generate_sessions(n_items=300, n_sessions=300, seed=2, span_days=1.0)
+    vocab = ItemVocabulary.from_events(events)
+    data = SessionData.from_events(events, vocab)
+    params = GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=8,n_sample=256,"
+                                       "sample_alpha=0.5,learning_rate=0.1,n_epochs=1")
+    monkeypatch.setenv("TF_XLA_FLAGS", f"{compile_cache.FLAG}={tmp_path / 'cache'}")
+    plain = training.build_trainer(vocab.support, params, seed=3, steps_per_call=8)
+    padded = training.build_trainer(vocab.support, params, seed=3, steps_per_call=8, capacity=len(vocab) + 37)
+    assert plain._row_budget is not None and plain._row_budget == padded._row_budget
+    assert compile_cache.item_capacity(plain._row_budget) == plain._row_budget
+    assert [h.loss for h in plain.fit(data)] == [h.loss for h in padded.fit(data)]
+    unpadded = training.unpadded_model(padded.model, len(vocab))
+    for x, y in zip(_weights(plain.model), _weights(unpadded), strict=True):
+        np.testing.assert_array_equal(x, y)
