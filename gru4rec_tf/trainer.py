@@ -118,7 +118,7 @@ class Trainer:
         extra = full - params.n_sample  # the targets (and, with a shared embedding, the inputs)
         budget = min(self.n_items, -(-int(distinct * 1.02 + extra) // granularity) * granularity)
         if compile_cache.enabled():  # a coarser size, so that the next day's loop has the same shapes
-            budget = min(self.n_items, compile_cache.item_capacity(budget))
+            budget = min(self.n_items, compile_cache.round_up(budget))
         return budget if budget < 0.9 * full else None
 
     def _output_row_width(self) -> int:

@@ -37,13 +37,15 @@ def days():
     return day1, day2, day3
 
 
-def test_item_capacity_rounds_up_to_quarter_octaves():
-    assert [compile_cache.item_capacity(n) for n in (1, 8, 9, 80, 81, 1883, 2387, 2660, 2933)] == \
-        [1, 8, 10, 80, 96, 2048, 2560, 3072, 3072]
+def test_capacities_round_up_to_half_octaves_and_budgets_to_quarter_octaves():
+    assert [compile_cache.item_capacity(n) for n in (1, 4, 5, 7, 80, 97, 1883, 2387, 2660, 2933)] == \
+        [1, 4, 6, 8, 96, 128, 2048, 3072, 3072, 3072]
+    assert [compile_cache.round_up(n) for n in (9, 80, 81, 1408, 1472, 1536)] == [10, 80, 96, 1536, 1536, 1536]
     for n in range(1, 5000):
-        c = compile_cache.item_capacity(n)
-        assert n <= c <= 1.25 * n + 1
-        assert compile_cache.item_capacity(c) == c  # a capacity is its own bucket
+        for steps, fn in ((2, compile_cache.item_capacity), (4, compile_cache.round_up)):
+            c = fn(n)
+            assert n <= c <= (1 + 1 / steps) * n + 1
+            assert fn(c) == c  # a rounded size is its own bucket
 
 
 def test_enable_after_tensorflow_started_only_warns(tmp_path, monkeypatch):
@@ -163,7 +165,7 @@ def test_a_later_process_with_a_grown_catalogue_loads_the_compiled_loop(tmp_path
                              capture_output=True, text=True, timeout=300, check=True).stdout
         return out.split("ITEMS")[1].split(), sorted(os.listdir(cache))
 
-    (n1, m1), files = run(0, 60)
+    (n1, m1), files = run(0, 56)
     assert files and int(n1) == int(m1)  # compiled and saved; the returned model has the real size
     (n2, _), files_again = run(3, 62)
     assert int(n2) != int(n1) and compile_cache.item_capacity(int(n2)) == compile_cache.item_capacity(int(n1))
@@ -182,7 +184,7 @@ def test_padding_changes_nothing_where_the_distinct_row_budget_applies(monkeypat
     plain = training.build_trainer(vocab.support, params, seed=3, steps_per_call=8)
     padded = training.build_trainer(vocab.support, params, seed=3, steps_per_call=8, capacity=len(vocab) + 37)
     assert plain._row_budget is not None and plain._row_budget == padded._row_budget
-    assert compile_cache.item_capacity(plain._row_budget) == plain._row_budget
+    assert compile_cache.round_up(plain._row_budget) == plain._row_budget
     assert [h.loss for h in plain.fit(data)] == [h.loss for h in padded.fit(data)]
     unpadded = training.unpadded_model(padded.model, len(vocab))
     for x, y in zip(_weights(plain.model), _weights(unpadded), strict=True):
