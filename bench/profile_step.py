@@ -105,6 +105,7 @@ def profile(args):
     with open(glob.glob(os.path.join(log_dir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
         space.ParseFromString(f.read())
     per_kind, xla_busy = collections.Counter(), 0.0
+    per_name, per_line = collections.Counter(), collections.Counter()
     for plane in space.planes:
         names = {key: meta.name for key, meta in plane.event_metadata.items()}
         for line in plane.lines:
@@ -116,9 +117,13 @@ def profile(args):
                         "Eigen" in line.name or "tf_Compute" in line.name):
                     continue
                 per_kind[_kind(name)] += event.duration_ps
+                per_name[name] += event.duration_ps
+                per_line[line.name] += event.duration_ps
     to_us = lambda ps: ps / 1e6 / chunk.n_steps  # noqa: E731
     return {"wall_ms": wall_ms, "xla_us": to_us(xla_busy), "steps": chunk.n_steps,
-            "kinds": [(kind, to_us(ps)) for kind, ps in per_kind.most_common()]}
+            "kinds": [(kind, to_us(ps)) for kind, ps in per_kind.most_common()],
+            "top": [(name, to_us(ps)) for name, ps in per_name.most_common(args.top)],
+            "threads": [(name, to_us(ps)) for name, ps in per_line.most_common()]}
 
 
 def report(args, result) -> str:
@@ -135,6 +140,11 @@ def report(args, result) -> str:
     lines += [f"| {kind} | {us:.1f} |" for kind, us in shown]
     rest = sum(us for _, us in result["kinds"]) - sum(us for _, us in shown)
     lines += [f"| everything else (each under 2 µs) | {rest:.1f} |", ""]
+    if result.get("top"):
+        lines += ["| op (costliest first) | µs per step |", "|---|---|"]
+        lines += [f"| {name} | {us:.1f} |" for name, us in result["top"]] + [""]
+        lines += ["| thread | µs per step |", "|---|---|"]
+        lines += [f"| {name} | {us:.1f} |" for name, us in result["threads"]] + [""]
     return "\n".join(lines) + "\n"
 
 
@@ -146,6 +156,7 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--out", default=os.path.join(HERE, "results", "profile.md"))
+    parser.add_argument("--top", type=int, default=0, help="also list the N costliest recorded ops")
     parser.add_argument("--append", action="store_true", help="add a section to --out instead of replacing it")
     args = parser.parse_args()
     if not os.path.isdir(RSC15):

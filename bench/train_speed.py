@@ -11,7 +11,7 @@ Cases:
   * synthetic data with 100k and 1M items (~2M events, the project's generator): one epoch, evaluation on a capped
     number of test sessions;
   * batch size 32..512 and layer size 100/256/512 on rsc15 config A (a fixed number of steps), plotted to PNG.
-Results: ``bench/results/speed.md`` and ``bench/results/speed_scaling.png``. Usage::
+Results: ``bench/results/speed_breakdown.md`` and ``bench/results/speed_scaling.png``. Usage::
 
     .venv/bin/python bench/train_speed.py [--quick] [--threads 2] [--reps 3]
 """
@@ -192,7 +192,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--scale_sessions", type=int, default=400_000, help="synthetic sessions (~5 events each)")
     parser.add_argument("--quick", action="store_true", help="fewer repetitions, no scale cases")
-    parser.add_argument("--output", default=os.path.join(HERE, "results", "speed.md"))
+    parser.add_argument("--output", default=os.path.join(HERE, "results", "speed_breakdown.md"))
     args = parser.parse_args()
     if args.case:
         import gru4rec_tf  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import

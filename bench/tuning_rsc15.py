@@ -9,7 +9,8 @@
 
 The studies are stored in ``--work_dir`` and resumed by a re-run (``--trials`` is each study's total). Usage::
 
-    .venv/bin/python bench/tuning_rsc15.py [--trials 40] [--epochs 4] [--timeout_s 1140] [--seeds 2]
+    .venv/bin/python bench/tuning_rsc15.py [--trials 40] [--epochs 4] [--timeout_s 1140] [--seeds 2] \
+        [--initial_params best_known]
 """
 import argparse
 import csv
@@ -43,6 +44,8 @@ def tune(loss, args):
                "--valid", os.path.join(args.data, "train_valid.tsv"), "--trials", str(args.trials),
                "--epochs", str(args.epochs), "--objective", args.objective, "--fixed_params", LOSSES[loss],
                "--timeout_s", str(args.timeout_s), "--output", output]
+    if args.initial_params:
+        command += ["--initial_params", args.initial_params]
     print("$ " + " ".join(command[1:]), flush=True)
     started = time.perf_counter()
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
@@ -92,6 +95,8 @@ def main():
     parser.add_argument("--epochs", type=int, default=4, help="epochs per trial (the best epoch is kept)")
     parser.add_argument("--timeout_s", type=float, default=1140.0, help="per loss: no new trial after this")
     parser.add_argument("--objective", default="mrr@20")
+    parser.add_argument("--initial_params", default="", help="passed to gru4rec tune, e.g. best_known (each "
+                        "study's first trial: configuration A / the authors' XE paramfile)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds of the final train_full -> test runs")
     parser.add_argument("--losses", default="bpr-max,cross-entropy")
     parser.add_argument("--work_dir", default=os.path.join("/tmp", "gru4rec_tuning_rsc15"))
@@ -143,12 +148,13 @@ def write_report(args, studies, results, tuning_wall):
         states = ", ".join(f"{n} {k.lower()}" for k, n in s["states"].items())
         study_lines.append(f"| {s['loss']} | {s['trials']} ({states}) | {s['wall_s'] / 60:.1f} min | "
                            f"{s['best']['value']:.4f} | {s['best']['epochs']} | `{s['best']['params']}` |")
+    initial = f" --initial_params {args.initial_params}" if args.initial_params else ""
     plots = "\n".join(f"![{s['loss']} optimisation history]({s['plot']})" for s in studies)
     text = f"""# Hyperparameter tuning on rsc15_100k (`bench/tuning_rsc15.py`)
 
 Written on {time.strftime('%Y-%m-%d %H:%M')} ({platform.machine()}, {os.cpu_count()} cores shared with other jobs,
 Python {platform.python_version()}). Settings: `--trials {args.trials} --epochs {args.epochs} --timeout_s
-{args.timeout_s:g} --objective {args.objective}` per loss (KerasTuner Bayesian optimisation, default spaces,
+{args.timeout_s:g} --objective {args.objective}{initial}` per loss (KerasTuner Bayesian optimisation, default spaces,
 median pruning after 4 trials), tuning on `train_tr.tsv` -> `train_valid.tsv`; then every model below trained on
 `train_full.tsv` and evaluated on `test.tsv` (full catalogue, standard ties), mean of {args.seeds} seed(s).
 

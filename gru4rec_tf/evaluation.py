@@ -62,9 +62,15 @@ class Evaluator:
             model, batch = self.model, self.batch_size
             state_specs = tuple(tf.TensorSpec([batch, layer.units], tf.float32) for layer in model.gru_layers)
             spec = lambda dtype: tf.TensorSpec([None, batch], dtype)  # noqa: E731
+            # Scoring is batched over the steps of a call: the recurrent loop only collects the hidden states of
+            # the active slots, then the catalogue is scored for up to ``batch`` events at a time. The tail of a
+            # test set (a few long sessions) then costs full-size matrix products, not one tiny one per step.
+            score_rows = batch
 
+            # autograph=False with explicit while loops: converting the call tree costs more than a small test
+            # set's whole evaluation.
             @tf.function(input_signature=[spec(tf.int32), spec(tf.int32), spec(tf.bool), spec(tf.bool),
-                                          state_specs])
+                                          state_specs], autograph=False)
             def rank_steps(inputs, targets, valid, reset, states):
                 # The item tables are read once per call, not once per step: after training (scatter updates) the
                 # variables are in copy-on-read mode, where every dense read copies the whole table.
@@ -74,22 +80,37 @@ class Evaluator:
                                 else tf.convert_to_tensor(model.item_vectors))[:n_items]
                 item_bias = tf.convert_to_tensor(model.item_bias)[:n_items]
                 n_steps = tf.shape(inputs)[0]
-                ranks = tf.TensorArray(tf.float32, size=n_steps)
-                for k in tf.range(n_steps):
+
+                def step(k, states, hidden_out):
                     states = tuple(tf.where(reset[k][:, tf.newaxis], tf.zeros_like(s), s) for s in states)
-                    # Only the active slots are scored (the official loop drops finished rows): the cost of a
-                    # step follows its active rows, so a long last session does not cost a full batch per step.
+                    # Only the active slots are run (the official loop drops finished rows): the cost of a step
+                    # follows its active rows, so a long last session does not cost a full batch per step.
                     active = tf.where(valid[k])
                     hidden, new_states = model.step_from_rows(
                         tf.gather(input_table, tf.gather_nd(inputs[k], active)),
                         tuple(tf.gather_nd(s, active) for s in states))
-                    scores = tf.matmul(hidden, item_vectors, transpose_b=True) + item_bias
-                    target_scores = tf.gather(scores, tf.gather_nd(targets[k], active), batch_dims=1)
-                    step_ranks = rank_of_targets(scores, target_scores, mode)
-                    ranks = ranks.write(k, tf.scatter_nd(active, step_ranks, [batch]))
                     states = tuple(tf.tensor_scatter_nd_update(s, active, new)
                                    for s, new in zip(states, new_states, strict=True))
-                return states, ranks.stack()
+                    return k + 1, states, hidden_out.write(k, hidden)
+
+                _, states, hidden_out = tf.while_loop(
+                    lambda k, *_: k < n_steps, step,
+                    (tf.constant(0), tuple(states), tf.TensorArray(tf.float32, size=n_steps, infer_shape=False,
+                                                                   element_shape=[None, model.gru_layers[-1].units])))
+                hidden = hidden_out.concat()  # active events, steps then slots
+                event_targets = tf.boolean_mask(targets, valid)
+                n_events = tf.shape(hidden)[0]
+
+                def score(begin, ranks):
+                    end = tf.minimum(begin + score_rows, n_events)
+                    scores = tf.matmul(hidden[begin:end], item_vectors, transpose_b=True) + item_bias
+                    target_scores = tf.gather(scores, event_targets[begin:end], batch_dims=1)
+                    return end, tf.concat([ranks, rank_of_targets(scores, target_scores, mode)], axis=0)
+
+                _, ranks = tf.while_loop(lambda begin, _: begin < n_events, score,
+                                         (tf.constant(0), tf.zeros([0], tf.float32)),
+                                         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])))
+                return states, ranks
 
             self._compiled[mode] = rank_steps
         return self._compiled[mode]
@@ -116,7 +137,7 @@ class Evaluator:
         ranks_out, targets_out = [], []
         for chunk in schedule.chunks(self.steps_per_call):
             states, ranks = rank_steps(chunk.inputs, chunk.targets, chunk.valid, chunk.reset, states)
-            ranks_out.append(ranks.numpy()[chunk.valid])
+            ranks_out.append(ranks.numpy())
             targets_out.append(np.asarray(chunk.targets)[chunk.valid])
         if not ranks_out:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32)

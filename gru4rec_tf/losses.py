@@ -12,6 +12,7 @@ BPR-max / TOP1-max. Neither matches the spec exactly, so these losses are writte
 import tensorflow as tf
 import tf_keras
 
+from gru4rec_tf import fused_losses
 from gru4rec_tf import params as params_lib
 
 _EPS_LOG = 1e-24
@@ -165,13 +166,15 @@ class TopKRankingLoss(tf_keras.layers.Layer):
     """
 
     def __init__(self, loss: str, final_act: str, batch_size: int, bpreg: float = 0.0, logq: float = 0.0,
-                 **kwargs):
+                 fused_gradient: bool = True, **kwargs):
         super().__init__(**kwargs)
         params_lib.check_loss_pairing(loss, final_act)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.loss_name, self.final_act, self.batch_size = loss, final_act, batch_size
         self.bpreg, self.logq = float(bpreg), float(logq)
+        # BPR-max and cross-entropy have closed-form score gradients (fused_losses): same values, fewer passes.
+        self.fused_gradient = fused_gradient and fused_losses.supports(loss, final_act)
 
     def call(self, scores, col_valid, row_valid, log_q=None):
         """Step loss from ``[B, N]`` column scores (diagonal = positives); see :func:`ranking_loss_per_row`."""
@@ -182,7 +185,8 @@ class TopKRankingLoss(tf_keras.layers.Layer):
     def from_item_scores(self, scores, target_weight, sample_weight, positive, row_valid, log_q_target=None,
                          log_q_sample=None):
         """Step loss from ``[B, U]`` scores of the distinct items; see :func:`weighted_loss_per_row`."""
-        per_row = weighted_loss_per_row(self.loss_name, self.final_act, scores, target_weight, sample_weight,
+        per_row_fn = fused_losses.fused_loss_per_row if self.fused_gradient else weighted_loss_per_row
+        per_row = per_row_fn(self.loss_name, self.final_act, scores, target_weight, sample_weight,
                                         positive, log_q_target, log_q_sample, logq=self.logq, bpreg=self.bpreg)
         return self._reduce(per_row, row_valid)
 
@@ -192,4 +196,5 @@ class TopKRankingLoss(tf_keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "loss": self.loss_name, "final_act": self.final_act,
-                "batch_size": self.batch_size, "bpreg": self.bpreg, "logq": self.logq}
+                "batch_size": self.batch_size, "bpreg": self.bpreg, "logq": self.logq,
+                "fused_gradient": self.fused_gradient}

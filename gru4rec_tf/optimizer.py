@@ -80,13 +80,19 @@ class AdagradMomentum(tf.Module):
         grad = tf.math.unsorted_segment_sum(values * kept, rows.position, tf.shape(indices)[0])
         return self.coalesced_rows(var, rows, grad)
 
-    def coalesced_rows(self, var, rows: "UniqueRows", grad, touched=None) -> "SparseRowUpdate":
-        """New rows of ``var`` and its slots for the already coalesced gradient ``grad`` of ``rows.unique``.
+    def coalesced_rows(self, var, rows: "UniqueRows", grad, touched=None):
+        """The update of ``var`` and its slots for the already coalesced gradient ``grad`` of ``rows.unique``.
 
         Rows where ``touched`` is False keep their values, accumulator and velocity, and so do padding rows (from
         ``rows.n_unique`` on): their gradient is zero, which leaves value and accumulator as they were, and with
         momentum their velocity is kept explicitly.
+
+        Without momentum a zero gradient changes nothing, so the update is the gradient itself
+        (:class:`RowGradient`), applied in place by the writers: one pass over the rows instead of reading the old
+        rows, computing new ones and copying them back. With momentum it is the new rows (:class:`SparseRowUpdate`).
         """
+        if self.momentum == 0:
+            return RowGradient(rows.unique, rows.n_unique, grad)
         acc, vel = self.slots(var)
         old_acc = tf.gather(acc, rows.unique)
         acc_rows = old_acc + tf.square(grad)
@@ -108,12 +114,16 @@ class AdagradMomentum(tf.Module):
             vel_rows = None if vel_rows is None else tf.where(keep, old_vel, vel_rows)
         return SparseRowUpdate(rows.unique, rows.n_unique, var_rows, acc_rows, vel_rows)
 
-    def write_rows(self, var, update: "SparseRowUpdate"):
+    def write_rows(self, var, update):
         """Writes the first ``n_unique`` rows of ``update`` into ``var`` and its slots.
 
         The rows are unique, so ``scatter_update`` (a row copy, several times faster on CPU than ``scatter_add``)
         is exact.
         """
+        if isinstance(update, RowGradient):
+            n = update.n_unique
+            self._apply_row_gradient(var, update.indices[:n, tf.newaxis], update.grad[:n])
+            return
         acc, vel = self.slots(var)
         n, indices = update.n_unique, update.indices[:update.n_unique]
         acc.scatter_update(tf.IndexedSlices(update.acc_rows[:n], indices))
@@ -127,12 +137,28 @@ class AdagradMomentum(tf.Module):
         The indices must be distinct, padding included (:func:`gru4rec_tf.distinct_rows.distinct_rows` pads with
         items the step does not use, whose rows :meth:`coalesced_rows` leaves unchanged).
         """
+        if isinstance(update, RowGradient):
+            self._apply_row_gradient(var, update.indices[:, tf.newaxis], update.grad)
+            return
         acc, vel = self.slots(var)
         indices = update.indices[:, tf.newaxis]
         acc.scatter_nd_update(indices, update.acc_rows)
         if vel is not None:
             vel.scatter_nd_update(indices, update.vel_rows)
         var.scatter_nd_update(indices, update.var_rows)
+
+
+    def _apply_row_gradient(self, var, indices, grad):
+        """Adagrad without momentum on distinct rows, in place: ``acc += g²``, then ``θ −= η·g/sqrt(acc + ε)``."""
+        acc, _ = self.slots(var)
+        acc.scatter_nd_add(indices, tf.square(grad))
+        new_acc = tf.gather(acc, indices[:, 0])
+        var.scatter_nd_add(indices, -self.learning_rate * grad / tf.sqrt(new_acc + ADAGRAD_EPSILON))
+
+
+class RowGradient(collections.namedtuple("RowGradient", "indices n_unique grad")):
+    """Coalesced gradient rows of distinct indices (only the first ``n_unique`` are real; the rest are zero rows of
+    unused items), for an update without momentum, which the writers apply in place."""
 
 
 class SparseRowUpdate(collections.namedtuple("SparseRowUpdate", "indices n_unique var_rows acc_rows vel_rows")):

@@ -293,6 +293,68 @@ def _parse_dimension(source: str, name: Any, spec: Any) -> Dimension:
     return Dimension(name, kind, low, high, step, log)
 
 
+# The best-known configuration per loss, a study's optional first trial (``--initial_params best_known``); facts:
+# BPR-max is configuration A of this project's accuracy benchmark (bench/rsc15_configs.py: the authors' RSC15
+# BPR-max setting with 100 units), cross-entropy the authors' paramfile rsc15_xe_shared_100_best.
+BEST_KNOWN = {
+    "bpr-max": "final_act=elu-0.5,layers=100,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.0,"
+               "learning_rate=0.05,momentum=0.0,sample_alpha=0.5,bpreg=1.0",
+    "cross-entropy": "layers=100,batch_size=32,dropout_p_embed=0.0,dropout_p_hidden=0.4,learning_rate=0.2,"
+                     "momentum=0.2,sample_alpha=0.5",
+}
+
+
+def initial_values(text: str, space: SearchSpace, base: GRU4RecParams) -> dict[str, Any]:
+    """The searched values of a study's first trial from ``--initial_params``; ValueError naming what is wrong.
+
+    ``text`` is ``k=v,...`` (official names, ``elu_param`` accepted) giving a value to every searched parameter
+    and nothing else, or ``best_known`` (:data:`BEST_KNOWN` of ``base.loss``, its searched parameters). Each
+    value must lie in its range (it need not be on the ``step`` grid) or among its choices.
+    """
+    where = "--initial_params"
+    text = (text or "").strip()
+    if text == "best_known":
+        if base.loss not in BEST_KNOWN:
+            raise ValueError(f"{where}: no best-known configuration for loss={base.loss} (known: "
+                             f"{', '.join(BEST_KNOWN)}); give the values as k=v,...")
+        known = BEST_KNOWN[base.loss]
+        names = {item.split("=", 1)[0] for item in known.split(",")}
+        lacking = [n for n in space.names if n not in names]
+        if lacking:
+            raise ValueError(f"{where}: the best-known {base.loss} configuration has no value for the searched "
+                             f"{', '.join(lacking)}; give the values as k=v,...")
+        text = ",".join(item for item in known.split(",") if item.split("=", 1)[0] in space.names)
+        where = f"--initial_params best_known ({base.loss}: {known})"
+    names = [item.split("=", 1)[0].strip() for item in text.split(",") if item.strip()]
+    names = ["final_act" if n == "elu_param" else n for n in names]
+    try:
+        params = base.with_overrides(text)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+    unsearched = [n for n in names if n not in space.names]
+    if unsearched:
+        raise ValueError(f"{where}: {', '.join(unsearched)} {'is' if len(unsearched) == 1 else 'are'} not searched "
+                         f"({space.source}); fixed values go in --fixed_params")
+    missing = [n for n in space.names if n not in names]
+    if missing:
+        raise ValueError(f"{where}: the first trial needs a value for every searched parameter; missing "
+                         f"{', '.join(missing)}")
+    values = {}
+    for dim in space.dimensions:
+        value = getattr(params, dim.name)
+        if dim.name == "layers":
+            if len(value) != 1:
+                raise ValueError(f"{where}: layers must be one layer's size, got {'/'.join(map(str, value))}")
+            value = value[0]
+        if dim.kind == "choice":
+            if value not in dim.values:
+                raise ValueError(f"{where}: {dim.name}={value} is not one of {list(dim.values)}")
+        elif not dim.low - 1e-9 <= value <= dim.high + 1e-9:
+            raise ValueError(f"{where}: {dim.name}={value} is outside the searched range {dim.low}-{dim.high}")
+        values[dim.name] = value
+    return values
+
+
 def clean_value(value):
     """A sampled value without the float noise of stepped ranges (0.19999999999999998 -> 0.2)."""
     return round(value, 10) if isinstance(value, float) else value

@@ -169,6 +169,7 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
           log_every_s: float = 10.0, validation: Validation | None = None, checkpoint_dir: str | None = None,
           checkpoint_every_s: float = 600.0, warm_start=None, tensorboard_dir: str | None = None,
           on_epoch_end: Callable[[int, dict], None] | None = None,
+          on_chunk_end: Callable[[trainer_lib.EpochProgress], None] | None = None,
           compile_cache_dir: str | None = None) -> TrainResult:
     """Trains GRU4Rec on ``train_data`` for at most ``epochs`` (default ``params.n_epochs``) epochs.
 
@@ -183,7 +184,11 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
       compile_cache_dir: TensorFlow's persistent XLA cache there (:func:`compile_cache.enable`; it must be set
         before TensorFlow's first operation in the process, else a warning). Whenever the cache is on (also via
         ``TF_XLA_FLAGS``) and ``jit_compile``, item tables are padded to :func:`compile_cache.item_capacity` during
-        training; results do not change.
+        training; the returned model is that of an unpadded run (the distinct-row budget, rounded up with the
+        cache on, changes results by float rounding only).
+      on_chunk_end: ``on_chunk_end(progress)`` after every compiled chunk of ``steps_per_call`` steps, with the
+        epoch's :class:`~gru4rec_tf.trainer.EpochProgress` (``last_chunk_losses``: that chunk's step losses; e.g. a
+        tuner's divergence check); it may raise to stop the run.
 
     Raises:
       ValueError: a checkpoint of another run, or parameters that do not fit the warm-start model.
@@ -210,7 +215,7 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
     logging.info("training on %d events, %d sessions, %d items; params %s", train_data.n_events,
                  train_data.n_sessions, len(vocab), params.to_string())
     loop = _EpochLoop(gru_trainer, gru_trainer.make_schedule(train_data), n_epochs, state, validation, store,
-                      checkpoint_every_s, tensorboard_dir, log_every_s, on_epoch_end)
+                      checkpoint_every_s, tensorboard_dir, log_every_s, on_epoch_end, on_chunk_end)
     loop.run()
     if state.best_weights is not None:
         checkpoints.assign_variable_arrays(gru_trainer, state.best_weights)
@@ -254,8 +259,9 @@ class _EpochLoop:
     """The epochs of one :func:`train` call, with validation, checkpoints, TensorBoard and the progress bar."""
 
     def __init__(self, gru_trainer, schedule, n_epochs, state, validation, store, checkpoint_every_s,
-                 tensorboard_dir, log_every_s, on_epoch_end):
+                 tensorboard_dir, log_every_s, on_epoch_end, on_chunk_end=None):
         self.trainer, self.schedule, self.n_epochs, self.state = gru_trainer, schedule, n_epochs, state
+        self.on_chunk_end = on_chunk_end
         self.validation, self.store, self.checkpoint_every_s = validation, store, checkpoint_every_s
         self.on_epoch_end, self.log_every_s = on_epoch_end, log_every_s
         self.writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
@@ -302,6 +308,8 @@ class _EpochLoop:
         if self.store is not None and not progress.done and \
                 time.monotonic() - self.last_checkpoint >= self.checkpoint_every_s:
             self._checkpoint()
+        if self.on_chunk_end is not None:
+            self.on_chunk_end(progress)
 
     def _end_epoch(self, epoch: int) -> None:
         state, metrics = self.state, {}

@@ -92,6 +92,9 @@ def test_tune_writes_best_params_trials_and_plot_then_resumes_to_the_total(files
     ({"valid": "foreign.tsv"}, ["foreign.tsv", "share 0 item(s)", "nothing to score"]),
     ({"objective": "ndcg@20"}, ["recall@K or mrr@K", "ndcg@20"]),
     ({"fixed": "loss=bpr-max,layerz=3"}, ["--fixed_params", "unknown parameter 'layerz'"]),
+    ({"initial": "layers=200,learning_rate=0.1"}, ["--initial_params", "layers=200 is outside the searched range"]),
+    ({"initial": "layers=16"}, ["--initial_params", "missing learning_rate"]),
+    ({"initial": "best_known"}, ["--initial_params best_known", "layers=100 is outside"]),
 ])
 def test_bad_input_fails_with_one_line_before_any_trial(files, tmp_path, change, fragments):
     space = tmp_path / "space.json"
@@ -99,7 +102,8 @@ def test_bad_input_fails_with_one_line_before_any_trial(files, tmp_path, change,
     out = tmp_path / "out"
     result = run_cli("tune", "--train", files / "train.tsv", "--valid", files / change.get("valid", "valid.tsv"),
                      "--trials", 2, "--epochs", 1, "--space", space, "--fixed_params", change.get("fixed", FIXED),
-                     "--objective", change.get("objective", "mrr@20"), "--output", out, timeout=60)
+                     "--objective", change.get("objective", "mrr@20"), "--output", out,
+                     "--initial_params", change.get("initial", ""), timeout=60)
     assert_one_error_line(result, *fragments)
     assert not (out / "study").exists() and not (out / "trials.csv").exists()
 
@@ -110,3 +114,17 @@ def test_worker_processes_get_the_same_flags_with_one_worker(monkeypatch):
                                       "--workers=2", "--output", "out"])
     assert tune._worker_argv()[1:] == ["-m", "gru4rec_tf", "tune", "--train", "t.tsv", "--trials=9", "--output",
                                        "out", "--workers=1"]
+
+
+def test_two_worker_processes_run_every_trial_once(files, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli(*tune_args(files, out, 3, "--workers", 2, "--initial_params", "layers=16,learning_rate=0.05"),
+                     timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2 worker processes" in result.stderr
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert sorted(r["trial"] for r in rows) == ["1", "2", "3"] and {r["state"] for r in rows} == {"COMPLETED"}
+    assert (rows[0]["layers"], float(rows[0]["learning_rate"])) == ("16", 0.05)  # the initial trial
+    started = [line for line in result.stderr.splitlines() if "started:" in line]
+    assert len(started) == 3  # each trial ran once, in one of the two workers
+    assert json.loads((out / "best_params.json").read_text())["trial"] in (1, 2, 3)

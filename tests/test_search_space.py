@@ -4,7 +4,7 @@ import json
 import pytest
 
 from gru4rec_tf.params import GRU4RecParams
-from gru4rec_tf.search_space import SearchSpace, check_objective, default_fixed
+from gru4rec_tf.search_space import SearchSpace, check_objective, default_fixed, initial_values
 
 BPR = GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5")
 XE = GRU4RecParams.from_string("loss=cross-entropy,logq=1")
@@ -102,3 +102,36 @@ def test_computed_objectives(name):
 def test_objectives_that_are_not_computed(name):
     with pytest.raises(ValueError, match="recall@K or mrr@K"):
         check_objective(name)
+
+
+def test_initial_values_best_known_and_explicit():
+    bpr = initial_values("best_known", SearchSpace.default("bpr-max"), BPR)
+    assert bpr == {"layers": 100, "batch_size": 32, "learning_rate": 0.05, "dropout_p_embed": 0.0,
+                   "dropout_p_hidden": 0.0, "momentum": 0.0, "sample_alpha": 0.5, "bpreg": 1.0,
+                   "final_act": "elu-0.5"}  # configuration A (layers 100 lies between the grid's 96 and 128)
+    xe = initial_values("best_known", SearchSpace.default("cross-entropy"), XE)
+    assert xe == {"layers": 100, "batch_size": 32, "learning_rate": 0.2, "dropout_p_embed": 0.0,
+                  "dropout_p_hidden": 0.4, "momentum": 0.2, "sample_alpha": 0.5}  # rsc15_xe_shared_100_best
+    space = SearchSpace.from_dict({"layers": {"low": 64, "high": 128}, "final_act": {"values": ["elu-1", "linear"]}})
+    assert initial_values("layers=80,elu_param=1", space, BPR) == {"layers": 80, "final_act": "elu-1"}
+    narrow = SearchSpace.from_dict({"layers": {"low": 64, "high": 128}, "learning_rate": {"low": 0.01, "high": 0.1}})
+    assert initial_values("best_known", narrow, BPR) == {"layers": 100, "learning_rate": 0.05}  # searched ones only
+
+
+@pytest.mark.parametrize("text, space, fragments", [
+    ("layers=80", {"layers": {"low": 64, "high": 128}, "momentum": {"low": 0, "high": 0.5}},
+     ["every searched parameter", "missing momentum"]),
+    ("layers=80,bpreg=0.5", {"layers": {"low": 64, "high": 128}}, ["bpreg is not searched", "--fixed_params"]),
+    ("layers=200", {"layers": {"low": 64, "high": 128}}, ["layers=200 is outside the searched range 64-128"]),
+    ("final_act=elu-2", {"final_act": {"values": ["elu-1", "linear"]}}, ["final_act=elu-2 is not one of"]),
+    ("layerz=3", {"layers": {"low": 64, "high": 128}}, ["--initial_params", "layerz"]),
+    ("layers=80/80", {"layers": {"low": 64, "high": 128}}, ["one layer's size"]),
+    ("best_known", {"layers": {"low": 64, "high": 96}}, ["best_known", "layers=100 is outside"]),
+    ("best_known", {"hidden_act": {"values": ["tanh", "relu"]}}, ["best-known bpr-max configuration has no value",
+                                                                  "hidden_act"]),
+])
+def test_initial_values_errors_name_the_problem(text, space, fragments):
+    with pytest.raises(ValueError) as raised:
+        initial_values(text, SearchSpace.from_dict(space), BPR)
+    for fragment in fragments:
+        assert fragment in str(raised.value), str(raised.value)

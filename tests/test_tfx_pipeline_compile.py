@@ -49,6 +49,14 @@ def test_spec_has_the_expected_tasks(spec):
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == ROOT
 
 
+def test_pusher_is_compiled_without_caching(spec):
+    """A cached Pusher would leave a wiped serving root empty on Vertex; its executor is idempotent instead."""
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert "cachingOptions" not in tasks["Pusher"]
+    assert all(task["cachingOptions"] == {"enableCache": True} for name, task in tasks.items()
+               if name != "Pusher" and "resolver" not in name)
+
+
 def test_custom_artifact_types_are_importable_by_their_schema_title(spec):
     """TFX's container entrypoint imports a non-standard artifact class by the schema title of its type."""
     import yaml  # pylint: disable=g-import-not-at-top

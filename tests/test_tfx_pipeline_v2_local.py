@@ -8,7 +8,10 @@ compiled without a data path, so the driver feeds it the built-in synthetic log)
 1. the spec, next to the same pipeline under ``LocalDagRunner`` on the same data and seed (run at the same
    time): same data sizes and metrics, blessed, a SavedModel pushed;
 2. the same spec again: data (and training) reused from the cache, the evaluation re-run against the now blessed
-   model (found by the resolver queries), the Pusher finds the model already served: nothing new pushed;
+   model (found by the resolver queries), the Pusher (compiled without caching) finds the model already served:
+   nothing new pushed, the summary says so as under ``LocalDagRunner``;
+   then a spec of another serving root: every other task cached, the Pusher pushes the blessed model there; that
+   root wiped and the spec run again: pushed there once more;
 3. a spec of another seed: a new model, blessed against the first one as baseline, pushed (beside it, a spec
    whose input file is broken fails at its first task, under its own root);
 4. the first spec after the session tensors were deleted from the "bucket": a missing input artifact.
@@ -27,6 +30,7 @@ import pytest
 
 import tfx_pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 from tfx_pipeline import blessing, cli, options, pipeline, runners, summary, v2_local
+from tfx_pipeline.components import pusher
 
 ROOT = "gs://bucket/gru4rec"
 PARAMS = "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=32,learning_rate=0.1,n_sample=64,n_epochs=1"
@@ -34,9 +38,10 @@ SYNTHETIC = ("--synthetic_sessions", "1500", "--synthetic_items", "200")
 EXECUTED = ("ClickLogExampleGen", "SessionTensors", "Trainer", "SessionEvaluator", "Pusher")
 
 
-def build(pipeline_root=ROOT, data_root=None, pattern="*", seed=42, margin=0.01, **kwargs):
+def build(pipeline_root=ROOT, data_root=None, pattern="*", seed=42, margin=0.01, serving_root=f"{ROOT}/serving",
+          **kwargs):
     return pipeline.create_pipeline(
-        "test", pipeline_root, data_root or f"{ROOT}/data", f"{ROOT}/serving", data_pattern=pattern,
+        "test", pipeline_root, data_root or f"{ROOT}/data", serving_root, data_pattern=pattern,
         sessions=options.SessionOptions(min_item_support=1),
         training=options.TrainingOptions(params=PARAMS, seed=seed, max_k=10),
         blessing=blessing.BlessingOptions(cutoffs=(5, 20), thresholds={"recall@20": 0.05}, regression_margin=margin),
@@ -54,8 +59,8 @@ def drive(spec, local_root, *extra):
                              synthetic_items=args.synthetic_items)
 
 
-def serving_versions(local_root):
-    base = os.path.join(str(local_root), "bucket", "gru4rec", "serving", pipeline.DEFAULT_MODEL_NAME)
+def serving_versions(local_root, serving="serving"):
+    base = os.path.join(str(local_root), "bucket", "gru4rec", serving, pipeline.DEFAULT_MODEL_NAME)
     return sorted(os.listdir(base)) if os.path.isdir(base) else []
 
 
@@ -99,6 +104,23 @@ def second(first, work):
     with contextlib.redirect_stdout(out):
         status = v2_local.main(["--spec", first["spec"], "--local_root", str(work / "vertex"), *SYNTHETIC])
     return status, out.getvalue(), serving_versions(work / "vertex")
+
+
+@pytest.fixture(scope="module")
+def other_serving_root(second, work):
+    """After run 2: a spec of another serving root (run 2 left every other task's outputs cached), then that root
+    wiped and the same spec again."""
+    spec = compile_spec(work / "other_serving.json", serving_root=f"{ROOT}/other_serving")
+
+    def run_and_look():
+        result = drive(spec, work / "vertex")
+        versions = serving_versions(work / "vertex", "other_serving")
+        fingerprints = [_served_fingerprint(work / "vertex", "other_serving", v) for v in versions]
+        return result, versions, fingerprints
+
+    new = run_and_look()
+    shutil.rmtree(work / "vertex" / "bucket" / "gru4rec" / "other_serving")
+    return {"new": new, "wiped": run_and_look()}
 
 
 @pytest.fixture(scope="module")
@@ -169,12 +191,40 @@ def test_unchanged_rerun_is_cached_and_pushes_nothing_new(first, second):
     # it then reuses that model, and a model with its weights is not new either
     assert rows["Trainer"] in ("CACHED", "COMPLETE")
     # re-evaluated against the last blessed model, which the resolver queries found by its artifact name
-    assert rows["SessionEvaluator"] == "COMPLETE" and rows["Pusher"] in ("COMPLETE", "CACHED")
-    # nothing new is pushed: under LocalDagRunner the Pusher finds the model already served ("already there"); through
-    # the V2 entrypoint the blessing's is_new_model does not reach the Pusher's check the same way and it pushes
-    # nothing (known gap, tfx_pipeline/README.md: a wiped serving root on Vertex is refilled by an uncached run)
-    assert "pushed: no" in printed or f"pushed: {first['v2'].summary.push['destination']} (already there" in printed
+    assert rows["SessionEvaluator"] == "COMPLETE" and rows["Pusher"] == "COMPLETE"
+    # the candidate is (or has the weights of) the served model: the Pusher finds it in the serving root, copies
+    # nothing and reports that version, in the words of `gru4rec pipeline run` under LocalDagRunner
+    destination = first["v2"].summary.push["destination"]
+    assert f"pushed: {destination} (already there: the serving root holds this model; nothing copied)" in printed
     assert versions == first["versions"]
+
+
+# ------------------------------------------------------------------------------------------ other serving roots
+def _served_fingerprint(local_root, serving, version):
+    base = os.path.join(str(local_root), "bucket", "gru4rec", serving, pipeline.DEFAULT_MODEL_NAME)
+    return pusher.model_fingerprint(os.path.join(base, version))
+
+
+def _check_pushed_to_other_root(result, versions, fingerprints, first, work):
+    assert result.error is None, result.error
+    # every task but the Pusher (compiled without caching) reuses run 2's outputs
+    assert states(result) == [(n, "CACHED") for n in EXECUTED[:-1]] + [("Pusher", "COMPLETE")]
+    push = result.summary.push
+    assert push["pushed"] and push["copied"] and versions == [push["version"]]
+    assert push["destination"] == os.path.join(str(work / "vertex"), "bucket", "gru4rec", "other_serving",
+                                               pipeline.DEFAULT_MODEL_NAME, push["version"])
+    assert f"pushed: {push['destination']}" in result.format().splitlines()  # copied: no "already there"
+    # the blessed model of run 1 (variables and assets), not another one
+    assert fingerprints == [_served_fingerprint(work / "vertex", "serving", first["versions"][0])]
+    assert serving_versions(work / "vertex") == first["versions"]  # the first serving root is left alone
+
+
+def test_a_new_serving_root_gets_the_blessed_model(first, other_serving_root, work):
+    _check_pushed_to_other_root(*other_serving_root["new"], first, work)
+
+
+def test_a_wiped_serving_root_gets_the_blessed_model_again(first, other_serving_root, work):
+    _check_pushed_to_other_root(*other_serving_root["wiped"], first, work)
 
 
 # ------------------------------------------------------------------------------------------------------ run 3
@@ -293,3 +343,28 @@ def test_condition_over_an_input_the_task_lacks_is_an_error():
     assert v2_local.evaluate_condition(f"!{good} || {good} && (1 < 2)", inputs, "Pusher")
     with pytest.raises(v2_local.SpecError, match=r"_SessionEvaluator\.blessing.*its input artifacts: model_blessing"):
         v2_local.evaluate_condition(good.replace("model_blessing", "_SessionEvaluator.blessing"), inputs, "Pusher")
+
+
+@pytest.mark.parametrize("metadata,push", [
+    ({"blessed": 1.0, "is_new_model": 1.0}, True),
+    ({"blessed": 0.0, "is_new_model": 0.0}, True),  # the already-blessed model (same weights): pushed if missing
+    ({"blessed": 1.0, "is_new_model": 0.0}, True),
+    ({"blessed": 0.0, "is_new_model": 1.0}, False),  # a new model that is not blessed
+    ({}, False),
+])
+def test_pusher_reads_the_blessing_as_the_container_entrypoint_rebuilds_it(metadata, push):
+    """Through the V2 entrypoint a blessing's integers arrive as JSON-struct doubles; TFX's ``get_custom_property``
+    returns None for a 0 there, which once made the Pusher skip the already-blessed model (nothing pushed to a
+    new or wiped serving root)."""
+    from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils
+    runtime = json_format.ParseDict({"name": "local/metadataStores/default/artifacts/9", "uri": "/blessing",
+                                     "type": {"instanceSchema": "title: tfx.ModelBlessing\ntype: object\n"},
+                                     "metadata": metadata}, pipeline_spec_pb2.RuntimeArtifact())
+    blessing_ = kubeflow_v2_entrypoint_utils.parse_raw_artifact_dict(
+        {"model_blessing": pipeline_spec_pb2.ArtifactList(artifacts=[runtime])})["model_blessing"][0]
+    for key, value in metadata.items():
+        assert blessing_.mlmd_artifact.custom_properties[key].HasField("struct_value")
+        assert pusher.custom_number(blessing_, key) == value
+    assert pusher.should_push(blessing_) is push

@@ -1,8 +1,10 @@
 """The tuning engine (gru4rec_tf.tuning): trials through training.train, per-epoch reports, pruning, failures,
 resume after an interruption, and the reports. Tiny synthetic data and layers: a trial takes about a second."""
 import csv
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from gru4rec_tf import synthetic
@@ -152,3 +154,68 @@ def test_timeout_starts_no_new_trial(data, tmp_path):
     tuner.search(**data)  # the first trial takes longer than the timeout: the study stops after it
     assert len(tuner.oracle.trials) == 1
     assert tuning.trial_state(tuner.oracle.trials["0"]) == "COMPLETED"
+
+
+def _progress(losses, epoch=0, steps=8):
+    from gru4rec_tf.trainer import EpochProgress  # pylint: disable=import-outside-toplevel
+    return EpochProgress(epoch=epoch, next_chunk=1, n_chunks=3, states=[], sampler_state=None, dropout_state=None,
+                         steps=steps, last_chunk_losses=np.asarray(losses, dtype=np.float32))
+
+
+def test_the_divergence_check_compares_each_chunk_with_the_first_step():
+    check = tuning.DivergenceCheck(10.0)
+    check(_progress([0.7, 0.69, 0.6, 0.5]))  # the first step's loss (0.7) is the reference
+    check(_progress([6.0, 7.0, 7.5], steps=16))  # mean 6.8 <= 7: still training
+    with pytest.raises(tuning.Diverged, match=r"training loss 35 .* > 10 x 0.7") as raised:
+        check(_progress([30.0, 40.0], epoch=1, steps=24))
+    assert raised.value.epoch == 2
+    with pytest.raises(FloatingPointError, match="nan at epoch 1, step 8"):
+        tuning.DivergenceCheck(10.0)(_progress([0.7, float("nan")]))
+    off = tuning.DivergenceCheck(0.0)  # 0 disables the ratio, not the non-finite check
+    off(_progress([0.7]))
+    off(_progress([1e6]))
+    with pytest.raises(FloatingPointError):
+        off(_progress([float("inf")]))
+
+
+def test_a_diverging_trial_stops_early_is_never_best_and_tells_the_oracle(data, tmp_path, monkeypatch):
+    real_train = training.train
+    chunks_seen = []
+
+    def exploding_train(*args, on_chunk_end=None, **kwargs):
+        trial = len(chunks_seen)
+        chunks_seen.append(0)
+
+        def hook(progress):
+            chunks_seen[trial] += 1
+            if trial == 1 and chunks_seen[trial] >= 2:  # the second trial's loss blows up from its second chunk
+                progress = dataclasses.replace(progress, last_chunk_losses=progress.last_chunk_losses * 1000)
+            on_chunk_end(progress)
+        return real_train(*args, on_chunk_end=hook, **kwargs)
+
+    monkeypatch.setattr(training, "train", exploding_train)
+    tuner = make_tuner(tmp_path / "study", trials=3, epochs=2, algorithm="random")
+    tuner.search(**data)
+    assert chunks_seen[1] == 2 and chunks_seen[0] > 2  # stopped after the chunk that diverged
+    rows = tuning.trial_rows(tuner.oracle, "mrr@20", 2, tuner.project_dir)
+    assert [r["state"] for r in rows] == ["COMPLETED", "DIVERGED", "COMPLETED"]
+    assert rows[1]["value"] is None and rows[1]["mrr@20_epoch1"] is None and "first step" in rows[1]["message"]
+    assert tuner.oracle.trials["1"].score == 0.0  # what the Bayesian oracle learns from it
+    assert tuning.best_trial(tuner.oracle).trial_id in ("0", "2")
+    tuning.write_reports(tuner, str(tmp_path))
+    saved = list(csv.DictReader((tmp_path / "trials.csv").open()))
+    assert saved[1]["state"] == "DIVERGED" and saved[1]["value"] == ""
+
+
+def test_the_initial_values_are_the_first_trial_only_once(data, tmp_path):
+    initial = {"layers": 16, "learning_rate": 0.05, "final_act": "linear"}  # 0.05 is off the space's 0.02 grid
+    tuner = make_tuner(tmp_path / "study", trials=2, epochs=1, initial=[initial])
+    tuner.search(**data)
+    first = tuner.oracle.trials["0"].hyperparameters.values
+    assert {k: first[k] for k in initial} == initial
+    assert tuning.params_from_values(first).learning_rate == 0.05
+    assert tuning.trial_state(tuner.oracle.trials["1"]) == "COMPLETED"
+    tuner = make_tuner(tmp_path / "study", trials=3, epochs=1, initial=[initial])  # resumed: not run again
+    tuner.search(**data)
+    third = tuner.oracle.trials["2"].hyperparameters.values
+    assert len(tuner.oracle.trials) == 3 and {k: third[k] for k in initial} != initial

@@ -30,6 +30,11 @@ DEFAULT_IMAGE = "gru4rec-tfx:latest"
 # entrypoint restores integer types. The Kubeflow Pipelines v2 backend checks parameters by their `parameterType`
 # (schema 2.1; the 2.0 `type` field leaves it unspecified); Vertex accepts both schemas.
 PIPELINE_SPEC_SCHEMA = "2.1.0"
+# Tasks compiled without caching. The Pusher's outcome depends on the serving root, which no cache key sees: a
+# cached Pusher would leave a wiped serving root empty. Its executor is idempotent (it copies nothing when a
+# version already holds the model), so running it on every run costs one container start and never a duplicate.
+# (Local runs keep it cached: `gru4rec pipeline run` restores the served model itself, `run_guard.ensure_served`.)
+UNCACHED_TASKS = ("Pusher",)
 
 
 def default_work_dir() -> str:
@@ -80,8 +85,8 @@ def compile_kubeflow_v2(pipeline: tfx.dsl.Pipeline, output_path: str, image: str
     """Compiles ``pipeline`` to a Kubeflow Pipelines v2 / Vertex AI pipeline spec JSON; returns the parsed spec.
 
     Nothing runs and nothing is uploaded: the Trainer is referenced by ``run_fn`` (no module-file wheel), so the
-    compile needs no cloud access. Submit the file with ``google.cloud.aiplatform.PipelineJob(template_path=...)``
-    or the KFP client.
+    compile needs no cloud access. The tasks of :data:`UNCACHED_TASKS` (the Pusher) are compiled without caching.
+    Submit the file with ``google.cloud.aiplatform.PipelineJob(template_path=...)`` or the KFP client.
     """
     output_path = os.path.abspath(output_path)
     os.makedirs(os.path.dirname(output_path), exist_ok=True)
@@ -93,4 +98,13 @@ def compile_kubeflow_v2(pipeline: tfx.dsl.Pipeline, output_path: str, image: str
     )
     runner.run(pipeline, write_out=True)
     with open(output_path, encoding="utf-8") as handle:
-        return json.load(handle)
+        job = json.load(handle)
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    for name in UNCACHED_TASKS:
+        tasks[name].pop("cachingOptions", None)  # enableCache false (the proto default)
+    tmp = output_path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(job, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(tmp, output_path)
+    return job

@@ -26,7 +26,8 @@ from gru4rec_tf.commands import common
 FLAGS = flags.FLAGS
 STUDY_FILE = "study.json"
 STUDY_DIR = "study"
-_IDENTITY_KEYS = ("objective", "epochs", "fixed", "space", "algorithm", "seed", "eval_mode", "train", "valid")
+_IDENTITY_KEYS = ("objective", "epochs", "fixed", "space", "algorithm", "seed", "eval_mode", "train", "valid",
+                  "initial")
 
 
 def define_flags() -> None:
@@ -47,6 +48,11 @@ def define_flags() -> None:
                       "(Gaussian process) or random search.")
     flags.DEFINE_integer("prune_after", 4, "Median pruning starts once this many trials reached an epoch "
                          "(0: no pruning).")
+    flags.DEFINE_string("initial_params", "", "The study's first trial: 'k=v,...' giving every searched parameter "
+                        "(within the space), or 'best_known' (the loss's best-known configuration: README). A "
+                        "resumed study does not rerun it.")
+    flags.DEFINE_float("divergence_factor", 10.0, "Stop a trial as DIVERGED once a chunk's mean training loss "
+                       "exceeds this many times its first step's loss (0: never).")
     flags.DEFINE_integer("workers", 1, "Worker processes on this machine (one oracle, trials in parallel).")
     flags.DEFINE_integer("seed", 42, "Seed of the oracle and of every trial's training.")
     flags.DEFINE_integer("steps_per_call", 256, "Training steps per compiled TensorFlow call.")
@@ -87,6 +93,12 @@ def resolve_space(base, fixed_names):
     return space
 
 
+def resolve_initial(space, base) -> dict:
+    """The first trial's searched values (``--initial_params``), {} when not given."""
+    from gru4rec_tf.search_space import initial_values  # pylint: disable=g-import-not-at-top
+    return initial_values(FLAGS.initial_params, space, base) if FLAGS.initial_params.strip() else {}
+
+
 def check_settings() -> None:
     from gru4rec_tf.search_space import check_objective  # pylint: disable=g-import-not-at-top
     check_objective(FLAGS.objective)
@@ -95,6 +107,8 @@ def check_settings() -> None:
             raise ValueError(f"--{name} must be >= {low}, got {getattr(FLAGS, name)}")
     if FLAGS.prune_after < 0:
         raise ValueError(f"--prune_after must be >= 0, got {FLAGS.prune_after}")
+    if FLAGS.divergence_factor < 0:
+        raise ValueError(f"--divergence_factor must be >= 0, got {FLAGS.divergence_factor}")
     if FLAGS.timeout_s is not None and FLAGS.timeout_s <= 0:
         raise ValueError(f"--timeout_s must be > 0, got {FLAGS.timeout_s}")
     import importlib.util  # pylint: disable=g-import-not-at-top
@@ -129,8 +143,8 @@ def _shared_items(train_events, valid_events) -> int:
     return int(len(set(valid_events[DEFAULT_ITEM_KEY].unique()) & set(train_events[DEFAULT_ITEM_KEY].unique())))
 
 
-def study_identity(base, space, train, valid) -> dict:
-    return {
+def study_identity(base, space, train, valid, initial=None) -> dict:
+    identity = {
         "objective": FLAGS.objective.strip(), "epochs": FLAGS.epochs, "fixed": base.to_string(),
         "space": space.to_dict(), "algorithm": FLAGS.algorithm, "seed": FLAGS.seed, "eval_mode": FLAGS.eval_mode,
         "train": {"path": os.path.abspath(FLAGS.train), "events": int(train.n_events),
@@ -138,6 +152,9 @@ def study_identity(base, space, train, valid) -> dict:
         "valid": {"path": os.path.abspath(FLAGS.valid), "events": int(valid.n_events),
                   "sessions": int(valid.n_sessions)},
     }
+    if initial:  # only when given: studies stored before --initial_params existed still resume
+        identity["initial"] = initial
+    return identity
 
 
 def _comparable(value):
@@ -172,35 +189,39 @@ def run() -> dict:
     check_settings()
     base, fixed_names = resolve_base(FLAGS.fixed_params)
     space = resolve_space(base, fixed_names)
+    initial = resolve_initial(space, base)
     vocab, train, valid = load_data()
     os.makedirs(FLAGS.output, exist_ok=True)
-    resumed = check_or_write_identity(study_identity(base, space, train, valid))
+    resumed = check_or_write_identity(study_identity(base, space, train, valid, initial))
     logging.info("tune: %s study of %d trials x %d epochs, objective %s, %d searched parameters (%s); "
                  "train %d events, valid %d events", "resuming a" if resumed else "a new", FLAGS.trials,
                  FLAGS.epochs, FLAGS.objective, len(space.dimensions), space.source, train.n_events,
                  valid.n_events)
+    if initial:
+        logging.info("tune: the first trial runs %s", ",".join(f"{k}={v}" for k, v in initial.items()))
     if FLAGS.workers > 1 and "KERASTUNER_TUNER_ID" not in os.environ:
-        return _run_with_workers(base, space, vocab, train, valid)
-    tuner = _make_tuner(base, space)
+        return _run_with_workers(base, space, vocab, train, valid, initial)
+    tuner = _make_tuner(base, space, initial)
     tuner.search(train_data=train, valid_data=valid, vocab=vocab)
     if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":
         return {}  # a worker process: the chief writes the reports
     return _report(tuner)
 
 
-def _make_tuner(base, space):
+def _make_tuner(base, space, initial=None):
     from gru4rec_tf import tuning  # pylint: disable=g-import-not-at-top  (TensorFlow, KerasTuner)
     return tuning.GRU4RecTuner(
         base, space, FLAGS.objective, FLAGS.epochs, max_trials=FLAGS.trials,
         directory=os.path.join(FLAGS.output, STUDY_DIR), algorithm=FLAGS.algorithm, seed=FLAGS.seed,
         train_seed=FLAGS.seed, prune_after=FLAGS.prune_after, timeout_s=FLAGS.timeout_s,
-        eval_mode=FLAGS.eval_mode, steps_per_call=FLAGS.steps_per_call)
+        eval_mode=FLAGS.eval_mode, steps_per_call=FLAGS.steps_per_call, divergence_factor=FLAGS.divergence_factor,
+        initial=[initial] if initial else ())
 
 
 def _report(tuner) -> dict:
     from gru4rec_tf import tuning  # pylint: disable=g-import-not-at-top
     best = tuning.write_reports(tuner, FLAGS.output)
-    states = [tuning.trial_state(t) for t in tuner.oracle.trials.values()]
+    states = [tuning.trial_state(t, tuner.project_dir) for t in tuner.oracle.trials.values()]
     counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in tuning.STATES if states.count(s))
     if best is None:
         raise ValueError(f"no trial finished ({counts}); see {os.path.join(FLAGS.output, 'trials.csv')}")
@@ -233,7 +254,7 @@ def _worker_argv() -> list:
     return [sys.executable, "-m", "gru4rec_tf", "tune"] + args + ["--workers=1"]
 
 
-def _run_with_workers(base, space, vocab, train, valid) -> dict:
+def _run_with_workers(base, space, vocab, train, valid, initial=None) -> dict:
     """Chief (the oracle, this process) + ``--workers`` worker processes running this same command.
 
     KerasTuner's distributed mode: the chief serves the oracle over gRPC on ``KERASTUNER_ORACLE_IP:PORT``; each
@@ -244,7 +265,7 @@ def _run_with_workers(base, space, vocab, train, valid) -> dict:
     port = str(_free_port())
     env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port)
     os.environ.update(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port, KERASTUNER_TUNER_ID="chief")
-    tuner = _make_tuner(base, space)
+    tuner = _make_tuner(base, space, initial)
     chief = threading.Thread(target=tuner.search, kwargs=dict(train_data=train, valid_data=valid, vocab=vocab),
                              daemon=True, name="oracle")
     chief.start()  # serves the oracle until every trial has ended

@@ -73,7 +73,11 @@ def read_header(path: str, delimiter: str) -> list[str]:
         text = first.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError as err:
         raise DataError(f"{path}: the header line is not UTF-8 text ({err}); is this a text file?") from err
-    return [name.strip() for name in split_line(text, delimiter)]
+    try:
+        return [name.strip() for name in split_line(text, delimiter)]
+    except ValueError as err:
+        raise DataError(f"{path}: the header line {text[:200]!r}: {err}; do its lines end in a lone CR "
+                        "(one record per line is required)?") from None
 
 
 def read_parquet_columns(path: str) -> list[str]:

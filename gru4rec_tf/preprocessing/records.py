@@ -33,6 +33,7 @@ class RejectReason:
     BAD_TIME = "bad_time"
     EMPTY_ID = "empty_id"
     NOT_UTF8 = "not_utf8"
+    BAD_QUOTING = "bad_quoting"  # a quoted line with a carriage return outside its quotes (the CSV reader fails)
 
 
 def parse_time_us(value, time_format: str) -> int:
@@ -72,10 +73,17 @@ def parse_time_us(value, time_format: str) -> int:
 
 
 def split_line(line: str, delimiter: str) -> list:
-    """Splits one delimited line; quoted fields (``"a,b"``) are honoured, embedded newlines are not supported."""
+    """Splits one delimited line; quoted fields (``"a,b"``) are honoured, embedded newlines are not supported.
+
+    Raises ValueError when the CSV reader cannot split a quoted line (a carriage return outside the quotes, e.g.
+    in a file whose lines end in a lone CR).
+    """
     if '"' not in line:
         return line.split(delimiter)
-    return next(csv.reader([line], delimiter=delimiter, quotechar='"'))
+    try:
+        return next(csv.reader([line], delimiter=delimiter, quotechar='"'))
+    except csv.Error as err:
+        raise ValueError(f"cannot split the line into fields ({err})") from None
 
 
 class RowParser:
@@ -100,7 +108,10 @@ class RowParser:
         self.time_format = time_format
 
     def parse(self, line: str) -> tuple[str, object]:
-        fields = split_line(line, self.delimiter)
+        try:
+            fields = split_line(line, self.delimiter)
+        except ValueError:
+            return "rejected", RejectReason.BAD_QUOTING
         if len(fields) != self.n_columns:
             return "rejected", RejectReason.COLUMN_COUNT
         return self.parse_fields(fields)

@@ -120,18 +120,37 @@ def push_model(model_dir: str, base_directory: str) -> tuple[str, str, bool]:
     return str(version), destination, True
 
 
+def custom_number(artifact: types.Artifact, key: str) -> float | None:
+    """The number in the custom property ``key`` whatever its MLMD type, or None when absent or not a number.
+
+    On Kubeflow V2 / Vertex the container entrypoint rebuilds artifact metadata from a JSON struct, so an integer
+    property arrives as a ``struct_value`` double; TFX's ``Artifact.get_custom_property`` returns None for such a
+    value when it is falsy (0), so a 0 must be read from the struct directly.
+    """
+    props = artifact.mlmd_artifact.custom_properties
+    if key not in props:
+        return None
+    kind = props[key].WhichOneof("value")
+    if kind == "struct_value":
+        value = artifact.get_json_value_custom_property(key)
+    elif kind in ("int_value", "double_value"):
+        value = getattr(props[key], kind)
+    else:
+        return None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def should_push(blessing: types.Artifact) -> bool:
     """Blessed, or the candidate is the already-blessed model (``is_new_model`` 0: its baseline was blessed).
 
-    Values are read whatever their MLMD type: on Kubeflow V2 / Vertex the executor input carries artifact metadata
-    as a JSON struct, so an integer property arrives as a double.
+    Values are read whatever their MLMD type (:func:`custom_number`): on Kubeflow V2 / Vertex an integer property
+    arrives as a double inside a JSON struct.
     """
-    props = blessing.mlmd_artifact.custom_properties
-    if "blessed" in props and blessing.get_custom_property("blessed") == 1:
+    if custom_number(blessing, "blessed") == 1:
         return True
     # is_new_model 0 implies a baseline (the evaluator sets it only when the candidate is, or equals, the last
     # blessed model); the baseline's ID property is not relied on: on Vertex it is rewritten to an artifact name
-    return "is_new_model" in props and blessing.get_custom_property("is_new_model") == 0
+    return custom_number(blessing, "is_new_model") == 0
 
 
 class Executor(tfx_pusher_executor.Executor):
