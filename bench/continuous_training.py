@@ -9,25 +9,31 @@ For each day d of an event log (sessions assigned to the day they start on):
 Both are evaluated on day d+1 (full catalogue, standard ties; items the model does not know are dropped from the
 test sessions, as ``SessionData.from_events`` does): Recall@20, MRR@20, and the **new-item hit rate**, the share
 of day d+1's evaluated events whose target first appeared on day d that are ranked in the top 20. Training cost:
-events processed (transitions × epochs) and wall seconds (data preparation, loading the warm-start model and
-training; not saving or evaluating).
+events processed (transitions × epochs) and the training seconds of each run (:func:`run_one`: reading the event
+files, loading the warm-start model, building, tracing, compiling or loading the compiled loop, the epochs; not
+starting Python, evaluating or saving). Every run is a new Python process, as a daily job is, and each chain (cold,
+each warm setting) keeps its compiled loops in a persistent XLA cache of its own (``gru4rec train
+--compile_cache_dir``): a run reuses what its own chain compiled on earlier days, never another chain's.
 
 Datasets: (a) rsc15_100k, ``train_full.tsv`` + ``test.tsv`` in time order, days = UTC dates; (b) the built-in
 synthetic generator with drifting popularity and new items every day (``gru4rec generate --days ...
 --new_items_per_day ... --popularity_drift ...``), days counted from the generator's start time. Writes
 ``bench/results/continuous_training.md`` and ``bench/results/continuous_training.png``. The main warm setting is
-the cold runs' own (config A, the same epochs, optimizer state carried over); ``--warm_variants`` adds other warm
-settings (e.g. fewer epochs, another learning rate), each as its own daily chain. About 11 minutes on the shared
+config A with the epochs of :func:`warm_epochs_rule` (one fewer than cold, decided before any run) and the
+optimizer state carried over; ``--warm_variants`` adds other warm
+settings (e.g. fewer epochs, another learning rate), each as its own daily chain. About 15 minutes on the shared
 2-core machine. Usage::
 
-    .venv/bin/python bench/continuous_training.py [--epochs 3] [--warm_epochs 3] [--seed 1] [--skip_rsc15]
-        [--skip_synthetic] [--warm_variants epochs=1,epochs=2,learning_rate=0.025]
+    .venv/bin/python bench/continuous_training.py [--epochs 3] [--warm_epochs N] [--seed 1] [--skip_rsc15]
+        [--skip_synthetic] [--warm_variants epochs=3,learning_rate=0.025] [--compile_cache chain|none]
+        [--no-isolate] [--max_days N]
 """
 import argparse
 import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,7 +43,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from gru4rec_tf import evaluation, model_io, synthetic, training, warm_start
+from gru4rec_tf import compile_cache, evaluation, model_io, synthetic, training, warm_start
 from gru4rec_tf.event_schema import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
 from gru4rec_tf.events import load_events
 from gru4rec_tf.params import GRU4RecParams
@@ -57,6 +63,16 @@ SEE_ALSO = ("More warm settings on rsc15_100k (learning rates 0.1 and 0.01, a fr
             "--output bench/results/continuous_training_warm_settings.md --plot "
             "bench/results/continuous_training_warm_settings.png`.")
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def warm_epochs_rule(cold_epochs: int) -> int:
+    """Epochs of a daily warm run, fixed before any run: one fewer than a run from scratch, at least 1.
+
+    A warm run continues a model already trained on the earlier days, with the Adagrad step sizes it had reached,
+    on one day of data; training that day as many times as a new model trains on all days over-fits the newest day
+    (the earlier days are not revisited). Config A's 3 epochs give 2 warm epochs.
+    """
+    return max(1, cold_epochs - 1)
 
 
 # ---------------------------------------------------------------------------------------------------------- data
@@ -134,15 +150,6 @@ def _costs(result, seconds) -> dict:
             "n_items": len(result.vocab)}
 
 
-def train_cold(days_so_far, params, epochs, seed):
-    start = time.perf_counter()
-    events = pd.concat(days_so_far, ignore_index=True)
-    vocab = ItemVocabulary.from_events(events)
-    result = training.train(SessionData.from_events(events, vocab), vocab, params, seed=seed, epochs=epochs,
-                            log_every_s=1e9)
-    return result, time.perf_counter() - start
-
-
 def parse_warm_setting(spec: str, params, epochs: int) -> dict:
     """A warm run's setting from ``key=value`` parts joined by ``+``: ``epochs=N``, ``optimizer=fresh`` (do not carry
     the saved Adagrad state), ``jit=0`` (``training.train(jit_compile=False)``: no XLA compilation), or any
@@ -164,44 +171,94 @@ def parse_warm_setting(spec: str, params, epochs: int) -> dict:
     return setting
 
 
-def train_warm(previous_dir, day, setting, seed):
+def run_one(spec: dict) -> dict:
+    """One training run as a daily job runs it, then its evaluation on the next day and its saved model.
+
+    ``spec``: ``train`` (event files; cold: days 1..d, warm: day d), ``warm_from`` (the previous model directory or
+    None), ``params``, ``epochs``, ``seed``, ``jit_compile``, ``fresh_optimizer``, ``cache_dir`` (the chain's
+    persistent XLA cache or None), ``test`` (day d+1), ``new_items`` (.npy of day d's new item IDs), ``save``.
+    **Training seconds** are timed from reading the event files to the end of ``training.train`` (data loading,
+    vocabulary and sessions, loading the warm-start model, building the model, tracing, compiling or loading the
+    compiled loop, the epochs); not timed: starting Python and importing TensorFlow, evaluating, saving.
+    """
+    if spec["cache_dir"]:
+        compile_cache.enable(spec["cache_dir"])  # before this process's first TensorFlow operation
     start = time.perf_counter()
-    saved = model_io.load_model(previous_dir)
-    if setting["fresh_optimizer"]:
-        saved.optimizer_state = None
-    vocab = warm_start.warm_vocabulary(saved.vocab, ItemVocabulary.from_events(day))
-    result = training.train(SessionData.from_events(day, vocab), vocab, setting["params"], seed=seed,
-                            epochs=setting["epochs"], log_every_s=1e9, warm_start=saved,
-                            jit_compile=setting["jit_compile"])
-    return result, time.perf_counter() - start
+    saved = None
+    if spec["warm_from"] is None:
+        events = pd.concat([load_events(path) for path in spec["train"]], ignore_index=True)
+        vocab = ItemVocabulary.from_events(events)
+    else:
+        events = load_events(spec["train"][0])
+        saved = model_io.load_model(spec["warm_from"])
+        if spec["fresh_optimizer"]:
+            saved.optimizer_state = None
+        vocab = warm_start.warm_vocabulary(saved.vocab, ItemVocabulary.from_events(events))
+    result = training.train(SessionData.from_events(events, vocab), vocab, GRU4RecParams.from_string(spec["params"]),
+                            seed=spec["seed"], epochs=spec["epochs"], log_every_s=1e9, warm_start=saved,
+                            jit_compile=spec["jit_compile"])
+    seconds = time.perf_counter() - start
+    out = {**evaluate(result.model, vocab, load_events(spec["test"]), np.load(spec["new_items"], allow_pickle=True)),
+           **_costs(result, seconds), "capacity": compile_cache.item_capacity(len(vocab))
+           if spec["cache_dir"] and spec["jit_compile"] else len(vocab)}
+    if saved is not None:
+        out.update(carried=result.warm_start.carried_items, new=result.warm_start.new_items)
+    model_io.save_model(spec["save"], result.model, vocab, seed=spec["seed"], optimizer_state=result.optimizer_state)
+    return out
+
+
+def train_run(spec: dict, isolate: bool) -> dict:
+    """:func:`run_one` in a new Python process (``isolate``, as each daily job is one) or in this one."""
+    if not isolate:
+        return run_one(spec)
+    spec_path = spec["save"] + ".spec.json"
+    with open(spec_path, "w", encoding="utf-8") as f:
+        json.dump(spec, f)
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--one_run", spec_path], check=True)
+    with open(spec_path + ".out", encoding="utf-8") as f:
+        return json.load(f)
 
 
 def simulate(name, days, labels, params, args, workdir):
     """One row per training day d (1-based, up to the second-to-last day): cold and warm, evaluated on d+1.
 
     ``row["warm"]`` is the main warm setting (``--warm_epochs``, the config's learning rate, carried optimizer
-    state); ``row["warm:SPEC"]`` are the other warm settings of ``--warm_variants``, each its own daily chain.
+    state); ``row["warm:SPEC"]`` are the other warm settings of ``--warm_variants``, each its own daily chain. With
+    ``--compile_cache chain`` every chain (cold, and each warm setting) has a persistent XLA cache of its own, as a
+    daily job would: a run loads the loop compiled by the same chain's earlier runs, never the other chains'.
     """
     first_day = first_day_of_items(days)
     settings = {"warm": parse_warm_setting("", params, args.warm_epochs)}
     settings.update({f"warm:{spec}": parse_warm_setting(spec, params, args.warm_epochs)
                      for spec in filter(None, args.warm_variants.split(","))})
+    day_files = []
+    for d, day in enumerate(days):
+        day_files.append(os.path.join(workdir, f"{name}_day{d + 1}.tsv"))
+        day.to_csv(day_files[-1], sep="\t", index=False)
+
+    def spec(side, train, warm_from, setting, d, new_items_file):
+        cache = (os.path.join(workdir, f"xla_{name}_{side.replace(':', '_')}")
+                 if args.compile_cache == "chain" and args.isolate else None)
+        return {"train": train, "warm_from": warm_from, "params": setting["params"].to_string(),
+                "epochs": setting["epochs"], "seed": args.seed, "jit_compile": setting["jit_compile"],
+                "fresh_optimizer": setting["fresh_optimizer"], "cache_dir": cache, "test": day_files[d],
+                "new_items": new_items_file, "save": os.path.join(workdir, f"{name}_{side.replace(':', '_')}_day{d}")}
+
+    cold_setting = {"params": params, "epochs": args.epochs, "jit_compile": True, "fresh_optimizer": False}
     rows, warm_dirs = [], {}
     for d in range(1, len(days)):
         new_items = first_day.index[first_day.to_numpy() == d - 1].to_numpy()
-        cold, cold_s = train_cold(days[:d], params, args.epochs, args.seed)
+        new_items_file = os.path.join(workdir, f"{name}_new_items_day{d}.npy")
+        np.save(new_items_file, new_items)
+        cold_spec = spec("cold", day_files[:d], None, cold_setting, d, new_items_file)
         row = {"day": d, "label": f"{labels[d - 1]} → {labels[d]}", "new_items": len(new_items),
-               "cold": {**evaluate(cold.model, cold.vocab, days[d], new_items), **_costs(cold, cold_s)}}
+               "cold": train_run(cold_spec, args.isolate)}
         for side, setting in settings.items():
             if d == 1:  # nothing to warm-start from: the warm chains start with the cold model
-                warm, row[side] = cold, dict(row["cold"], same_as_cold=True)
+                row[side], warm_dirs[side] = dict(row["cold"], same_as_cold=True), cold_spec["save"]
             else:
-                warm, warm_s = train_warm(warm_dirs[side], days[d - 1], setting, args.seed)
-                row[side] = {**evaluate(warm.model, warm.vocab, days[d], new_items), **_costs(warm, warm_s),
-                             "carried": warm.warm_start.carried_items, "new": warm.warm_start.new_items}
-            warm_dirs[side] = os.path.join(workdir, f"{name}_{side.replace(':', '_')}_day{d}")
-            model_io.save_model(warm_dirs[side], warm.model, warm.vocab, seed=args.seed,
-                                optimizer_state=warm.optimizer_state)
+                warm_spec = spec(side, [day_files[d - 1]], warm_dirs[side], setting, d, new_items_file)
+                row[side], warm_dirs[side] = train_run(warm_spec, args.isolate), warm_spec["save"]
         print(f"[{name}] day {d} ({row['label']}, {len(new_items)} new items): " + " | ".join(
             f"{side} R@20 {m['recall']:.4f} MRR@20 {m['mrr']:.4f} new {m['new_hit_rate']:.3f} ({m['new_events']}) "
             f"{m['events']} ev {m['seconds']:.1f}s" for side, m in row.items() if isinstance(m, dict)), flush=True)
@@ -340,13 +397,15 @@ def main():
     parser.add_argument("--data", default=RSC15, help="rsc15_100k directory (train_full.tsv, test.tsv)")
     parser.add_argument("--skip_rsc15", action="store_true", help="run the synthetic part only")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of every cold run")
-    parser.add_argument("--warm_epochs", type=int, default=3, help="epochs of every warm run")
+    parser.add_argument("--warm_epochs", type=int, default=None,
+                        help="epochs of every warm run (default: the rule of warm_epochs_rule, --epochs minus 1)")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--warm_variants", default="epochs=1,epochs=2,learning_rate=0.025",
+    parser.add_argument("--warm_variants", default="epochs=3",
                         help="other warm settings to run beside the main one, comma-separated; each is key=value "
                              "parts joined by '+': epochs=N, optimizer=fresh, or a hyperparameter such as "
                              "learning_rate=0.1, jit=0 (e.g. 'epochs=1,learning_rate=0.1,optimizer=fresh')")
     parser.add_argument("--skip_synthetic", action="store_true", help="run the rsc15_100k part only")
+    parser.add_argument("--max_days", type=int, default=None, help="simulate only the first N days (a quick run)")
     parser.add_argument("--min_day_sessions", type=int, default=100,
                         help="days with fewer sessions are left out (rsc15_100k's last day has 1 session)")
     parser.add_argument("--syn_items", type=int, default=1000)
@@ -357,9 +416,25 @@ def main():
     parser.add_argument("--syn_seed", type=int, default=1)
     parser.add_argument("--syn_params", default="layers=64,n_sample=512",
                         help="overrides of config A for the synthetic data")
+    parser.add_argument("--compile_cache", choices=("chain", "none"), default="chain",
+                        help="chain: each chain (cold, each warm setting) keeps its compiled training loops in a "
+                             "persistent XLA cache of its own, as a daily job with --compile_cache_dir does; none: "
+                             "every run compiles")
+    parser.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
+                        help="run every training in a new Python process, as daily jobs run (--no-isolate: all in "
+                             "this process, without the persistent cache)")
+    parser.add_argument("--one_run", help=argparse.SUPPRESS)  # internal: one run_one spec file (--isolate)
     parser.add_argument("--output", default=os.path.join(RESULTS, "continuous_training.md"))
     parser.add_argument("--plot", default=os.path.join(RESULTS, "continuous_training.png"))
     args = parser.parse_args()
+    if args.one_run:
+        with open(args.one_run, encoding="utf-8") as f:
+            out = run_one(json.load(f))
+        with open(args.one_run + ".out", "w", encoding="utf-8") as f:
+            json.dump(out, f)
+        return
+    if args.warm_epochs is None:
+        args.warm_epochs = warm_epochs_rule(args.epochs)
     if not args.skip_rsc15 and not os.path.isfile(os.path.join(args.data, "train_full.tsv")):
         sys.exit(f"rsc15_100k not found at {args.data} (train_full.tsv, test.tsv): pass --data DIR, or "
                  "--skip_rsc15 for the synthetic part only")
@@ -378,6 +453,7 @@ def main():
                              f"`{synthetic_command(args)}` (the same files; days counted from the generator's "
                              "start)"))
         for name, (days, labels, dropped), params, source in datasets:
+            days, labels = days[:args.max_days], labels[:args.max_days]
             rows = simulate(name, days, labels, params, args, workdir)
             results[name] = rows
             summary = summarise(rows)
@@ -405,15 +481,24 @@ def main():
         f"Epochs: {args.epochs} per cold run, {args.warm_epochs} per warm run (config A's 3 epochs, "
         "`bench/rsc15_configs.py`). **New-item hit rate**: among day d+1's evaluated events whose target first "
         "appeared on day d, the share ranked in the top 20 (number of such events in brackets; per-event ranks "
-        "from `Evaluator.ranks_and_targets`). **Training events**: transitions × epochs. **Seconds**: wall time of "
-        "data preparation, loading the warm-start model and training (not saving or evaluating); in brackets the "
-        "epochs' own time, and that time without the run's tracing and XLA compilation, estimated as the first "
-        "epoch's excess over the mean of the later epochs (each run builds a new model and compiles its "
-        "training loop, seconds on this machine whatever the data size). Means and the "
+        "from `Evaluator.ranks_and_targets`). **Training events**: transitions × epochs. **Seconds**: each run's "
+        "training time, timed in the run's own process"
+        + (" (every run is a new Python process, as a daily job is)" if args.isolate else "")
+        + ": reading its event files, loading the warm-start model, building the model, tracing, compiling or "
+        "loading the compiled loop, and the epochs; not starting Python and TensorFlow, evaluating or saving. "
+        + ("Each chain (cold, and each warm setting) keeps its compiled training loops in a persistent XLA cache "
+           "of its own (`gru4rec train --compile_cache_dir`), so a run loads the loop its own chain compiled on an "
+           "earlier day when the item capacity (`compile_cache.item_capacity`) is unchanged, and never uses "
+           "another chain's. " if args.compile_cache == "chain" and args.isolate else
+           "Every run compiles its training loop (no persistent cache). ")
+        + "In brackets the epochs' own time, and that time without the first epoch's excess over the mean of the "
+        "later epochs (tracing, compiling or loading the loop). Means and the "
         "targets use the warm-start days d ≥ 2 (on day 1 the two are the same model); the new-item rate in the "
         "mean row pools the events of those days (on day 1 every item is new, so its rate is the whole day's "
-        "Recall@20). The main warm setting is the cold runs' own (same parameters and epochs, optimizer state "
-        "carried over), chosen before any run and not tuned on these test days"
+        "Recall@20). The main warm setting is the cold runs' parameters with the epochs of `warm_epochs_rule` "
+        "(one fewer than cold, at least 1: a warm run continues a model trained on the earlier days and trains "
+        "only the newest day, which more epochs over-fit) and the optimizer state carried over, decided before "
+        "this run"
         + (f"; the other warm settings (`--warm_variants {args.warm_variants}`) are reported beside it, each as its "
            "own daily chain." if args.warm_variants else "."), "",
         *([SEE_ALSO, ""] if os.path.basename(args.output) == "continuous_training.md" else []),

@@ -47,11 +47,13 @@ class Evaluator:
       >>> metrics["recall@20"], metrics["mrr@20"]
     """
 
-    def __init__(self, model, batch_size: int = 512, steps_per_call: int = 128):
+    def __init__(self, model, batch_size: int = 512, steps_per_call: int = 128, n_items: int | None = None):
         if batch_size < 1:
             raise ValueError(f"eval batch_size must be >= 1, got {batch_size}")
         self.model = model
-        self.batch_size = int(min(batch_size, max(1, _MAX_SCORE_ELEMENTS // model.n_items)))
+        # The catalogue: the model's first n_items rows (the rest, if any, is capacity padding of a training run).
+        self.n_items = model.n_items if n_items is None else int(n_items)
+        self.batch_size = int(min(batch_size, max(1, _MAX_SCORE_ELEMENTS // self.n_items)))
         self.steps_per_call = steps_per_call
         self._compiled = {}
 
@@ -72,10 +74,11 @@ class Evaluator:
             def rank_steps(inputs, targets, valid, reset, states):
                 # The item tables are read once per call, not once per step: after training (scatter updates) the
                 # variables are in copy-on-read mode, where every dense read copies the whole table.
+                n_items = self.n_items
                 input_table = tf.convert_to_tensor(model.input_table)
                 item_vectors = (input_table if model.embedding_mode == "shared"
-                                else tf.convert_to_tensor(model.item_vectors))
-                item_bias = tf.convert_to_tensor(model.item_bias)
+                                else tf.convert_to_tensor(model.item_vectors))[:n_items]
+                item_bias = tf.convert_to_tensor(model.item_bias)[:n_items]
                 n_steps = tf.shape(inputs)[0]
 
                 def step(k, states, hidden_out):

@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from gru4rec_tf import batching
+from gru4rec_tf import compile_cache
 from gru4rec_tf import distinct_rows as distinct_rows_lib
 from gru4rec_tf import losses
 from gru4rec_tf import optimizer as optimizer_lib
@@ -79,9 +80,10 @@ class Trainer:
                  jit_compile: bool = True):
         if steps_per_call < 1:
             raise ValueError(f"steps_per_call must be >= 1, got {steps_per_call}")
-        if len(support) != model.n_items:
+        if not 0 < len(support) <= model.n_items:  # rows beyond the support: capacity padding (compile_cache)
             raise ValueError(f"support has {len(support)} items but the model has {model.n_items}")
         self.model, self.params, self.steps_per_call = model, params, steps_per_call
+        self.n_items = len(support)
         self.sampler = sampling.PopularitySampler(support, params.sample_alpha, params.n_sample, seed=seed)
         self.loss_layer = losses.TopKRankingLoss(params.loss, params.final_act, params.batch_size,
                                                  bpreg=params.bpreg, logq=params.logq)
@@ -114,7 +116,9 @@ class Trainer:
         draws = np.searchsorted(self.sampler.cdf, np.random.default_rng(0).random((n_draws, params.n_sample)))
         distinct = max(len(np.unique(row)) for row in draws)
         extra = full - params.n_sample  # the targets (and, with a shared embedding, the inputs)
-        budget = min(self.model.n_items, -(-int(distinct * 1.02 + extra) // granularity) * granularity)
+        budget = min(self.n_items, -(-int(distinct * 1.02 + extra) // granularity) * granularity)
+        if compile_cache.enabled():  # a coarser size, so that the next day's loop has the same shapes
+            budget = min(self.n_items, compile_cache.round_up(budget))
         return budget if budget < 0.9 * full else None
 
     def _output_row_width(self) -> int:
@@ -265,10 +269,15 @@ class Trainer:
             def loop(inputs, targets, valid, reset, samples, rows, states, begin, end):
                 return self._run_loop(n_rows, inputs, targets, valid, reset, samples, rows, states, begin, end)
 
-            self._loops[n_rows] = tf.function(loop, jit_compile=self._jit_compile, autograph=False, input_signature=[
+            function = tf.function(loop, jit_compile=self._jit_compile, autograph=False, input_signature=[
                 step_spec(tf.int32), step_spec(tf.int32), step_spec(tf.bool), step_spec(tf.bool),
                 step_spec(tf.int32, n_sample), row_specs, state_specs, tf.TensorSpec([], tf.int32),
                 tf.TensorSpec([], tf.int32)])
+            if self._jit_compile and compile_cache.enabled():  # names the persistent XLA cache can find again
+                with compile_cache.stable_trace_names(f"{self.params.to_string()}|{self.model.n_items}|{n_rows}|"
+                                                      f"{size}|{self.n_items if self._use_logq else 0}"):
+                    function.get_concrete_function()
+            self._loops[n_rows] = function
         return self._loops[n_rows]
 
     def _run_loop(self, n_rows, inputs, targets, valid, reset, samples, rows, states, begin, end):

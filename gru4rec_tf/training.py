@@ -9,6 +9,9 @@ benchmarks), so everything around the epochs is written once here:
   the same call after a kill continues from it and ends with the weights of an uninterrupted run;
 * **warm start** (``warm_start``): continue a saved model on new data with a grown or changed catalogue;
 * **TensorBoard** (``tensorboard_dir``): training loss and events/second per chunk, validation metrics per epoch;
+* **reusing compiled loops** (``compile_cache_dir``, :mod:`gru4rec_tf.compile_cache`): with TensorFlow's persistent
+  XLA cache on, item tables are allocated at a rounded-up capacity so that the next day's run loads the compiled
+  loop instead of compiling it; the returned model has the real size and the same weights as without the cache;
 * a progress bar per epoch on an interactive terminal.
 
 Example:
@@ -24,10 +27,12 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
 from gru4rec_tf import checkpoints
+from gru4rec_tf import compile_cache
 from gru4rec_tf import evaluation
 from gru4rec_tf import model as model_lib
 from gru4rec_tf import progress as progress_lib
@@ -110,12 +115,53 @@ class TrainResult:
 
 
 def build_trainer(support, params: GRU4RecParams, *, seed: int = 42, steps_per_call: int = 256,
-                  jit_compile: bool = True) -> trainer_lib.Trainer:
-    """A new model (initialised from ``seed``) and its :class:`~gru4rec_tf.trainer.Trainer` (``.model``)."""
+                  jit_compile: bool = True, capacity: int | None = None) -> trainer_lib.Trainer:
+    """A new model (initialised from ``seed``) and its :class:`~gru4rec_tf.trainer.Trainer` (``.model``).
+
+    ``capacity`` (> ``len(support)``): the item tables get that many rows; the first ``len(support)`` hold exactly
+    the initial values of an unpadded model, the others are zero and never sampled (see :func:`unpadded_model`).
+    """
     tf.random.set_seed(seed)
     model = model_lib.GRU4Rec(len(support), params, seed=seed)
+    if capacity is not None and capacity > len(support):
+        model = _padded(model, capacity, params, seed)
     return trainer_lib.Trainer(model, support, params, seed=seed, steps_per_call=steps_per_call,
                                jit_compile=jit_compile)
+
+
+def _item_table_positions(model) -> set[int]:
+    tables = {v.ref() for v in model.item_tables}
+    return {i for i, v in enumerate(model.trainable_variables) if v.ref() in tables}
+
+
+def _padded(model, capacity: int, params, seed: int):
+    padded = model_lib.GRU4Rec(capacity, params, seed=seed)
+    tables = _item_table_positions(padded)
+    for i, (source, target) in enumerate(zip(model.trainable_variables, padded.trainable_variables, strict=True)):
+        value = source.numpy()
+        if i in tables:
+            value = np.concatenate([value, np.zeros((capacity - len(value),) + value.shape[1:], value.dtype)])
+        target.assign(value)
+    return padded
+
+
+def unpadded_model(model, n_items: int):
+    """``model`` itself when it has ``n_items`` rows, else a copy holding only the first ``n_items`` item rows."""
+    if model.n_items == n_items:
+        return model
+    out = model_lib.GRU4Rec(n_items, model.hparams)
+    tables = _item_table_positions(model)
+    for i, (source, target) in enumerate(zip(model.trainable_variables, out.trainable_variables, strict=True)):
+        target.assign(source.numpy()[:n_items] if i in tables else source.numpy())
+    return out
+
+
+def _unpadded_arrays(arrays: dict, model, n_items: int) -> dict:
+    """Checkpoint-style arrays (``var/i``, ``acc/i``, ``vel/i``) with the item tables cut to ``n_items`` rows."""
+    if model.n_items == n_items:
+        return arrays
+    tables = _item_table_positions(model)
+    return {k: v[:n_items] if int(k.partition("/")[2]) in tables else v for k, v in arrays.items()}
 
 
 def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams, *, seed: int = 42,
@@ -123,7 +169,8 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
           log_every_s: float = 10.0, validation: Validation | None = None, checkpoint_dir: str | None = None,
           checkpoint_every_s: float = 600.0, warm_start=None, tensorboard_dir: str | None = None,
           on_epoch_end: Callable[[int, dict], None] | None = None,
-          on_chunk_end: Callable[[trainer_lib.EpochProgress], None] | None = None) -> TrainResult:
+          on_chunk_end: Callable[[trainer_lib.EpochProgress], None] | None = None,
+          compile_cache_dir: str | None = None) -> TrainResult:
     """Trains GRU4Rec on ``train_data`` for at most ``epochs`` (default ``params.n_epochs``) epochs.
 
     Args:
@@ -134,6 +181,11 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
       tensorboard_dir: write TensorBoard scalars there.
       on_epoch_end: ``on_epoch_end(epoch, metrics)`` after every epoch's validation (e.g. a tuner's pruning);
         it may raise to stop the run.
+      compile_cache_dir: TensorFlow's persistent XLA cache there (:func:`compile_cache.enable`; it must be set
+        before TensorFlow's first operation in the process, else a warning). Whenever the cache is on (also via
+        ``TF_XLA_FLAGS``) and ``jit_compile``, item tables are padded to :func:`compile_cache.item_capacity` during
+        training; the returned model is that of an unpadded run (the distinct-row budget, rounded up with the
+        cache on, changes results by float rounding only).
       on_chunk_end: ``on_chunk_end(progress)`` after every compiled chunk of ``steps_per_call`` steps, with the
         epoch's :class:`~gru4rec_tf.trainer.EpochProgress` (``last_chunk_losses``: that chunk's step losses; e.g. a
         tuner's divergence check); it may raise to stop the run.
@@ -143,8 +195,11 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
       FloatingPointError: the loss became NaN or infinite.
     """
     n_epochs = params.n_epochs if epochs is None else epochs
+    if compile_cache_dir:
+        compile_cache.enable(compile_cache_dir)
+    capacity = compile_cache.item_capacity(len(vocab)) if jit_compile and compile_cache.enabled() else None
     gru_trainer = build_trainer(vocab.support, params, seed=seed, steps_per_call=steps_per_call,
-                                jit_compile=jit_compile)
+                                jit_compile=jit_compile, capacity=capacity)
     report = None
     if warm_start is not None:
         report = warm_start_lib.carry_over(warm_start, gru_trainer, vocab, source=warm_start.source)
@@ -152,7 +207,10 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
                      report.new_items, report.dropped_items)
     identity = checkpoints.run_identity(params, seed, steps_per_call, train_data, vocab,
                                         report.source if report else None)
-    store, state = _restore(checkpoint_dir, gru_trainer, identity)
+    checkpoint_identity = dict(identity)  # the run's identity (recorded with the model) is that of the unpadded run
+    if gru_trainer.model.n_items != len(vocab):  # a checkpoint holds the padded tables: same capacity to resume
+        checkpoint_identity["item_capacity"] = gru_trainer.model.n_items
+    store, state = _restore(checkpoint_dir, gru_trainer, checkpoint_identity)
     resumed_from = None if state.epoch == 0 and state.progress is None else _epochs_done(state)
     logging.info("training on %d events, %d sessions, %d items; params %s", train_data.n_events,
                  train_data.n_sessions, len(vocab), params.to_string())
@@ -164,10 +222,10 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
         logging.info("kept the weights of epoch %d (best %s %.4f)", state.best_epoch, validation.metric,
                      state.best_value)
     history = [trainer_lib.EpochStats(**h) for h in state.history]
-    result = TrainResult(model=gru_trainer.model, vocab=vocab, params=params, seed=seed, history=history,
-                         train_events=train_data.n_transitions,
-                         optimizer_state={k: v for k, v in checkpoints.variable_arrays(gru_trainer).items()
-                                          if not k.startswith("var/")},
+    arrays = _unpadded_arrays(checkpoints.variable_arrays(gru_trainer), gru_trainer.model, len(vocab))
+    result = TrainResult(model=unpadded_model(gru_trainer.model, len(vocab)), vocab=vocab, params=params, seed=seed,
+                         history=history, train_events=train_data.n_transitions,
+                         optimizer_state={k: v for k, v in arrays.items() if not k.startswith("var/")},
                          valid_history=state.valid_history, best_epoch=state.best_epoch,
                          stopped_early=state.stopped_early, warm_start=report, resumed_from_epoch=resumed_from,
                          identity=identity)
@@ -207,7 +265,8 @@ class _EpochLoop:
         self.validation, self.store, self.checkpoint_every_s = validation, store, checkpoint_every_s
         self.on_epoch_end, self.log_every_s = on_epoch_end, log_every_s
         self.writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
-        self.evaluator = (evaluation.Evaluator(gru_trainer.model, validation.batch_size) if validation else None)
+        self.evaluator = (evaluation.Evaluator(gru_trainer.model, validation.batch_size, n_items=gru_trainer.n_items)
+                          if validation else None)
         self.bar = None
         self.last_checkpoint = time.monotonic()
         self.steps_per_epoch = schedule.n_steps

@@ -148,3 +148,23 @@ def test_bad_continuous_training_input(days, workdir):
     assert_clean_failure(run_cli(*train_args(TRAIN_PARAMS.replace("layers=32", "layers=16")),
                                  "--warm_start", day1, *outputs), "--warm_start", "layers=[16]", "[32]")
     assert not out_model.exists() and not out_metrics.exists()
+
+
+def test_compile_cache_dir_is_reused_by_the_next_run(days, workdir):
+    cache, day1 = workdir / "xla_cache", workdir / "cached_day1"
+    assert run_cli("train", "--train", days / "train.tsv", "--params", TRAIN_PARAMS, "--epochs", 1,
+                   "--save_model", day1, "--compile_cache_dir", cache).returncode == 0
+    assert any(name.startswith("xla_compile_cache") for name in os.listdir(cache))
+
+    def warm(name):
+        result = run_cli("train", "--train", days / "day2.tsv", "--params", TRAIN_PARAMS, "--epochs", 1,
+                         "--warm_start", day1, "--save_model", workdir / name, "--compile_cache_dir", cache)
+        assert result.returncode == 0, result.stderr
+        return json.loads((workdir / name / "config.json").read_text()), sorted(os.listdir(cache))
+
+    first, files = warm("cached_day2")
+    again, files_again = warm("cached_day2_again")
+    assert files_again == files  # the second process loaded every program the first one compiled
+    assert again["weights_fingerprint"] == first["weights_fingerprint"]
+    vocab = pd.read_csv(workdir / "cached_day2" / "vocab.tsv", sep="\t", comment="#")
+    assert first["n_items"] == len(vocab)  # the saved model has the real catalogue, not the padded tables

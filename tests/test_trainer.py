@@ -122,8 +122,11 @@ def test_training_learns_synthetic_sequences():
 
 def test_trainer_rejects_mismatched_support():
     params = GRU4RecParams.from_string("layers=4")
-    with pytest.raises(ValueError, match="support has 3 items"):
-        trainer_lib.Trainer(model_lib.GRU4Rec(5, params), np.ones(3), params)
+    with pytest.raises(ValueError, match="support has 7 items"):
+        trainer_lib.Trainer(model_lib.GRU4Rec(5, params), np.ones(7), params)
+    # A shorter support: the rows beyond it are capacity padding (compile_cache), never sampled.
+    trainer = trainer_lib.Trainer(model_lib.GRU4Rec(5, params), np.ones(3), params)
+    assert trainer.n_items == 3 and trainer.model.n_items == 5
 
 
 def test_distinct_row_budget_and_its_fallback_match_the_full_size():

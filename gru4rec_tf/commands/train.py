@@ -40,6 +40,9 @@ def define_flags() -> None:
                          "occur in --train (default: keep them recommendable).")
     flags.DEFINE_string("tensorboard_dir", None, "Write TensorBoard scalars there (training loss, events/s, "
                         "validation metrics).")
+    flags.DEFINE_string("compile_cache_dir", None, "Keep the compiled (XLA) training loop there and load it in later "
+                        "runs of a similar catalogue size instead of compiling again (the daily loop: seconds a "
+                        "run); results do not change.")
     common.define_data_flags()
     common.define_eval_flags()
 
@@ -96,6 +99,9 @@ def run() -> dict:
     cutoffs = common.parse_cutoffs(FLAGS.cutoffs)
     check_flags()
     common.check_outputs(save_model=FLAGS.save_model, metrics_json=FLAGS.metrics_json)
+    if FLAGS.compile_cache_dir:  # before TensorFlow's first operation: it reads its XLA flags once
+        from gru4rec_tf import compile_cache  # pylint: disable=g-import-not-at-top
+        compile_cache.enable(FLAGS.compile_cache_dir)
     logging.info("params: %s", params.to_string())
     train_events = common.load_events(FLAGS.train)
     test_events = common.load_events(FLAGS.test) if FLAGS.test else None
@@ -119,7 +125,7 @@ def run() -> dict:
     trained = training.train(train_data, vocab, params, seed=FLAGS.seed, steps_per_call=FLAGS.steps_per_call,
                              validation=validation, checkpoint_dir=FLAGS.checkpoint_dir,
                              checkpoint_every_s=FLAGS.checkpoint_every_s, warm_start=saved,
-                             tensorboard_dir=FLAGS.tensorboard_dir)
+                             tensorboard_dir=FLAGS.tensorboard_dir, compile_cache_dir=FLAGS.compile_cache_dir)
     model = trained.model
     result = trained.summary()
     if test_events is not None:
