@@ -40,10 +40,13 @@ def fingerprint(*arrays) -> str:
     return digest.hexdigest()[:16]
 
 
-def run_identity(params, seed: int, steps_per_call: int, train_data, vocab, warm_start_source=None) -> dict:
-    """What must not change between a run and its resumption."""
+def run_identity(params, seed: int, steps_per_call: int, train_data, vocab, warm_start_source=None,
+                 device_sampling: bool = False) -> dict:
+    """What must not change between a run and its resumption (``device_sampling`` draws another sample stream; it
+    is recorded only when set, so the identities of host-sampling runs are as before)."""
     hyperparameters = {k: v for k, v in params.to_dict().items() if k != "n_epochs"}
-    return {"params": hyperparameters, "seed": int(seed), "steps_per_call": int(steps_per_call),
+    extra = {"device_sampling": True} if device_sampling else {}
+    return {**extra, "params": hyperparameters, "seed": int(seed), "steps_per_call": int(steps_per_call),
             "train_data": fingerprint(train_data.item_idx, train_data.session_offsets),
             "vocabulary": fingerprint(vocab.item_ids, vocab.support),
             "warm_start": os.path.abspath(warm_start_source) if warm_start_source else None}

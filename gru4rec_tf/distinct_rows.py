@@ -97,3 +97,71 @@ def _pad_with_unused(unique, n_unique, n_items: int):
     unique = unique.copy()
     unique[padding] = k[padding] + n_real_at_most_k
     return unique
+
+
+# Up to this many items, the distinct rows of a step are found with a bitmap over the catalogue (O(n_items) per step,
+# no sort); above it with a sort of the step's occurrences. Measured on CPU inside XLA (one thread, 2,112
+# occurrences a step): bitmap 216 µs vs sort 353 µs at 37k items, 528 vs 398 µs at 100k.
+BITMAP_MAX_ITEMS = 65_536
+
+
+def step_distinct_rows(values, mask, n_items: int, method: str = None):
+    """:func:`distinct_rows` of one step, as TensorFlow ops that run inside a compiled (XLA) training loop.
+
+    Args:
+      values: int32 ``[N]`` item indices (masked occurrences may hold anything); mask: bool ``[N]``.
+      n_items: the number of rows of the table; method: ``"bitmap"`` (scatter marks into ``[n_items]``, cumsum,
+        scatter: O(n_items)), ``"sort"`` (a sort of the ``N`` occurrences) or None (bitmap up to
+        :data:`BITMAP_MAX_ITEMS` items).
+
+    Returns:
+      ``(unique [min(N, n_items)], position [N], n_unique)``, exactly the step's row of :func:`distinct_rows`.
+    """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top  (the host path needs only NumPy)
+    method = method or ("bitmap" if n_items <= BITMAP_MAX_ITEMS else "sort")
+    width = int(values.shape[0])
+    size = min(width, n_items)
+    any_kept = tf.reduce_any(mask)
+    first_kept = tf.gather(values, tf.argmax(tf.cast(mask, tf.int32), output_type=tf.int32))
+    kept = tf.where(any_kept, tf.where(mask, values, first_kept), 0)  # a step keeping nothing: all rows 0
+    if method == "bitmap":
+        marks = tf.scatter_nd(kept[:, tf.newaxis], tf.cast(tf.broadcast_to(any_kept, [width]), tf.int32), [n_items])
+        present = marks > 0
+        rank = tf.cumsum(tf.cast(present, tf.int32))  # distinct kept values <= each item
+        n_unique = rank[-1]
+        position = tf.where(any_kept, tf.gather(rank, kept) - 1, 0)
+        # every occurrence writes its value to its row (copies write the same value: max is exact)
+        real = tf.tensor_scatter_nd_max(tf.zeros([width], tf.int32), position[:, tf.newaxis], kept)[:size]
+        return _with_padding(real, position, n_unique, size)
+    if method != "sort":
+        raise ValueError(f"method must be 'bitmap' or 'sort', got {method!r}")
+    bits = max(1, (width - 1).bit_length())
+    key_type = tf.int32 if n_items < 2 ** (31 - bits) else tf.int64
+    occurrence = tf.range(width, dtype=key_type)
+    keys = tf.sort(tf.bitwise.bitwise_or(tf.bitwise.left_shift(tf.cast(kept, key_type), bits), occurrence))
+    order = tf.cast(tf.bitwise.bitwise_and(keys, 2 ** bits - 1), tf.int32)
+    sorted_values = tf.cast(tf.bitwise.right_shift(keys, bits), tf.int32)
+    starts = tf.concat([[True], tf.not_equal(sorted_values[1:], sorted_values[:-1])], axis=0)
+    group = tf.cumsum(tf.cast(starts, tf.int32)) - 1
+    position = tf.scatter_nd(order[:, tf.newaxis], group, [width])
+    n_unique = tf.where(any_kept, group[-1] + 1, 0)
+    # each group's value, written once (at its start); the spare last slot takes the other occurrences' zeros
+    real = tf.scatter_nd(tf.where(starts, group, width)[:, tf.newaxis], tf.where(starts, sorted_values, 0),
+                         [width + 1])[:size]
+    return _with_padding(real, position, n_unique, size)
+
+
+def _with_padding(real, position, n_unique, size: int):
+    """``real``'s entries from ``n_unique`` on replaced by the smallest items missing from its first ``n_unique``.
+
+    All of them lie below ``size`` (at most ``n_unique`` items are used), so a bitmap of ``size`` finds them.
+    """
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    column = tf.range(size, dtype=tf.int32)
+    is_real = column < n_unique
+    used = tf.scatter_nd(tf.where(is_real & (real < size), real, size)[:, tf.newaxis], tf.ones([size], tf.int32),
+                         [size + 1])[:size] > 0
+    free_rank = tf.cumsum(tf.cast(~used, tf.int32)) - 1
+    pad_slot = tf.where(~used & (n_unique + free_rank < size), n_unique + free_rank, size)
+    padding = tf.scatter_nd(pad_slot[:, tf.newaxis], column, [size + 1])[:size]
+    return tf.where(is_real, real, padding), position, n_unique

@@ -32,6 +32,24 @@ class PopularitySampler(tf.Module):
         self._cdf = tf.constant(self.cdf, dtype=tf.float64)
         self.log_support = tf.constant(np.log(support), dtype=tf.float32)
         self._rng = tf.random.Generator.from_seed(seed)
+        self._support = support
+        self._alias = None  # (acceptance probability, alias) tensors, built on first use of draw_in_graph
+
+    def draw_in_graph(self) -> tf.Tensor:
+        """One step's ``[n_sample]`` int32 samples by Walker's alias method, for use inside a compiled loop.
+
+        The same distribution as :meth:`sample` (``P(v) ∝ support(v) ** alpha``) from the same random generator
+        (so :meth:`rng_state` resumes it), but O(1) per draw and XLA-friendly: one uniform integer (a column of the
+        table), one uniform float, two gathers. Not the same stream as the inverse-CDF :meth:`sample`.
+        """
+        if self._alias is None:
+            accept, alias = alias_table(self._support, self.alpha)
+            with tf.init_scope():  # eager tensors, captured by every function that draws
+                self._alias = (tf.constant(accept, tf.float64), tf.constant(alias, tf.int32))
+        accept, alias = self._alias
+        column = self._rng.uniform([self.n_sample], 0, len(self.cdf), dtype=tf.int32)
+        coin = self._rng.uniform([self.n_sample], dtype=tf.float64)
+        return tf.where(coin < tf.gather(accept, column), column, tf.gather(alias, column))
 
     def sample(self, n_steps) -> tf.Tensor:
         """Returns an int32 ``[n_steps, n_sample]`` store of sampled item indices."""
@@ -62,3 +80,25 @@ def popularity_cdf(support, alpha: float) -> np.ndarray:
     cdf = np.cumsum(weights) / weights.sum()
     cdf[-1] = 1.0
     return cdf
+
+
+def alias_table(support, alpha: float):
+    """Walker's alias table of ``P(v) ∝ support(v) ** alpha`` (Vose's construction, float64).
+
+    Returns ``(accept, alias)``: draw a column ``i`` uniformly, then ``i`` with probability ``accept[i]``, else
+    ``alias[i]``; so ``P(v) = (accept[v] + Σ_{i: alias[i] = v} (1 - accept[i])) / n``.
+    """
+    weights = np.asarray(support, dtype=np.float64) ** alpha
+    n = len(weights)
+    scaled = weights * (n / weights.sum())
+    accept, alias = np.ones(n, dtype=np.float64), np.arange(n, dtype=np.int64)
+    small, large = list(np.flatnonzero(scaled < 1.0)), list(np.flatnonzero(scaled >= 1.0))
+    scaled_list = scaled.tolist()
+    while small and large:
+        s, g = small.pop(), large[-1]
+        accept[s], alias[s] = scaled_list[s], g
+        scaled_list[g] -= 1.0 - scaled_list[s]
+        if scaled_list[g] < 1.0:
+            small.append(large.pop())
+    # what is left is 1 up to rounding: always accepted (accept 1, alias itself)
+    return accept, alias.astype(np.int32)

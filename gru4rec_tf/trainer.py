@@ -74,10 +74,15 @@ class Trainer:
     Example:
       >>> trainer = Trainer(model, support=vocab.support, params=params, seed=42)
       >>> history = trainer.fit(train_data)          # one EpochStats per epoch
+
+    With ``device_sampling``, the negative samples (:meth:`~gru4rec_tf.sampling.PopularitySampler.draw_in_graph`,
+    alias method) and the distinct rows of each step (:func:`~gru4rec_tf.distinct_rows.step_distinct_rows`) are
+    computed inside the compiled loop, so nothing per step runs on the host (for accelerators); the default
+    prepares them on the host in a prefetch thread, which is faster on CPU.
     """
 
     def __init__(self, model, support, params, seed: int = 42, steps_per_call: int = 256,
-                 jit_compile: bool = True):
+                 jit_compile: bool = True, device_sampling: bool = False):
         if steps_per_call < 1:
             raise ValueError(f"steps_per_call must be >= 1, got {steps_per_call}")
         if not 0 < len(support) <= model.n_items:  # rows beyond the support: capacity padding (compile_cache)
@@ -100,6 +105,8 @@ class Trainer:
         self._compute_step = (tf.function(self.compute_step, jit_compile=True, autograph=False) if jit_compile
                               else self.compute_step)
         self._loops = {}  # number of distinct output rows -> compiled multi-step function
+        self.device_sampling = bool(device_sampling)
+        self._device_loop_fn = None
 
     def _distinct_row_budget(self, n_draws: int = 200):
         """A static number of distinct item rows that almost every step stays within, or None.
@@ -299,6 +306,83 @@ class Trainer:
                                                (begin, tuple(states), tf.zeros([self.steps_per_call], tf.float32)))
         return states, step_losses
 
+    # -- many steps, sampling inside the loop ------------------------------------------------------------------
+    def run_steps_sampling_in_loop(self, schedule: batching.BatchSchedule, states):
+        """Trains the steps of ``schedule``, drawing each step's samples and finding its distinct rows inside the
+        compiled loop; returns ``(states, [K] step losses, [K, n_sample] the samples drawn)``.
+
+        The samples come from the sampler's generator (its state after the call resumes the stream); with the
+        same samples, :meth:`run_steps` computes exactly the same steps.
+        """
+        size, step_losses, step_samples = self.steps_per_call, [], []
+        for begin in range(0, schedule.n_steps, size):
+            block = schedule.steps(begin, min(begin + size, schedule.n_steps))
+            arrays = [a if len(a) == size else np.concatenate([a, np.zeros((size - len(a),) + a.shape[1:], a.dtype)])
+                      for a in (block.inputs, block.targets, block.valid, block.reset)]
+            states, losses, samples = self._device_loop()(*arrays, tuple(states), tf.constant(block.n_steps))
+            step_losses.append(losses.numpy()[:block.n_steps])
+            step_samples.append(samples.numpy()[:block.n_steps])
+        if not step_losses:
+            return states, np.zeros([0], np.float32), np.zeros([0, self.params.n_sample], np.int32)
+        return states, np.concatenate(step_losses), np.concatenate(step_samples)
+
+    def _device_loop(self):
+        """The multi-step function that samples and finds distinct rows inside (compiled on first use)."""
+        if self._device_loop_fn is None:
+            size, batch = self.steps_per_call, self.params.batch_size
+            step_spec = lambda dtype: tf.TensorSpec([size, batch], dtype)  # noqa: E731
+            state_specs = tuple(tf.TensorSpec([batch, layer.units], tf.float32) for layer in self.model.gru_layers)
+            self._device_loop_fn = tf.function(
+                self._run_sampling_loop, jit_compile=self._jit_compile, autograph=False,
+                input_signature=[step_spec(tf.int32), step_spec(tf.int32), step_spec(tf.bool), step_spec(tf.bool),
+                                 state_specs, tf.TensorSpec([], tf.int32)])
+        return self._device_loop_fn
+
+    def _run_sampling_loop(self, inputs, targets, valid, reset, states, end):
+        """Body of :meth:`_device_loop`: steps ``[0, end)``; each draws its samples, finds its distinct rows
+        (as :meth:`distinct_rows` does) and runs on the distinct-row budget when its output rows fit, else at full
+        size (as :meth:`_segments` chooses)."""
+        n_items, n_sample = self.model.n_items, self.params.n_sample
+        shared = self.model.embedding_mode == "shared"
+        full = min(self._output_row_width(), n_items)
+        budget = self._row_budget if self._row_budget is not None and self._row_budget < full else None
+
+        def body(k, states, step_losses, step_samples):
+            states = tuple(tf.where(reset[k][:, tf.newaxis], tf.zeros_like(s), s) for s in states)
+            samples = self.sampler.draw_in_graph() if n_sample > 0 else tf.zeros([0], tf.int32)
+            cols = tf.concat([targets[k], samples], axis=0)
+            col_valid = tf.concat([valid[k], tf.ones([n_sample], tf.bool)], axis=0)
+            if shared:
+                row_sets = (distinct_rows_lib.step_distinct_rows(tf.concat([cols, inputs[k]], 0),
+                                                                 tf.concat([col_valid, valid[k]], 0), n_items),)
+            else:
+                row_sets = (distinct_rows_lib.step_distinct_rows(cols, col_valid, n_items),
+                            distinct_rows_lib.step_distinct_rows(inputs[k], valid[k], n_items))
+
+            def step(n_rows):
+                def run():
+                    sets = tuple(optimizer_lib.UniqueRows(u[:n_rows] if i == 0 else u, p, n)
+                                 for i, (u, p, n) in enumerate(row_sets))
+                    loss, new_states, row_updates = self.compute_step(inputs[k], targets[k], valid[k], samples,
+                                                                      states, sets)
+                    for var, update in zip(self._sparse_vars, row_updates, strict=True):
+                        self.optimizer.write_distinct_rows(var, update)
+                    return (loss,) + tuple(new_states)
+                return run
+
+            if budget is None:
+                loss, *new_states = step(full)()
+            else:
+                loss, *new_states = tf.cond(row_sets[0][2] <= budget, step(budget), step(full))
+            if n_sample > 0:
+                step_samples = tf.tensor_scatter_nd_update(step_samples, [[k]], samples[tf.newaxis])
+            return k + 1, tuple(new_states), tf.tensor_scatter_nd_update(step_losses, [[k]], [loss]), step_samples
+
+        _, states, step_losses, step_samples = tf.while_loop(
+            lambda k, *_: k < end, body, (tf.constant(0), tuple(states), tf.zeros([self.steps_per_call], tf.float32),
+                                          tf.zeros([self.steps_per_call, n_sample], tf.int32)))
+        return states, step_losses, step_samples
+
     def run_steps_eagerly(self, schedule: batching.BatchSchedule, samples, states):
         """Reference path: the same steps, one Python-level eager call per step (for tests and debugging)."""
         step_losses = []
@@ -339,6 +423,15 @@ class Trainer:
                 upcoming = pool.submit(self._prepare, next(chunks, None))
                 yield prepared
 
+    def _chunks(self, schedule: batching.BatchSchedule, first_chunk: int = 0):
+        """:meth:`_prepared_chunks`, or with ``device_sampling`` just ``(chunk, None, None, None)``: nothing to
+        prepare on the host."""
+        if not self.device_sampling:
+            yield from self._prepared_chunks(schedule, first_chunk)
+            return
+        for chunk in itertools.islice(schedule.chunks(self.steps_per_call), first_chunk, None):
+            yield chunk, None, None, None
+
     def start_epoch(self, schedule: batching.BatchSchedule, epoch: int) -> "EpochProgress":
         """The progress of an epoch before its first chunk."""
         return EpochProgress(epoch=epoch, next_chunk=0, n_chunks=schedule.n_chunks(self.steps_per_call),
@@ -360,8 +453,12 @@ class Trainer:
         states = tuple(tf.constant(s) for s in progress.states)
         start = last_log = time.perf_counter()
         resumed_seconds, resumed_events = progress.seconds, progress.events
-        for chunk, samples, rows, sampler_state in self._prepared_chunks(schedule, progress.next_chunk):
-            states, step_losses = self.run_steps(chunk, samples, states, rows)
+        for chunk, samples, rows, sampler_state in self._chunks(schedule, progress.next_chunk):
+            if self.device_sampling:
+                states, step_losses, _ = self.run_steps_sampling_in_loop(chunk, states)
+                sampler_state = self.sampler.rng_state()
+            else:
+                states, step_losses = self.run_steps(chunk, samples, states, rows)
             now = time.perf_counter()
             progress = dataclasses.replace(
                 progress, next_chunk=progress.next_chunk + 1, states=[s.numpy() for s in states],

@@ -115,7 +115,8 @@ class TrainResult:
 
 
 def build_trainer(support, params: GRU4RecParams, *, seed: int = 42, steps_per_call: int = 256,
-                  jit_compile: bool = True, capacity: int | None = None) -> trainer_lib.Trainer:
+                  jit_compile: bool = True, capacity: int | None = None,
+                  device_sampling: bool = False) -> trainer_lib.Trainer:
     """A new model (initialised from ``seed``) and its :class:`~gru4rec_tf.trainer.Trainer` (``.model``).
 
     ``capacity`` (> ``len(support)``): the item tables get that many rows; the first ``len(support)`` hold exactly
@@ -126,7 +127,7 @@ def build_trainer(support, params: GRU4RecParams, *, seed: int = 42, steps_per_c
     if capacity is not None and capacity > len(support):
         model = _padded(model, capacity, params, seed)
     return trainer_lib.Trainer(model, support, params, seed=seed, steps_per_call=steps_per_call,
-                               jit_compile=jit_compile)
+                               jit_compile=jit_compile, device_sampling=device_sampling)
 
 
 def _item_table_positions(model) -> set[int]:
@@ -166,15 +167,17 @@ def _unpadded_arrays(arrays: dict, model, n_items: int) -> dict:
 
 def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams, *, seed: int = 42,
           epochs: int | None = None, steps_per_call: int = 256, jit_compile: bool = True,
-          log_every_s: float = 10.0, validation: Validation | None = None, checkpoint_dir: str | None = None,
-          checkpoint_every_s: float = 600.0, warm_start=None, tensorboard_dir: str | None = None,
-          on_epoch_end: Callable[[int, dict], None] | None = None,
+          device_sampling: bool = False, log_every_s: float = 10.0, validation: Validation | None = None,
+          checkpoint_dir: str | None = None, checkpoint_every_s: float = 600.0, warm_start=None,
+          tensorboard_dir: str | None = None, on_epoch_end: Callable[[int, dict], None] | None = None,
           on_chunk_end: Callable[[trainer_lib.EpochProgress], None] | None = None,
           compile_cache_dir: str | None = None) -> TrainResult:
     """Trains GRU4Rec on ``train_data`` for at most ``epochs`` (default ``params.n_epochs``) epochs.
 
     Args:
       train_data, vocab: the sessions and their vocabulary (with warm start: :func:`warm_start.warm_vocabulary`).
+      device_sampling: draw the negative samples and find each step's distinct rows inside the compiled loop
+        (:class:`~gru4rec_tf.trainer.Trainer`); the default prepares them on the host, faster on CPU.
       validation: evaluate after every epoch, keep the best epoch's weights, stop early (:class:`Validation`).
       checkpoint_dir: resume from / write checkpoints (:mod:`gru4rec_tf.checkpoints`).
       warm_start: a loaded saved model (:class:`~gru4rec_tf.model_io.SavedGRU4Rec`) to start from.
@@ -199,14 +202,14 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
         compile_cache.enable(compile_cache_dir)
     capacity = compile_cache.item_capacity(len(vocab)) if jit_compile and compile_cache.enabled() else None
     gru_trainer = build_trainer(vocab.support, params, seed=seed, steps_per_call=steps_per_call,
-                                jit_compile=jit_compile, capacity=capacity)
+                                jit_compile=jit_compile, capacity=capacity, device_sampling=device_sampling)
     report = None
     if warm_start is not None:
         report = warm_start_lib.carry_over(warm_start, gru_trainer, vocab, source=warm_start.source)
         logging.info("warm start: %d items carried over, %d new, %d dropped", report.carried_items,
                      report.new_items, report.dropped_items)
     identity = checkpoints.run_identity(params, seed, steps_per_call, train_data, vocab,
-                                        report.source if report else None)
+                                        report.source if report else None, device_sampling=device_sampling)
     checkpoint_identity = dict(identity)  # the run's identity (recorded with the model) is that of the unpadded run
     if gru_trainer.model.n_items != len(vocab):  # a checkpoint holds the padded tables: same capacity to resume
         checkpoint_identity["item_capacity"] = gru_trainer.model.n_items

@@ -198,3 +198,72 @@ def test_catalogue_smaller_than_a_steps_columns(param_string):
     np.testing.assert_allclose(losses_fast, losses_slow, rtol=1e-4, atol=1e-6)
     for a, b in zip(fast.model.trainable_variables, slow.model.trainable_variables, strict=True):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.name)
+
+
+@pytest.mark.parametrize("param_string,jit", [(c, True) for c in CONFIGS] + [(CONFIGS[1], False), (CONFIGS[2], False)])
+def test_sampling_inside_the_loop_computes_the_host_paths_steps(param_string, jit):
+    """With device sampling, the loop's own samples and distinct rows give exactly the host path's steps."""
+    items, offsets = _sessions()
+    params = GRU4RecParams.from_string(param_string)
+    make = lambda device: trainer_lib.Trainer(  # noqa: E731
+        model_lib.GRU4Rec(N_ITEMS, params, seed=3), np.arange(1, N_ITEMS + 1), params, seed=3, jit_compile=jit,
+        steps_per_call=5, device_sampling=device)
+    device, host = make(True), make(False)
+    schedule = batching.make_schedule(items, offsets, 4).steps(0, 12)  # 3 calls, the last one partly padded
+    states_device, losses_device, samples = device.run_steps_sampling_in_loop(schedule, device.model.initial_states(4))
+    assert samples.shape == (12, params.n_sample) and np.all((samples >= 0) & (samples < N_ITEMS))
+    if params.n_sample:
+        assert len(np.unique(samples)) > params.n_sample  # fresh samples every step
+    states_host, losses_host = host.run_steps(schedule, samples, host.model.initial_states(4))
+    np.testing.assert_allclose(losses_device, losses_host, rtol=1e-5, atol=1e-7)
+    assert np.all(np.isfinite(losses_device))
+    for a, b in zip(device.model.trainable_variables, host.model.trainable_variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7, err_msg=a.name)
+    for a, b in zip(states_device, states_host, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_sampling_inside_the_loop_keeps_the_distinct_row_budget_and_its_fallback():
+    """Steps within the budget and steps above it (full size, chosen inside the loop) equal the host path's."""
+    params = GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5,layers=8,batch_size=4,n_sample=40,"
+                                       "sample_alpha=0.3")
+    support = np.concatenate([[1000, 500, 200, 100], np.ones(196)])
+    make = lambda device: trainer_lib.Trainer(model_lib.GRU4Rec(200, params, seed=5), support, params,  # noqa: E731
+                                              seed=5, steps_per_call=8, device_sampling=device)
+    device, host = make(True), make(False)
+    rng = np.random.RandomState(0)
+    offsets = np.concatenate([[0], np.cumsum(rng.randint(2, 6, size=30))])
+    schedule = batching.make_schedule(rng.randint(0, 200, size=offsets[-1]).astype(np.int32), offsets, 4).steps(0, 16)
+    # a budget that some steps exceed: find the steps' distinct rows from a first run's samples
+    _, _, samples = make(True).run_steps_sampling_in_loop(schedule, device.model.initial_states(4))
+    n_unique = host.distinct_rows(schedule, samples)[0].n_unique
+    budget = int(np.median(n_unique))
+    assert np.any(n_unique > budget) and np.any(n_unique <= budget)
+    device._row_budget = host._row_budget = budget
+    _, losses_device, samples_device = device.run_steps_sampling_in_loop(schedule, device.model.initial_states(4))
+    np.testing.assert_array_equal(samples_device, samples)  # same seed, same stream
+    assert len(host._segments(host.distinct_rows(schedule, samples)[0])) > 2  # both sizes really ran
+    _, losses_host = host.run_steps(schedule, samples, host.model.initial_states(4))
+    np.testing.assert_allclose(losses_device, losses_host, rtol=1e-5, atol=1e-7)
+    for a, b in zip(device.model.trainable_variables, host.model.trainable_variables, strict=True):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7, err_msg=a.name)
+
+
+def test_training_with_device_sampling_learns_like_host_sampling():
+    """Same data, both sampling modes: finite, decreasing losses and a similar recall on held-out sequences."""
+    events = synthetic.generate_sessions(n_items=50, n_sessions=400, seed=2, span_days=5.0)
+    train_events, test_events = synthetic.train_test_split_by_time(events, test_days=1.0)
+    vocab = ItemVocabulary.from_events(train_events)
+    train_data, test_data = SessionData.from_events(train_events, vocab), SessionData.from_events(test_events, vocab)
+    params = GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5,layers=32,batch_size=16,n_sample=32,"
+                                       "learning_rate=0.1,momentum=0.2")
+    results = {}
+    for device in (False, True):
+        model = model_lib.GRU4Rec(len(vocab), params, seed=1)
+        history = trainer_lib.Trainer(model, vocab.support, params, seed=1, steps_per_call=16,
+                                      device_sampling=device).fit(train_data, n_epochs=4)
+        losses = [h.loss for h in history]
+        assert np.all(np.isfinite(losses)) and losses[-1] < losses[0] * 0.95, (device, losses)
+        results[device] = evaluation.Evaluator(model).evaluate(test_data, cutoffs=(5,))["recall@5"]
+    assert results[True] == pytest.approx(results[False], abs=0.05), results
+    assert min(results.values()) > 0.15, results

@@ -46,10 +46,13 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("params", PARAM_VARIANTS, ids=["bpr-max-momentum-dropout", "xe-separate", "top1-none"])
-def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(split, tmp_path, params):
+@pytest.mark.parametrize("params,device_sampling", [(p, False) for p in PARAM_VARIANTS] + [
+    (PARAM_VARIANTS[0], True), (PARAM_VARIANTS[1], True)], ids=[
+    "bpr-max-momentum-dropout", "xe-separate", "top1-none", "bpr-max-momentum-dropout-device-sampling",
+    "xe-separate-device-sampling"])
+def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(split, tmp_path, params, device_sampling):
     vocab, train_data, _ = split
-    kwargs = dict(seed=5, steps_per_call=4, log_every_s=1e9)
+    kwargs = dict(seed=5, steps_per_call=4, log_every_s=1e9, device_sampling=device_sampling)
     reference = training.train(train_data, vocab, params, **kwargs)
     ckpt = str(tmp_path / "ckpt")
     chunks_seen = []
@@ -94,6 +97,7 @@ def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(split, 
     assert resumed.resumed_from_epoch is not None and resumed.resumed_from_epoch >= 1
     _assert_same_weights(_weights(reference.model), _weights(resumed.model))
     assert [h.loss for h in resumed.history] == pytest.approx([h.loss for h in reference.history], rel=1e-5)
+    assert resumed.identity.get("device_sampling", False) == device_sampling
 
 
 def test_a_finished_run_resumed_again_trains_nothing(split, tmp_path):
