@@ -64,7 +64,8 @@ def official_params(params: str) -> str:
 
 # Newer torch refuses ``Tensor.set_`` with a float64 source on a float32 parameter, which the official code's
 # compatibility-mode initialisation does; this launcher casts the source to the parameter's dtype (the values the
-# official code means) and then runs its run.py unchanged.
+# official code means), turns a pandas Series given to ``torch.tensor`` into its values (newer pandas), and then runs
+# its run.py unchanged.
 TORCH_SET_SHIM = """
 import runpy, sys, torch
 _set = torch.Tensor.set_
@@ -73,6 +74,11 @@ def _set_same_dtype(self, source=None, *args, **kwargs):
         source = source.to(self.dtype)
     return _set(self, source, *args, **kwargs) if source is not None else _set(self, *args, **kwargs)
 torch.Tensor.set_ = _set_same_dtype
+# Newer pandas hands the official logQ code a Series where it expects an array; torch.tensor cannot take a Series.
+_tensor = torch.tensor
+def _tensor_from_values(data, *args, **kwargs):
+    return _tensor(getattr(data, "values", data) if type(data).__name__ == "Series" else data, *args, **kwargs)
+torch.tensor = _tensor_from_values
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
