@@ -59,7 +59,8 @@ def kill_and_rerun(args: Sequence, *, kills: int, window: tuple[float, float], s
                    check_after_kill: Callable[[], None] | None = None, timeout: float = 600,
                    done: Callable[[], bool] | None = None) -> KillReport:
     """Starts ``gru4rec ARGS`` ``kills`` times, each SIGKILLed after a delay uniform in ``window`` (seconds since
-    its start); after each attempt calls ``check_after_kill`` (what a consumer may see then). Then runs it once
+    its start; an attempt that finishes first narrows the window to the time it took); after each attempt calls
+    ``check_after_kill`` (what a consumer may see then). Then runs it once
     more to the end (``report.final``). An attempt that ends before its kill counts as ``finished_before_kill``.
     When ``done()`` says the output is complete (for commands that refuse to overwrite it), the loop stops there
     and ``report.final`` stays None.
@@ -71,7 +72,8 @@ def kill_and_rerun(args: Sequence, *, kills: int, window: tuple[float, float], s
         report.delays.append(round(delay, 2))
         process = subprocess.Popen(command(args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(),
                                    cwd=str(REPO_ROOT))
-        deadline = time.monotonic() + delay
+        started = time.monotonic()
+        deadline = started + delay
         while process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
         if process.poll() is None:
@@ -79,6 +81,10 @@ def kill_and_rerun(args: Sequence, *, kills: int, window: tuple[float, float], s
             report.killed += 1
         else:
             report.finished_before_kill += 1
+            # The command ran faster than the window assumed (e.g. the reference run was timed on a loaded
+            # machine): aim the next kills inside the time it really took.
+            ran = time.monotonic() - started
+            window = (min(window[0], 0.3 * ran), min(window[1], 0.9 * ran))
         process.wait(timeout=60)
         if check_after_kill is not None:
             check_after_kill()
