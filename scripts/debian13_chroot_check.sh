@@ -18,7 +18,7 @@ if [ ! -x "$ROOT/usr/bin/g++" ]; then
 liblzma5,libreadline8t64,libncursesw6,git,procps,gcc,g++,make,libc6-dev trixie "$ROOT" http://deb.debian.org/debian
 fi
 mkdir -p "$ROOT$PYDIR" "$ROOT/etc/xdg" "$ROOT/opt" "$ROOT/work"
-cp -a "$PYDIR/." "$ROOT$PYDIR/"
+[ -x "$ROOT$PYDIR/bin/python3" ] || cp -a "$PYDIR/." "$ROOT$PYDIR/"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 cp /etc/ssl/certs/ca-certificates.crt "$ROOT/etc/ssl/certs/ca-certificates.crt"  # this machine's registries' CA
 [ -f /etc/pip.conf ] && cp /etc/pip.conf "$ROOT/etc/pip.conf"
