@@ -31,12 +31,15 @@ import time
 import machine as machine_lib
 from rsc15_configs import CONFIG_A, CONFIG_B, RSC15
 
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+from gru4rec_tf.params import GRU4RecParams  # noqa: E402  (the project's parser; imports no TensorFlow)
+
 # The authors' RetailRocket parameter file (retailrocket_bprmax_shared_best), as facts: its shape and settings.
 CONFIG_RR = ("loss=bpr-max,final_act=elu-0.5,layers=224,batch_size=80,dropout_p_embed=0.5,dropout_p_hidden=0.05,"
              "learning_rate=0.05,momentum=0.4,n_sample=2048,sample_alpha=0.4,bpreg=1.95,constrained_embedding=True")
 CONFIGS = {"A": CONFIG_A, "B": CONFIG_B, "RR": CONFIG_RR}
 SYNTHETIC = {"n_items": 10000, "n_sessions": 40000}
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OFFICIAL_EPOCH = re.compile(r"Epoch(\d+) --> loss: .*\[.* \| (\d+) e/s\]")
 OFFICIAL_EVAL = re.compile(r"Evaluation took ([0-9.]+)s")
 OFFICIAL_METRIC = re.compile(r"Recall@20: ([0-9.]+) MRR@20: ([0-9.]+)")
@@ -119,9 +122,8 @@ def run_ours(args, params: str, data: tuple) -> dict:
 def step_flops(params: str) -> float:
     """Nominal FLOPs of one training step: the output layer's forward and two backward products on all
     ``B + n_sample`` columns, and each GRU layer's products (forward and two backward), as the issue counts them."""
-    values = dict(pair.split("=", 1) for pair in params.split(","))
-    batch, n_sample = int(values["batch_size"]), int(values["n_sample"])
-    layers = [int(v) for v in values["layers"].split(";")]
+    parsed = GRU4RecParams.from_string(params)
+    batch, n_sample, layers = parsed.batch_size, parsed.n_sample, list(parsed.layers)
     inputs = [layers[-1]] + layers[:-1]  # constrained (shared) embedding: layer 0's input is W_y's row
     output = 3 * 2 * batch * layers[-1] * (batch + n_sample)
     gru = sum(3 * 2 * batch * (d_in * 3 * h + h * 2 * h + h * h) for d_in, h in zip(inputs, layers, strict=True))
@@ -146,9 +148,8 @@ print(best / 1e9)
 
 def sgemm_gflops(args, params: str) -> float:
     """NumPy's best sgemm GFLOP/s at the output layer's shape ``[B, h] x [h, B + n_sample]``, same threads."""
-    values = dict(pair.split("=", 1) for pair in params.split(","))
-    shape = (values["batch_size"], values["layers"].split(";")[-1],
-             str(int(values["batch_size"]) + int(values["n_sample"])))
+    parsed = GRU4RecParams.from_string(params)
+    shape = (str(parsed.batch_size), str(parsed.layers[-1]), str(parsed.batch_size + parsed.n_sample))
     out = subprocess.run([sys.executable, "-c", SGEMM, *shape], capture_output=True, text=True, check=True,
                          env=thread_env(args.threads), timeout=600)
     return float(out.stdout.strip())
@@ -217,7 +218,7 @@ def main():
                     f"{eval_events / off['eval_seconds']:,.0f} | {eval_events / us['eval_seconds']:,.0f} | "
                     f"**{off['eval_seconds'] / us['eval_seconds']:.2f}×** | {off['recall@20']:.4f} / "
                     f"{off['mrr@20']:.4f} | {us['recall@20']:.4f} / {us['mrr@20']:.4f} |")
-        batch = int(dict(p.split("=", 1) for p in CONFIGS[name].split(","))["batch_size"])
+        batch = GRU4RecParams.from_string(CONFIGS[name]).batch_size
         flops, peak = step_flops(CONFIGS[name]), statistics.median(peaks)
         achieved = flops * us["train_events_per_sec"] / batch / 1e9
         floor = peak * 1e9 / (flops / batch)
