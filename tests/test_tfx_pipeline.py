@@ -150,8 +150,12 @@ def test_unreachable_threshold_is_not_blessed_and_nothing_is_pushed(first_run, u
     assert "recall@20" in bless["message"] and "threshold 1.0000" in bless["message"]
     # the baseline was the last blessed model: the first run's
     assert bless["baseline_model_id"] == first.output("Trainer", "model").id
+    # the candidate is not pushed; the Pusher finds the last blessed model in the serving root (copies nothing)
     assert result.node("Pusher").state == "COMPLETE" and result.push == {
-        "pushed": False, "destination": None, "version": None, "copied": True}
+        "pushed": False, "destination": None, "version": None, "copied": True,
+        "served": {"destination": first.push["destination"], "version": first.push["version"], "copied": False}}
+    assert "pushed: no (the model is not blessed); serving the last blessed model: " \
+        f"{first.push['destination']} (already there)" in result.format()
     assert after == first_versions
 
 
@@ -167,7 +171,7 @@ def test_unchanged_rerun_reuses_cached_outputs(first_run, cached_runs):
     # the candidate is the already-blessed model: the Pusher finds it in the serving root and copies nothing
     assert third.node("Pusher").state == "COMPLETE"
     assert third.push == {"pushed": True, "copied": False, "version": first.push["version"],
-                          "destination": first.push["destination"]}
+                          "destination": first.push["destination"], "served": None}
     assert [(n.node_id, n.state) for n in fourth.nodes] == [
         ("ClickLogExampleGen", "CACHED"), ("SessionTensors", "CACHED"), ("Trainer", "CACHED"),
         ("SessionEvaluator", "CACHED"), ("Pusher", "CACHED")]

@@ -13,7 +13,9 @@ compiled without a data path, so the driver feeds it the built-in synthetic log)
    then a spec of another serving root: every other task cached, the Pusher pushes the blessed model there; that
    root wiped and the spec run again: pushed there once more;
 3. a spec of another seed: a new model, blessed against the first one as baseline, pushed (beside it, a spec
-   whose input file is broken fails at its first task, under its own root);
+   whose input file is broken fails at its first task, under its own root); then the serving root wiped and a
+   spec whose threshold no model reaches: its candidate is not blessed, and the Pusher puts the last blessed
+   model (run 3's) back, as ``gru4rec pipeline run``'s run guard does locally;
 4. the first spec after the session tensors were deleted from the "bucket": a missing input artifact.
 
 Each task costs ~10 s of TensorFlow/TFX imports in its subprocess, as each container does on Vertex.
@@ -39,12 +41,13 @@ EXECUTED = ("ClickLogExampleGen", "SessionTensors", "Trainer", "SessionEvaluator
 
 
 def build(pipeline_root=ROOT, data_root=None, pattern="*", seed=42, margin=0.01, serving_root=f"{ROOT}/serving",
-          **kwargs):
+          threshold=0.05, **kwargs):
     return pipeline.create_pipeline(
         "test", pipeline_root, data_root or f"{ROOT}/data", serving_root, data_pattern=pattern,
         sessions=options.SessionOptions(min_item_support=1),
         training=options.TrainingOptions(params=PARAMS, seed=seed, max_k=10),
-        blessing=blessing.BlessingOptions(cutoffs=(5, 20), thresholds={"recall@20": 0.05}, regression_margin=margin),
+        blessing=blessing.BlessingOptions(cutoffs=(5, 20), thresholds={"recall@20": threshold},
+                                        regression_margin=margin),
         **kwargs)
 
 
@@ -250,8 +253,33 @@ def test_failing_task_stops_the_run_and_shows_its_output(third):
     assert serving_versions(root) == [] and result.summary.push is None
 
 
+@pytest.fixture(scope="module")
+def unblessed_after_wipe(third, work):
+    """After run 3: the serving root wiped, then a spec of another seed whose threshold no model reaches."""
+    shutil.rmtree(work / "vertex" / "bucket" / "gru4rec" / "serving")
+    spec = compile_spec(work / "unblessed.json", seed=8, threshold=1.0)
+    return drive(spec, work / "vertex"), serving_versions(work / "vertex")
+
+
+def test_a_wiped_serving_root_gets_the_last_blessed_model_when_the_candidate_is_not(third, unblessed_after_wipe,
+                                                                                     work):
+    result, versions = unblessed_after_wipe
+    assert result.error is None, result.error
+    assert dict(states(result))["Trainer"] == "COMPLETE"  # another seed: a new candidate
+    bless = result.summary.blessing
+    assert not bless["blessed"] and bless["is_new_model"]
+    assert bless["baseline_model_id"] == third[0].summary.output("Trainer", "model").name
+    push = result.summary.push
+    assert not push["pushed"] and push["served"]["copied"] and versions == [push["served"]["version"]]
+    # run 3's blessed model (variables and assets), not the candidate
+    third_model = os.path.join(third[0].summary.output("Trainer", "model").uri, "Format-Serving")
+    assert _served_fingerprint(work / "vertex", "serving", versions[0]) == pusher.model_fingerprint(
+        v2_local.localize(third_model, str(work / "vertex")))
+    assert f"serving the last blessed model: {push['served']['destination']} (copied again" in result.format()
+
+
 # ------------------------------------------------------------------------------------------------------ run 4
-def test_missing_input_artifact_is_one_clear_error(first, third, work):
+def test_missing_input_artifact_is_one_clear_error(first, third, unblessed_after_wipe, work):
     tensors = first["v2"].summary.output("SessionTensors", "session_tensors")
     shutil.rmtree(tensors.uri)
     result = drive(first["spec"], work / "vertex")
@@ -260,7 +288,8 @@ def test_missing_input_artifact_is_one_clear_error(first, third, work):
     # where it warm-starts from the last blessed model (its base_model input changed)
     assert re.match(r"missing input artifact: (Trainer|SessionEvaluator)\.examples is local/", str(result.error))
     assert tensors.uri in str(result.error)
-    assert result.summary.node("Pusher").state == "NOT RUN" and len(serving_versions(work / "vertex")) == 2
+    assert result.summary.node("Pusher").state == "NOT RUN"
+    assert serving_versions(work / "vertex") == unblessed_after_wipe[1]  # the serving root is left as it was
 
 
 # ------------------------------------------------------------------------------------------------- bad specs

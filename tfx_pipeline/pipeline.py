@@ -8,7 +8,7 @@
     latest_blessed_model_resolver --model (last blessed)-------------------+--------------------^     |
                                                                                                blessing
                                                                                                   v
-                                                 Pusher (blessed model, when the serving root lacks it)
+                        (last blessed model: baseline_model) --> Pusher (blessed model, when the serving root lacks it)
 
 1. ``ClickLogExampleGen`` ingests the raw click log (a custom ``FileBasedExampleGen`` executor; why not
    ``CsvExampleGen``: see :mod:`tfx_pipeline.components.click_log_gen`).
@@ -18,10 +18,11 @@
    same resolver): it warm-starts from it (new items get fresh rows), unless ``TrainingOptions.warm_start`` is off.
 4. ``SessionEvaluator`` measures Recall@k / MRR@k with the library's full-catalogue evaluation against the last
    blessed model (a ``LatestBlessedModelStrategy`` resolver) and writes a ``ModelBlessing``.
-5. The standard ``Pusher`` with an idempotent, atomic executor (:mod:`tfx_pipeline.components.pusher`) copies the
-   SavedModel to ``<serving_root>/<model_name>/<version>/`` when the candidate is blessed or is the already-blessed
-   model (``is_new_model`` 0), unless a version there already holds the same model: a new or wiped serving root
-   gets the blessed model, an unchanged one gets no duplicate version.
+5. The Pusher (the standard one plus the last blessed model as ``baseline_model``, with an idempotent, atomic
+   executor: :mod:`tfx_pipeline.components.pusher`) copies the SavedModel to
+   ``<serving_root>/<model_name>/<version>/`` when the candidate is blessed or is the already-blessed model
+   (``is_new_model`` 0), and the last blessed model when the candidate is not blessed, unless a version there
+   already holds that model: a new or wiped serving root gets the blessed model, an unchanged one no duplicate.
 
 Example::
 
@@ -32,10 +33,9 @@ import os
 from collections.abc import Sequence
 
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
 from tfx_pipeline.blessing import BlessingOptions
-from tfx_pipeline.components import pusher as pusher_executor
+from tfx_pipeline.components import pusher as pusher_component
 from tfx_pipeline.components.click_log_gen import ClickLogExampleGen
 from tfx_pipeline.components.session_evaluator import SessionEvaluator
 from tfx_pipeline.components.session_tensors import SessionTensors
@@ -122,13 +122,13 @@ def create_pipeline(
         baseline_model=resolver.outputs["model"],
         options=blessing,
     )
-    pusher = tfx.components.Pusher(
+    pusher = pusher_component.ServingPusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
+        baseline_model=resolver.outputs["model"],
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=serving_base_directory(serving_root, model_name))),
-        custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
-    )
+    ).with_id("Pusher")
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,

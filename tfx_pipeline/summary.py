@@ -73,13 +73,21 @@ class RunSummary:
 
     @property
     def push(self) -> dict | None:
-        """This run's push (``pushed``, ``destination``, ``version``), or None when the Pusher did not run."""
+        """This run's push (``pushed``, ``destination``, ``version``, ``copied``), or None when the Pusher did not run.
+
+        When the candidate was not pushed, ``served`` is the last blessed model's version that the Pusher found or
+        put back in the serving root (``destination``, ``version``, ``copied``), or None.
+        """
         artifact = self.output("Pusher", "pushed_model")
         if artifact is None:
             return None
         props = _props(artifact)
+        served = None
+        if props.get("served_destination"):
+            served = {"destination": props["served_destination"], "version": props.get("served_version"),
+                      "copied": props.get("served_copied") == 1}
         return {"pushed": props.get("pushed") == 1, "destination": props.get("pushed_destination"),
-                "version": props.get("pushed_version"), "copied": props.get("copied", 1) == 1}
+                "version": props.get("pushed_version"), "copied": props.get("copied", 1) == 1, "served": served}
 
     @property
     def data(self) -> dict:
@@ -142,6 +150,11 @@ class RunSummary:
         if push and push["pushed"]:
             already = "" if push["copied"] else " (already there: the serving root holds this model; nothing copied)"
             return f"pushed: {push['destination']}{already}"
+        if push and push["served"]:
+            served = push["served"]
+            how = "copied again: the serving root lacked it" if served["copied"] else "already there"
+            return f"pushed: no (the model is not blessed); serving the last blessed model: {served['destination']} " \
+                f"({how})"
         if push:
             return "pushed: no (the model is not blessed)"
         if bless and not bless["is_new_model"]:

@@ -1,11 +1,15 @@
-"""The Pusher's executor: an idempotent, atomic push of the blessed model to ``<serving_root>/<model_name>/``.
+"""The Pusher: an idempotent, atomic push of the blessed model to ``<serving_root>/<model_name>/``.
 
-It replaces the standard ``tfx.components.Pusher`` executor (``custom_executor_spec``; the component, its inputs
-and its ``PushedModel`` output are the standard ones) and differs from it in three ways:
+:class:`ServingPusher` is the standard ``tfx.components.Pusher`` (same inputs, parameters and ``PushedModel``
+output) plus one optional input, ``baseline_model``: the last blessed model (the pipeline's
+``LatestBlessedModelStrategy`` resolver). Its :class:`Executor` differs from the standard one in three ways:
 
 * **what it pushes**: the candidate when it is blessed, *and* the candidate that is the already-blessed model
-  (the blessing's ``is_new_model`` is 0: a re-run whose Trainer was cached or reused the base model), so a new or
-  wiped serving root gets the model it lacks;
+  (the blessing's ``is_new_model`` is 0: a re-run whose Trainer was cached or reused the base model); when the
+  candidate is not blessed, the baseline (the model that should be served) is pushed if the serving root lacks
+  it. So a new or wiped serving root gets the blessed model on every run, on every orchestrator (on Kubeflow V2 /
+  Vertex, where no run guard runs after the pipeline, too); the candidate's ``PushedModel`` then says "not
+  pushed" and carries the baseline's ``served_destination`` / ``served_version`` / ``served_copied``;
 * **no duplicates**: when a version under the base directory already holds the same model (same
   :func:`model_fingerprint`: variables and assets), nothing is copied and that version is reported as the push;
 * **atomic**: the SavedModel is copied into a hidden ``.tmp-<version>-...`` directory beside the versions and
@@ -29,14 +33,21 @@ from typing import Any
 from absl import logging
 from tfx import types
 from tfx.components.pusher import executor as tfx_pusher_executor
+from tfx.dsl.components.base import base_component
+from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils
+from tfx.types import component_spec
+from tfx.types import standard_artifacts
 from tfx.types import standard_component_specs
 from tfx.utils import io_utils
+from tfx.utils import json_utils
+from tfx.utils import path_utils
 from tfx.utils import proto_utils
 from tfx.proto import pusher_pb2
 
 STAGING_PREFIX = ".tmp-"
+BASELINE_MODEL_KEY = "baseline_model"
 _FINGERPRINTED = ("variables", "assets")  # saved_model.pb differs between two exports of the same weights
 
 
@@ -161,15 +172,74 @@ class Executor(tfx_pusher_executor.Executor):
         self._log_startup(input_dict, output_dict, exec_properties)
         model_push = artifact_utils.get_single_instance(output_dict[standard_component_specs.PUSHED_MODEL_KEY])
         blessing = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_BLESSING_KEY])
+        base_directory = self._base_directory(exec_properties)
         if not should_push(blessing):
             self._MarkNotPushed(model_push)
+            self._serve_baseline(input_dict.get(BASELINE_MODEL_KEY) or [], base_directory, model_push)
             return
+        model_path = self.GetModelPath(input_dict)
+        version, serving_path, copied = push_model(model_path, base_directory)
+        model_push.set_int_custom_property("copied", int(copied))
+        io_utils.copy_dir(model_path, model_push.uri)  # the archive copy, as the standard Pusher's
+        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+
+    @staticmethod
+    def _base_directory(exec_properties: dict[str, Any]) -> str:
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
         if destination.WhichOneof("destination") != "filesystem":
             raise NotImplementedError(f"push destination {destination.WhichOneof('destination')!r}")
-        model_path = self.GetModelPath(input_dict)
-        version, serving_path, copied = push_model(model_path, destination.filesystem.base_directory)
-        model_push.set_int_custom_property("copied", int(copied))
-        io_utils.copy_dir(model_path, model_push.uri)  # the archive copy, as the standard Pusher's
-        self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
+        return destination.filesystem.base_directory
+
+    @staticmethod
+    def _serve_baseline(baselines: list[types.Artifact], base_directory: str, model_push: types.Artifact) -> None:
+        """The candidate is not blessed: pushes the last blessed model if the serving root lacks it."""
+        if not baselines:
+            return
+        baseline = baselines[0]
+        model_dir = path_utils.serving_model_path(baseline.uri)
+        if not fileio.exists(os.path.join(model_dir, "saved_model.pb")):
+            logging.warning("Pusher: the last blessed model's SavedModel %s is gone; the serving root %s is left as "
+                            "it is", model_dir, base_directory)
+            return
+        version, serving_path, copied = push_model(model_dir, base_directory)
+        logging.info("Pusher: candidate not blessed; the last blessed model is served from %s (%s)", serving_path,
+                     "copied: the serving root lacked it" if copied else "already there")
+        model_push.set_string_custom_property("served_destination", serving_path)
+        model_push.set_string_custom_property("served_version", version)
+        model_push.set_int_custom_property("served_copied", int(copied))
+
+
+class ServingPusherSpec(component_spec.ComponentSpec):
+    """``PusherSpec`` plus the optional ``baseline_model`` input (the last blessed model)."""
+
+    PARAMETERS = dict(standard_component_specs.PusherSpec.PARAMETERS)
+    INPUTS = {**standard_component_specs.PusherSpec.INPUTS,
+              BASELINE_MODEL_KEY: component_spec.ChannelParameter(type=standard_artifacts.Model, optional=True)}
+    OUTPUTS = dict(standard_component_specs.PusherSpec.OUTPUTS)
+    TYPE_ANNOTATION = standard_component_specs.PusherSpec.TYPE_ANNOTATION
+
+
+class ServingPusher(base_component.BaseComponent):
+    """The standard Pusher with a ``baseline_model`` input, run by :class:`Executor` (see the module docstring).
+
+    Example::
+
+        pusher = ServingPusher(
+            model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"],
+            baseline_model=resolver.outputs["model"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(base_directory="/models/gru4rec"))).with_id("Pusher")
+    """
+
+    SPEC_CLASS = ServingPusherSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(self, model: types.BaseChannel, model_blessing: types.BaseChannel,
+                 push_destination: pusher_pb2.PushDestination, baseline_model: types.BaseChannel | None = None):
+        if push_destination.WhichOneof("destination") != "filesystem":
+            raise ValueError("ServingPusher: push_destination must be a filesystem base directory")
+        spec = ServingPusherSpec(model=model, model_blessing=model_blessing, baseline_model=baseline_model,
+                                 push_destination=push_destination, custom_config=json_utils.dumps(None),
+                                 pushed_model=types.Channel(type=standard_artifacts.PushedModel))
+        super().__init__(spec=spec)
