@@ -163,9 +163,9 @@ class Trainer:
         """
         model, opt = self.model, self.optimizer
         shared = model.embedding_mode == "shared"
-        batch, n_cols = tf.shape(targets)[0], tf.shape(targets)[0] + tf.shape(samples)[0]
+        batch, n_cols = _dim(targets, 0), _dim(targets, 0) + _dim(samples, 0)
         item_rows = row_sets[0]
-        n_rows = tf.shape(item_rows.unique)[0]
+        n_rows = _dim(item_rows.unique, 0)
         target_weight = tf.math.unsorted_segment_sum(tf.cast(valid, tf.float32), item_rows.position[:batch], n_rows)
         sample_weight = tf.math.unsorted_segment_sum(tf.ones_like(samples, tf.float32),
                                                      item_rows.position[batch:n_cols], n_rows)
@@ -293,10 +293,11 @@ class Trainer:
         Returns ``(states, [steps_per_call] losses)``; only the losses of steps ``[begin, end)`` are set.
         """
         def body(k, states, step_losses):
-            states = tuple(tf.where(reset[k][:, tf.newaxis], tf.zeros_like(s), s) for s in states)
-            row_sets = tuple(optimizer_lib.UniqueRows(r.unique[k][:n_rows] if i == 0 else r.unique[k], r.position[k],
-                                                      r.n_unique[k]) for i, r in enumerate(rows))
-            loss, states, row_updates = self.compute_step(inputs[k], targets[k], valid[k], samples[k], states,
+            at = lambda array: tf.gather(array, k)  # noqa: E731  (fewer graph ops than array[k]: a shorter trace)
+            states = tuple(tf.where(at(reset)[:, tf.newaxis], tf.zeros_like(s), s) for s in states)
+            row_sets = tuple(optimizer_lib.UniqueRows(at(r.unique)[:n_rows] if i == 0 else at(r.unique),
+                                                      at(r.position), at(r.n_unique)) for i, r in enumerate(rows))
+            loss, states, row_updates = self.compute_step(at(inputs), at(targets), at(valid), at(samples), states,
                                                           row_sets)
             for var, update in zip(self._sparse_vars, row_updates, strict=True):
                 self.optimizer.write_distinct_rows(var, update)
@@ -490,3 +491,9 @@ class Trainer:
                          stats.seconds, stats.events_per_sec)
             history.append(stats)
         return history
+
+
+def _dim(tensor, axis: int):
+    """``tensor``'s size along ``axis``: a Python int when static (no graph op), else a scalar tensor."""
+    size = tensor.shape[axis]
+    return size if size is not None else tf.shape(tensor)[axis]
