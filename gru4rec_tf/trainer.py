@@ -105,6 +105,7 @@ class Trainer:
         self._compute_step = (tf.function(self.compute_step, jit_compile=True, autograph=False) if jit_compile
                               else self.compute_step)
         self._loops = {}  # number of distinct output rows -> compiled multi-step function
+        self._loop_compiled = False  # the budget's loop was compiled ahead of the first chunk (_compile_loop)
         self.device_sampling = bool(device_sampling)
         self._device_loop_fn = None
 
@@ -120,8 +121,9 @@ class Trainer:
             return None
         full = self._output_row_width()
         granularity = max(8, 2 ** int(np.log2(full / 32)))  # 64 for config A's 2,112 columns and inputs
-        draws = np.searchsorted(self.sampler.cdf, np.random.default_rng(0).random((n_draws, params.n_sample)))
-        distinct = max(len(np.unique(row)) for row in draws)
+        draws = np.sort(np.searchsorted(self.sampler.cdf, np.random.default_rng(0).random((n_draws, params.n_sample))),
+                        axis=1)
+        distinct = 1 + int(np.max(np.count_nonzero(np.diff(draws, axis=1), axis=1)))  # distinct values per draw
         extra = full - params.n_sample  # the targets (and, with a shared embedding, the inputs)
         budget = min(self.n_items, -(-int(distinct * 1.02 + extra) // granularity) * granularity)
         if compile_cache.enabled():  # a coarser size, so that the next day's loop has the same shapes
@@ -287,6 +289,23 @@ class Trainer:
             self._loops[n_rows] = function
         return self._loops[n_rows]
 
+    def _budget_loop(self):
+        """The (traced) loop of the chunks whose steps stay within the distinct-row budget: almost all of them."""
+        full = min(self._output_row_width(), self.model.n_items)
+        return self._loop(full if self._row_budget is None or self._row_budget >= full else self._row_budget)
+
+    def _compile_loop(self, function) -> None:
+        """Compiles (or loads from the persistent cache) the traced loop ``function``, once, by a call that runs
+        no step (``begin == end == 0``: no variable is read or written).
+
+        Called while the prefetch thread prepares the first chunk, so that the compilation overlaps it. (Tracing
+        does not: the uids a concurrent TensorFlow op takes would change the traced names, and so the cache key.)
+        """
+        if self._loop_compiled:
+            return
+        self._loop_compiled = True
+        function(*tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), function.input_signature))
+
     def _run_loop(self, n_rows, inputs, targets, valid, reset, samples, rows, states, begin, end):
         """Body of the compiled function: steps ``[begin, end)`` of ``[steps_per_call, B]`` arrays.
 
@@ -418,8 +437,10 @@ class Trainer:
         Chunks are prepared strictly in order, so the samples are the same stream as without the thread.
         """
         chunks = itertools.islice(schedule.chunks(self.steps_per_call), first_chunk, None)
+        loop = self._budget_loop()  # traced before the thread starts: a trace must not race its TensorFlow ops
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="gru4rec-prefetch") as pool:
             upcoming = pool.submit(self._prepare, next(chunks, None))
+            self._compile_loop(loop)  # while the first chunk is being prepared
             while (prepared := upcoming.result()) is not None:
                 upcoming = pool.submit(self._prepare, next(chunks, None))
                 yield prepared
