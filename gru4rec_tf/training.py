@@ -114,6 +114,17 @@ class TrainResult:
         return out
 
 
+def use_device_sampling(requested: bool | None = None) -> bool:
+    """Whether training draws its samples inside the compiled loop: ``requested``, or when it is None, whether
+    TensorFlow sees a GPU (on CPU the host path is faster; on an accelerator no step should wait for the host)."""
+    if requested is not None:
+        return bool(requested)
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    logging.info("negative samples and distinct rows: %s", "inside the compiled loop (a GPU is visible)" if on_gpu
+                 else "on the host (no GPU; faster on CPU)")
+    return on_gpu
+
+
 def build_trainer(support, params: GRU4RecParams, *, seed: int = 42, steps_per_call: int = 256,
                   jit_compile: bool = True, capacity: int | None = None,
                   device_sampling: bool = False) -> trainer_lib.Trainer:
@@ -167,7 +178,7 @@ def _unpadded_arrays(arrays: dict, model, n_items: int) -> dict:
 
 def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams, *, seed: int = 42,
           epochs: int | None = None, steps_per_call: int = 256, jit_compile: bool = True,
-          device_sampling: bool = False, log_every_s: float = 10.0, validation: Validation | None = None,
+          device_sampling: bool | None = None, log_every_s: float = 10.0, validation: Validation | None = None,
           checkpoint_dir: str | None = None, checkpoint_every_s: float = 600.0, warm_start=None,
           tensorboard_dir: str | None = None, on_epoch_end: Callable[[int, dict], None] | None = None,
           on_chunk_end: Callable[[trainer_lib.EpochProgress], None] | None = None,
@@ -177,7 +188,9 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
     Args:
       train_data, vocab: the sessions and their vocabulary (with warm start: :func:`warm_start.warm_vocabulary`).
       device_sampling: draw the negative samples and find each step's distinct rows inside the compiled loop
-        (:class:`~gru4rec_tf.trainer.Trainer`); the default prepares them on the host, faster on CPU.
+        (:class:`~gru4rec_tf.trainer.Trainer`) instead of on the host; None (default): inside the loop when a GPU is
+        visible, so that no step waits for the host, else on the host, which is faster on CPU
+        (:func:`use_device_sampling`).
       validation: evaluate after every epoch, keep the best epoch's weights, stop early (:class:`Validation`).
       checkpoint_dir: resume from / write checkpoints (:mod:`gru4rec_tf.checkpoints`).
       warm_start: a loaded saved model (:class:`~gru4rec_tf.model_io.SavedGRU4Rec`) to start from.
@@ -198,6 +211,7 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
       FloatingPointError: the loss became NaN or infinite.
     """
     n_epochs = params.n_epochs if epochs is None else epochs
+    device_sampling = use_device_sampling(device_sampling)
     if compile_cache_dir:
         compile_cache.enable(compile_cache_dir)
     capacity = compile_cache.item_capacity(len(vocab)) if jit_compile and compile_cache.enabled() else None

@@ -49,6 +49,18 @@ def test_training_options_use_official_names_and_round_trip():
         options.TrainingOptions.from_custom_config({"epochs": 3})
 
 
+@pytest.mark.parametrize("value", [None, True, False])
+def test_device_sampling_option_round_trips(value):
+    config = options.TrainingOptions(device_sampling=value).to_custom_config()
+    assert config["device_sampling"] is value
+    assert options.TrainingOptions.from_custom_config(config).device_sampling is value
+
+
+def test_device_sampling_option_must_be_a_boolean_or_null():
+    with pytest.raises(ValueError, match="device_sampling must be true, false or null, got 'yes'"):
+        options.TrainingOptions(device_sampling="yes")
+
+
 def test_ingest_and_session_options_are_validated_by_the_preprocessing_rules():
     opts = options.preprocess_options(options.IngestOptions(delimiter="tab"), options.SessionOptions(test_days=2),
                                       input="x.tsv", output="out")

@@ -73,3 +73,24 @@ def test_validation_days_hold_out_the_end_of_the_training_split(tensors_uri, tmp
         summary = json.load(handle)
     assert 1 <= summary["best_epoch"] <= summary["epochs_run"] == len(summary["valid_history"]) <= 3
     assert any(name.startswith("events.") for name in os.listdir(args.model_run_dir))  # TensorBoard
+
+
+def test_device_sampling_reaches_the_training_routine(tensors_uri, tmp_path, monkeypatch):
+    """``TrainingOptions.device_sampling`` (None: when a GPU is visible) is what ``run_fn`` trains with, and what the
+    saved model's run identity records (a re-run on the same data recognises its own model)."""
+    requested = []
+    original = training.train
+
+    def spy(*args, **kwargs):
+        requested.append(kwargs.get("device_sampling"))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", spy)
+    trainer_module.run_fn(_fn_args(tensors_uri, tmp_path / "device", device_sampling=True))
+    trainer_module.run_fn(_fn_args(tensors_uri, tmp_path / "default"))
+    assert requested == [True, None]
+    identities = [model_io.load_model(artifacts.library_model_dir(str(tmp_path / run / "model"))).training["identity"]
+                  for run in ("device", "default")]
+    assert identities[0]["device_sampling"] is True
+    # the default: inside the loop only where a GPU is visible (the host path on CI's machines)
+    assert identities[1].get("device_sampling", False) is training.use_device_sampling(None)

@@ -223,3 +223,18 @@ def test_unreadable_checkpoint_is_refused_and_left_as_it_is(split, tmp_path):
     with pytest.raises(ValueError, match=r"checkpoint.npz: not a readable gru4rec_tf checkpoint"):
         training.train(train_data, vocab, PARAMS, seed=1, epochs=1, checkpoint_dir=str(ckpt))
     assert (ckpt / "checkpoint.npz").read_bytes() == b"not a checkpoint"
+
+
+@pytest.mark.parametrize("gpus,requested,expected", [
+    ([], None, False), (["/physical_device:GPU:0"], None, True),  # default: inside the loop only with a GPU
+    ([], True, True), (["/physical_device:GPU:0"], False, False),  # an explicit choice wins
+])
+def test_device_sampling_defaults_to_the_loop_only_where_a_gpu_is_visible(monkeypatch, gpus, requested, expected):
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    assert training.use_device_sampling(requested) is expected
+
+
+def test_default_training_on_this_machine_samples_where_use_device_sampling_says(split):
+    vocab, train, _ = split
+    result = training.train(train, vocab, PARAMS, epochs=1, log_every_s=1e9)
+    assert result.identity.get("device_sampling", False) is training.use_device_sampling(None)

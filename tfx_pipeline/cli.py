@@ -74,6 +74,9 @@ def _define_training_flags(fv: flags.FlagValues) -> None:
                         flag_values=fv)
     flags.DEFINE_integer("epochs", None, "Number of epochs (overrides n_epochs of --params).", flag_values=fv)
     flags.DEFINE_integer("seed", 42, "Training seed.", flag_values=fv)
+    flags.DEFINE_boolean("device_sampling", None, "The Trainer draws the negative samples and finds each step's "
+                         "distinct item rows inside the compiled loop (default: when its machine has a GPU; the "
+                         "host path is faster on CPU).", flag_values=fv)
     flags.DEFINE_list("cutoffs", ["1", "5", "10", "20"], "Cut-offs K of Recall@K and MRR@K.", flag_values=fv)
     flags.DEFINE_string("thresholds", "recall@20=0.1,mrr@20=0.03", "Blessing floors: 'metric=value,...'.",
                         flag_values=fv)
@@ -173,7 +176,7 @@ def _training_options():
     return opts.TrainingOptions(params=FLAGS.params, n_epochs=FLAGS.epochs, seed=FLAGS.seed,
                                 valid_days=FLAGS.valid_days, patience=FLAGS.patience,
                                 early_stopping_metric=FLAGS.early_stopping_metric,
-                                warm_start=not FLAGS.no_warm_start)
+                                warm_start=not FLAGS.no_warm_start, device_sampling=FLAGS.device_sampling)
 
 
 def resolve_data(paths, layout) -> tuple:

@@ -127,7 +127,8 @@ class TrainingOptions:
     the test period) for validation after every epoch, ``early_stopping_metric`` picks the best epoch (whose weights
     are kept) and ``patience`` stops early; ``warm_start`` starts from the last blessed model (the Trainer's
     ``base_model``) when there is one; ``checkpoint_every_s`` paces the checkpoints that let a retried Trainer
-    resume.
+    resume. ``device_sampling``: samples and distinct rows inside the compiled loop (None: when the Trainer's
+    machine has a GPU; ``gru4rec_tf.training.use_device_sampling``).
 
     Example::
 
@@ -145,11 +146,14 @@ class TrainingOptions:
     patience: int | None = None
     warm_start: bool = True
     checkpoint_every_s: float = 600.0
+    device_sampling: bool | None = None
 
     def __post_init__(self):
         self.gru4rec_params()  # validates
         if self.valid_days is not None and not (isinstance(self.valid_days, (int, float)) and self.valid_days > 0):
             raise ValueError(f"valid_days must be a positive number, got {self.valid_days!r}")
+        if self.device_sampling is not None and not isinstance(self.device_sampling, bool):
+            raise ValueError(f"device_sampling must be true, false or null, got {self.device_sampling!r}")
         if self.patience is not None and self.valid_days is None:
             raise ValueError("patience needs valid_days (early stopping watches the validation split)")
         for name, low in (("seed", 0), ("steps_per_call", 1), ("max_k", 1)):

@@ -70,7 +70,7 @@ def run_fn(fn_args) -> None:
         validation = training.Validation(SessionData.from_events(valid_events, vocab),
                                          options.early_stopping_metric, options.patience)
     trained = training.train(train, vocab, params, seed=options.seed, steps_per_call=options.steps_per_call,
-                             validation=validation, warm_start=base,
+                             device_sampling=options.device_sampling, validation=validation, warm_start=base,
                              checkpoint_dir=os.path.join(fn_args.model_run_dir, CHECKPOINT_DIR),
                              checkpoint_every_s=options.checkpoint_every_s, tensorboard_dir=fn_args.model_run_dir)
     summary = {
@@ -101,12 +101,13 @@ def _save(fn_args, options: TrainingOptions, model, vocab, optimizer_state, trai
 def _trained_on_the_same(base, params, options: TrainingOptions, train_events, vocab) -> bool:
     """Whether the base model came from a run with these data, parameters and seed (so training again from it
     would only add epochs to a model that is already the result): a re-run on unchanged data then reproduces it."""
-    from gru4rec_tf import checkpoints  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf import checkpoints, training  # pylint: disable=g-import-not-at-top
     recorded = (base.training or {}).get("identity")
     if not recorded or base.params.n_epochs != params.n_epochs:
         return False
     identity = checkpoints.run_identity(params, options.seed, options.steps_per_call,
-                                        SessionData.from_events(train_events, vocab), vocab)
+                                        SessionData.from_events(train_events, vocab), vocab,
+                                        device_sampling=training.use_device_sampling(options.device_sampling))
     drop = lambda d: {k: v for k, v in d.items() if k != "warm_start"}  # noqa: E731
     return drop(recorded) == drop(identity)
 def _training_events(tensors_uri: str, options: TrainingOptions):

@@ -25,8 +25,9 @@ def define_flags() -> None:
     flags.DEFINE_string("save_model", None, "Directory to save the trained model to.")
     flags.DEFINE_integer("seed", 42, "Random seed (initialisation, sampling, dropout).")
     flags.DEFINE_integer("steps_per_call", 256, "Training steps per compiled TensorFlow call.")
-    flags.DEFINE_boolean("device_sampling", False, "Draw the negative samples and find each step's distinct item "
-                         "rows inside the compiled loop (for accelerators) instead of on the host (faster on CPU).")
+    flags.DEFINE_boolean("device_sampling", None, "Draw the negative samples and find each step's distinct item "
+                         "rows inside the compiled loop instead of on the host (default: inside when a GPU is "
+                         "visible; the host is faster on CPU); --nodevice_sampling forces the host.")
     flags.DEFINE_string("valid", None, "Validation event log, evaluated after every epoch (--eval_mode); the weights "
                         "of the best epoch are kept, and --epochs becomes the maximum.")
     flags.DEFINE_string("early_stopping_metric", "mrr@20", "Validation metric that picks the best epoch "
