@@ -13,7 +13,8 @@ events processed (transitions × epochs) and the training seconds of each run (:
 files, loading the warm-start model, building, tracing, compiling or loading the compiled loop, the epochs; not
 starting Python, evaluating or saving). Every run is a new Python process, as a daily job is, and each chain (cold,
 each warm setting) keeps its compiled loops in a persistent XLA cache of its own (``gru4rec train
---compile_cache_dir``): a run reuses what its own chain compiled on earlier days, never another chain's.
+--compile_cache_dir``): a run reuses what its own chain compiled on earlier days (a warm chain's day 1 is the cold
+run, so its cache starts with that run's), never another chain's.
 
 Datasets: (a) rsc15_100k, ``train_full.tsv`` + ``test.tsv`` in time order, days = UTC dates; (b) the built-in
 synthetic generator with drifting popularity and new items every day (``gru4rec generate --days ...
@@ -33,6 +34,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -219,13 +221,21 @@ def train_run(spec: dict, isolate: bool) -> dict:
         return json.load(f)
 
 
+def seed_chain_cache(day1_cache: str | None, chain_cache: str | None) -> None:
+    """A warm chain's day 1 is the cold run: its cache starts with what that run compiled (a daily job's cache
+    directory holds its first, from-scratch run's programs too)."""
+    if day1_cache and chain_cache and os.path.isdir(day1_cache):
+        shutil.copytree(day1_cache, chain_cache, dirs_exist_ok=True)
+
+
 def simulate(name, days, labels, params, args, workdir):
     """One row per training day d (1-based, up to the second-to-last day): cold and warm, evaluated on d+1.
 
     ``row["warm"]`` is the main warm setting (``--warm_epochs``, the config's learning rate, carried optimizer
     state); ``row["warm:SPEC"]`` are the other warm settings of ``--warm_variants``, each its own daily chain. With
     ``--compile_cache chain`` every chain (cold, and each warm setting) has a persistent XLA cache of its own, as a
-    daily job would: a run loads the loop compiled by the same chain's earlier runs, never the other chains'.
+    daily job would: a run loads the loop compiled by the same chain's earlier runs (for a warm chain, day 1's is the
+    cold run), never the other chains'.
     """
     first_day = first_day_of_items(days)
     settings = {"warm": parse_warm_setting("", params, args.warm_epochs)}
@@ -256,6 +266,7 @@ def simulate(name, days, labels, params, args, workdir):
         for side, setting in settings.items():
             if d == 1:  # nothing to warm-start from: the warm chains start with the cold model
                 row[side], warm_dirs[side] = dict(row["cold"], same_as_cold=True), cold_spec["save"]
+                seed_chain_cache(cold_spec["cache_dir"], spec(side, [], None, setting, d, None)["cache_dir"])
             else:
                 warm_spec = spec(side, [day_files[d - 1]], warm_dirs[side], setting, d, new_items_file)
                 row[side], warm_dirs[side] = train_run(warm_spec, args.isolate), warm_spec["save"]
@@ -409,7 +420,9 @@ def main():
     parser.add_argument("--min_day_sessions", type=int, default=100,
                         help="days with fewer sessions are left out (rsc15_100k's last day has 1 session)")
     parser.add_argument("--syn_items", type=int, default=1000)
-    parser.add_argument("--syn_sessions", type=int, default=16000)
+    parser.add_argument("--syn_sessions", type=int, default=64000,
+                        help="sessions over --syn_days days (64,000: ~32k events a day; 16,000 leaves ~10k events a "
+                        "day, where each run's ~1 s of fixed costs dominate: continuous_training_small_days.md)")
     parser.add_argument("--syn_days", type=int, default=8)
     parser.add_argument("--syn_new_items", type=int, default=20)
     parser.add_argument("--syn_drift", type=float, default=0.3)
@@ -488,7 +501,8 @@ def main():
         "loading the compiled loop, and the epochs; not starting Python and TensorFlow, evaluating or saving. "
         + ("Each chain (cold, and each warm setting) keeps its compiled training loops in a persistent XLA cache "
            "of its own (`gru4rec train --compile_cache_dir`), so a run loads the loop its own chain compiled on an "
-           "earlier day when the item capacity (`compile_cache.item_capacity`) is unchanged, and never uses "
+           "earlier day when the item capacity (`compile_cache.item_capacity`) is unchanged (a warm chain's day 1 is "
+           "the cold run, so its cache starts with that run's programs, as a daily job's does), and never uses "
            "another chain's. " if args.compile_cache == "chain" and args.isolate else
            "Every run compiles its training loop (no persistent cache). ")
         + "In brackets the epochs' own time, and that time without the first epoch's excess over the mean of the "
