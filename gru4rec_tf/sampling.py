@@ -11,13 +11,19 @@ class PopularitySampler(tf.Module):
     drawn for many steps at once (``sample(n_steps)`` returns a ``[n_steps, n_sample]`` store, one row per step),
     so sampling never stalls the training loop.
 
+    ``table_rows`` (at least ``len(support)``): the rows of the item tables the samples index (a training run with
+    a persistent compile cache pads them, :mod:`gru4rec_tf.compile_cache`); :meth:`item_log_q` accepts any of them
+    (padding rows get 0). Its ``log supp`` table is a variable, not a constant of the traced loop, so the compiled
+    loop is the same program whatever the day's supports are.
+
     Example:
       >>> sampler = PopularitySampler(support=np.array([10, 1, 5]), alpha=0.5, n_sample=4, seed=1)
       >>> sampler.sample(3).shape
       TensorShape([3, 4])
     """
 
-    def __init__(self, support, alpha: float, n_sample: int, seed: int = 42, name: str = "sampler"):
+    def __init__(self, support, alpha: float, n_sample: int, seed: int = 42, name: str = "sampler",
+                 table_rows: int | None = None):
         super().__init__(name=name)
         support = np.asarray(support, dtype=np.float64)
         if support.ndim != 1 or len(support) == 0 or np.any(support <= 0):
@@ -30,7 +36,12 @@ class PopularitySampler(tf.Module):
         self.alpha = float(alpha)
         self.cdf = popularity_cdf(support, alpha)
         self._cdf = tf.constant(self.cdf, dtype=tf.float64)
-        self.log_support = tf.constant(np.log(support), dtype=tf.float32)
+        table_rows = len(support) if table_rows is None else int(table_rows)
+        if table_rows < len(support):
+            raise ValueError(f"table_rows ({table_rows}) must be at least the number of items ({len(support)})")
+        log_support = np.zeros(table_rows, dtype=np.float32)
+        log_support[:len(support)] = np.log(support)
+        self.log_support = tf.Variable(log_support, trainable=False, name="log_support")
         self._rng = tf.random.Generator.from_seed(seed)
         self._support = support
         self._alias = None  # (acceptance probability, alias) tensors, built on first use of draw_in_graph

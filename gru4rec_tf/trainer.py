@@ -89,7 +89,8 @@ class Trainer:
             raise ValueError(f"support has {len(support)} items but the model has {model.n_items}")
         self.model, self.params, self.steps_per_call = model, params, steps_per_call
         self.n_items = len(support)
-        self.sampler = sampling.PopularitySampler(support, params.sample_alpha, params.n_sample, seed=seed)
+        self.sampler = sampling.PopularitySampler(support, params.sample_alpha, params.n_sample, seed=seed,
+                                                  table_rows=model.n_items)
         self.loss_layer = losses.TopKRankingLoss(params.loss, params.final_act, params.batch_size,
                                                  bpreg=params.bpreg, logq=params.logq)
         self.optimizer = optimizer_lib.AdagradMomentum(params.learning_rate, params.momentum)
@@ -284,7 +285,7 @@ class Trainer:
                 tf.TensorSpec([], tf.int32)])
             if self._jit_compile and compile_cache.enabled():  # names the persistent XLA cache can find again
                 with compile_cache.stable_trace_names(f"{self.params.to_string()}|{self.model.n_items}|{n_rows}|"
-                                                      f"{size}|{self.n_items if self._use_logq else 0}"):
+                                                      f"{size}"):
                     function.get_concrete_function()
             self._loops[n_rows] = function
         return self._loops[n_rows]

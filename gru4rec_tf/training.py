@@ -211,9 +211,9 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
       FloatingPointError: the loss became NaN or infinite.
     """
     n_epochs = params.n_epochs if epochs is None else epochs
-    device_sampling = use_device_sampling(device_sampling)
     if compile_cache_dir:
-        compile_cache.enable(compile_cache_dir)
+        compile_cache.enable(compile_cache_dir)  # before anything starts TensorFlow (use_device_sampling does)
+    device_sampling = use_device_sampling(device_sampling)
     capacity = compile_cache.item_capacity(len(vocab)) if jit_compile and compile_cache.enabled() else None
     gru_trainer = build_trainer(vocab.support, params, seed=seed, steps_per_call=steps_per_call,
                                 jit_compile=jit_compile, capacity=capacity, device_sampling=device_sampling)

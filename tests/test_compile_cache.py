@@ -148,21 +148,26 @@ _RUN = textwrap.dedent("""
         tf.function(lambda x: x + 1)(tf.constant(1))
     events = synthetic.generate_sessions(n_items=int(sys.argv[3]), n_sessions=200, seed=4, span_days=2.0)
     vocab = ItemVocabulary.from_events(events)
-    params = GRU4RecParams.from_string("loss=bpr-max,layers=8,batch_size=8,n_sample=16,n_epochs=1")
+    params = GRU4RecParams.from_string(sys.argv[4])
     result = training.train(SessionData.from_events(events, vocab), vocab, params, seed=1, steps_per_call=4,
                             log_every_s=1e9, compile_cache_dir=sys.argv[1])
     print("ITEMS", len(vocab), result.model.n_items)
 """)
 
 
-def test_a_later_process_with_a_grown_catalogue_loads_the_compiled_loop(tmp_path):
+@pytest.mark.parametrize("params", [
+    "loss=bpr-max,layers=8,batch_size=8,n_sample=16,n_epochs=1",
+    # the logQ table (log supports, different every day) is a variable, not a constant of the loop
+    "loss=cross-entropy,logq=1.0,layers=8,batch_size=8,n_sample=16,n_epochs=1",
+], ids=["bpr-max", "xe-logq"])
+def test_a_later_process_with_a_grown_catalogue_loads_the_compiled_loop(tmp_path, params):
     cache = tmp_path / "xla"
 
     def run(extra_traces, n_items):
         env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
         env.pop("TF_XLA_FLAGS", None)
-        out = subprocess.run([sys.executable, "-c", _RUN, str(cache), str(extra_traces), str(n_items)], env=env,
-                             capture_output=True, text=True, timeout=300, check=True).stdout
+        out = subprocess.run([sys.executable, "-c", _RUN, str(cache), str(extra_traces), str(n_items), params],
+                             env=env, capture_output=True, text=True, timeout=300, check=True).stdout
         return out.split("ITEMS")[1].split(), sorted(os.listdir(cache))
 
     (n1, m1), files = run(0, 56)

@@ -112,6 +112,16 @@ def test_log_q_values(alpha):
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
 
+def test_log_q_of_padded_table_rows_is_zero_and_padding_is_never_sampled():
+    sampler = PopularitySampler(SUPPORT, alpha=0.5, n_sample=50, seed=3, table_rows=len(SUPPORT) + 6)
+    log_target, log_sample = sampler.item_log_q(tf.range(len(SUPPORT) + 6))
+    np.testing.assert_allclose(log_target.numpy()[:len(SUPPORT)], np.log(SUPPORT), rtol=1e-6)
+    assert not log_target.numpy()[len(SUPPORT):].any() and not log_sample.numpy()[len(SUPPORT):].any()
+    assert sampler.sample(20).numpy().max() < len(SUPPORT)
+    with pytest.raises(ValueError, match="table_rows .* at least the number of items"):
+        PopularitySampler(SUPPORT, alpha=0.5, n_sample=3, table_rows=len(SUPPORT) - 1)
+
+
 def test_same_seed_reproduces_and_other_seed_differs():
     a = PopularitySampler(SUPPORT, alpha=0.75, n_sample=64, seed=42)
     b = PopularitySampler(SUPPORT, alpha=0.75, n_sample=64, seed=42)
