@@ -1,6 +1,7 @@
 """Where a training step's time goes: the TensorFlow profiler over one chunk of steps, grouped by kind of work.
 
-Runs config A (or B) on rsc15_100k, warms up on a few chunks, then records one chunk of ``steps_per_call`` steps
+Runs config A (or B) on rsc15_100k (or RR, the authors' RetailRocket configuration, on ``compare_official.py``'s
+synthetic data), warms up on a few chunks, then records one chunk of ``steps_per_call`` steps
 with ``tf.profiler`` (XLA's CPU thunks traced with ``--xla_cpu_enable_xprof_traceme``) and sums the recorded time
 per step by kind: XLA matrix products, XLA fusions by their leading op, XLA gathers/scatters/reductions, and the
 TensorFlow executor ops that run outside XLA. Negative samples (and, since the loop is one XLA computation, the
@@ -25,8 +26,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 from rsc15_configs import CONFIG_A, CONFIG_B, RSC15  # noqa: E402  pylint: disable=wrong-import-position
+from compare_official import CONFIG_RR, make_synthetic  # noqa: E402  pylint: disable=wrong-import-position
 
-CONFIGS = {"A": CONFIG_A, "B": CONFIG_B}
+CONFIGS = {"A": CONFIG_A, "B": CONFIG_B, "RR": CONFIG_RR}  # RR: on compare_official's synthetic data
 # Wrapper events that contain other recorded events (counting them would count time twice).
 _CONTAINERS = {"ThunkExecutor::Execute", "SlinkyThreadPool::Await", "ExecutorState::Process",
                "ExecutorState::ProcessAsync::Start", "ExecutorState::ProcessAsync::Done",
@@ -66,7 +68,9 @@ def profile(args):
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
 
-    train = load_events(os.path.join(RSC15, "train_full.tsv"))
+    train_path = (make_synthetic(tempfile.mkdtemp(prefix="gru4rec-rr-"))[0] if args.config == "RR"
+                  else os.path.join(RSC15, "train_full.tsv"))
+    train = load_events(train_path)
     vocab = ItemVocabulary.from_events(train)
     params = GRU4RecParams.from_string(CONFIGS[args.config])
     trainer = training.build_trainer(vocab.support, params, seed=1)
