@@ -246,12 +246,14 @@ def simulate(name, days, labels, params, args, workdir):
         day_files.append(os.path.join(workdir, f"{name}_day{d + 1}.tsv"))
         day.to_csv(day_files[-1], sep="\t", index=False)
 
+    def chain_cache(side):
+        return (os.path.join(workdir, f"xla_{name}_{side.replace(':', '_')}")
+                if args.compile_cache == "chain" and args.isolate else None)
+
     def spec(side, train, warm_from, setting, d, new_items_file):
-        cache = (os.path.join(workdir, f"xla_{name}_{side.replace(':', '_')}")
-                 if args.compile_cache == "chain" and args.isolate else None)
         return {"train": train, "warm_from": warm_from, "params": setting["params"].to_string(),
                 "epochs": setting["epochs"], "seed": args.seed, "jit_compile": setting["jit_compile"],
-                "fresh_optimizer": setting["fresh_optimizer"], "cache_dir": cache, "test": day_files[d],
+                "fresh_optimizer": setting["fresh_optimizer"], "cache_dir": chain_cache(side), "test": day_files[d],
                 "new_items": new_items_file, "save": os.path.join(workdir, f"{name}_{side.replace(':', '_')}_day{d}")}
 
     cold_setting = {"params": params, "epochs": args.epochs, "jit_compile": True, "fresh_optimizer": False}
@@ -266,7 +268,7 @@ def simulate(name, days, labels, params, args, workdir):
         for side, setting in settings.items():
             if d == 1:  # nothing to warm-start from: the warm chains start with the cold model
                 row[side], warm_dirs[side] = dict(row["cold"], same_as_cold=True), cold_spec["save"]
-                seed_chain_cache(cold_spec["cache_dir"], spec(side, [], None, setting, d, None)["cache_dir"])
+                seed_chain_cache(cold_spec["cache_dir"], chain_cache(side))
             else:
                 warm_spec = spec(side, [day_files[d - 1]], warm_dirs[side], setting, d, new_items_file)
                 row[side], warm_dirs[side] = train_run(warm_spec, args.isolate), warm_spec["save"]

@@ -252,10 +252,10 @@ class Trainer:
 
     def _segments(self, output_rows: distinct_rows_lib.ChunkRows):
         """``(begin, end, n_rows)`` runs of steps: the budget where steps stay within it, else the full size."""
-        full, n_steps = output_rows.unique.shape[1], len(output_rows.n_unique)
-        if self._row_budget is None or self._row_budget >= full:
+        full, n_steps, budget = output_rows.unique.shape[1], len(output_rows.n_unique), self._budget_rows()
+        if budget is None:
             return [(0, n_steps, full)]
-        sizes = np.where(output_rows.n_unique <= self._row_budget, self._row_budget, full)
+        sizes = np.where(output_rows.n_unique <= budget, budget, full)
         bounds = np.flatnonzero(np.diff(sizes)) + 1
         begins, ends = np.concatenate([[0], bounds]), np.concatenate([bounds, [n_steps]])
         return [(int(b), int(e), int(sizes[b])) for b, e in zip(begins, ends, strict=True)]
@@ -284,16 +284,23 @@ class Trainer:
                 step_spec(tf.int32, n_sample), row_specs, state_specs, tf.TensorSpec([], tf.int32),
                 tf.TensorSpec([], tf.int32)])
             if self._jit_compile and compile_cache.enabled():  # names the persistent XLA cache can find again
-                with compile_cache.stable_trace_names(f"{self.params.to_string()}|{self.model.n_items}|{n_rows}|"
-                                                      f"{size}"):
+                config = f"{self.params.to_string()}|{self.model.n_items}|{n_rows}|{size}"
+                with compile_cache.stable_trace_names(config):
                     function.get_concrete_function()
             self._loops[n_rows] = function
         return self._loops[n_rows]
 
+    def _full_rows(self) -> int:
+        """The distinct output rows a step can have: its output columns, at most the table's rows."""
+        return min(self._output_row_width(), self.model.n_items)
+
+    def _budget_rows(self) -> int | None:
+        """The distinct-row budget when it is below the full size, else None (every step runs at full size)."""
+        return self._row_budget if self._row_budget is not None and self._row_budget < self._full_rows() else None
+
     def _budget_loop(self):
         """The (traced) loop of the chunks whose steps stay within the distinct-row budget: almost all of them."""
-        full = min(self._output_row_width(), self.model.n_items)
-        return self._loop(full if self._row_budget is None or self._row_budget >= full else self._row_budget)
+        return self._loop(self._budget_rows() or self._full_rows())
 
     def _compile_loop(self, function) -> None:
         """Compiles (or loads from the persistent cache) the traced loop ``function``, once, by a call that runs
@@ -365,8 +372,7 @@ class Trainer:
         size (as :meth:`_segments` chooses)."""
         n_items, n_sample = self.model.n_items, self.params.n_sample
         shared = self.model.embedding_mode == "shared"
-        full = min(self._output_row_width(), n_items)
-        budget = self._row_budget if self._row_budget is not None and self._row_budget < full else None
+        full, budget = self._full_rows(), self._budget_rows()
 
         def body(k, states, step_losses, step_samples):
             states = tuple(tf.where(reset[k][:, tf.newaxis], tf.zeros_like(s), s) for s in states)

@@ -17,16 +17,10 @@ from gru4rec_tf import warm_start
 from gru4rec_tf.params import GRU4RecParams
 from gru4rec_tf.sessions import SessionData
 from gru4rec_tf.vocabulary import ItemVocabulary
+from param_variants import BPR_MAX, PARAM_VARIANTS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PARAMS = [
-    GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=8,n_sample=16,"
-                              "learning_rate=0.1,momentum=0.3,dropout_p_hidden=0.1,n_epochs=2"),
-    GRU4RecParams.from_string("loss=cross-entropy,logq=1.0,layers=12,batch_size=8,n_sample=16,"
-                              "constrained_embedding=False,embedding=6,n_epochs=2"),
-    GRU4RecParams.from_string("loss=top1-max,final_act=linear,layers=12,batch_size=8,n_sample=8,"
-                              "constrained_embedding=False,embedding=0,n_epochs=2"),
-]
+PARAMS = [BPR_MAX.with_overrides({"n_epochs": 2}), *PARAM_VARIANTS[1:]]
 
 
 @pytest.fixture(scope="module")

@@ -117,13 +117,10 @@ def ensure_served(metadata_path: str, pipeline_name: str, serving_base: str) -> 
     Returns the destination when it copied the model, None when there was nothing to do (no blessed model, or
     already served).
     """
-    from tfx.utils import path_utils  # pylint: disable=g-import-not-at-top
     from tfx_pipeline.components import pusher  # pylint: disable=g-import-not-at-top
     model = latest_blessed_model(metadata_path, pipeline_name)
-    if model is None:
+    pushed = None if model is None else pusher.push_model_artifact(model.uri, serving_base)
+    if pushed is None:
         return None
-    model_dir = path_utils.serving_model_path(model.uri)
-    if not gfileio.is_remote(model_dir) and not os.path.exists(os.path.join(model_dir, "saved_model.pb")):
-        return None
-    _, destination, copied = pusher.push_model(model_dir, serving_base)
+    _, destination, copied = pushed
     return destination if copied else None

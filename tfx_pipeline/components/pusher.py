@@ -131,6 +131,17 @@ def push_model(model_dir: str, base_directory: str) -> tuple[str, str, bool]:
     return str(version), destination, True
 
 
+def push_model_artifact(model_uri: str, base_directory: str) -> tuple[str, str, bool] | None:
+    """:func:`push_model` of the serving SavedModel inside the ``Model`` artifact at ``model_uri``, or None (with a
+    warning, nothing written) when that SavedModel is gone."""
+    model_dir = path_utils.serving_model_path(model_uri)
+    if not fileio.exists(os.path.join(model_dir, "saved_model.pb")):
+        logging.warning("Pusher: the SavedModel %s is gone; the serving root %s is left as it is", model_dir,
+                        base_directory)
+        return None
+    return push_model(model_dir, base_directory)
+
+
 def custom_number(artifact: types.Artifact, key: str) -> float | None:
     """The number in the custom property ``key`` whatever its MLMD type, or None when absent or not a number.
 
@@ -196,13 +207,10 @@ class Executor(tfx_pusher_executor.Executor):
         """The candidate is not blessed: pushes the last blessed model if the serving root lacks it."""
         if not baselines:
             return
-        baseline = baselines[0]
-        model_dir = path_utils.serving_model_path(baseline.uri)
-        if not fileio.exists(os.path.join(model_dir, "saved_model.pb")):
-            logging.warning("Pusher: the last blessed model's SavedModel %s is gone; the serving root %s is left as "
-                            "it is", model_dir, base_directory)
+        pushed = push_model_artifact(baselines[0].uri, base_directory)
+        if pushed is None:
             return
-        version, serving_path, copied = push_model(model_dir, base_directory)
+        version, serving_path, copied = pushed
         logging.info("Pusher: candidate not blessed; the last blessed model is served from %s (%s)", serving_path,
                      "copied: the serving root lacked it" if copied else "already there")
         model_push.set_string_custom_property("served_destination", serving_path)
