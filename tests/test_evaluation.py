@@ -217,3 +217,44 @@ def test_ranks_and_targets_align_with_the_events(setup, reference, batch_size, s
     np.testing.assert_array_equal(ranks, [reference["conservative"][e] for e in order])
     with pytest.raises(ValueError):
         evaluator.ranks_and_targets(data, "tiebreaking")
+
+
+def _meta_optimizer_disabled() -> bool:
+    from tensorflow.core.protobuf import config_pb2
+    from tensorflow.python.eager import context as tf_context
+    options = tf_context.context().function_call_options
+    return config_pb2.ConfigProto.FromString(options.config_proto_serialized).graph_options.rewrite_options\
+        .disable_meta_optimizer
+
+
+def test_evaluation_calls_skip_grappler_and_the_thread_gets_its_options_back(setup, reference, monkeypatch):
+    """Grappler is off for the evaluation function's calls (a fixed cost that bought no speed there), and only
+    for them: the thread's function-call options are restored afterwards, also when a call fails."""
+    data, model = setup
+    evaluator = Evaluator(model, batch_size=3, steps_per_call=2)
+    compiled, seen = evaluator._rank_steps_fn, []
+
+    def recording(mode):
+        rank_steps = compiled(mode)
+
+        def call(*args):
+            seen.append(_meta_optimizer_disabled())
+            return rank_steps(*args)
+        return call
+
+    monkeypatch.setattr(evaluator, "_rank_steps_fn", recording)
+    assert not _meta_optimizer_disabled()
+    ranks = evaluator.ranks(data, "standard")
+    np.testing.assert_array_equal(ranks, [reference["standard"][e] for e in _event_order(data, 3)])
+    assert len(seen) > 1 and all(seen)
+    assert not _meta_optimizer_disabled()
+
+    def failing(mode):
+        def call(*args):
+            raise RuntimeError("a failing call")
+        return call
+
+    monkeypatch.setattr(evaluator, "_rank_steps_fn", failing)
+    with pytest.raises(RuntimeError, match="a failing call"):
+        evaluator.ranks(data, "standard")
+    assert not _meta_optimizer_disabled()
