@@ -1,22 +1,24 @@
 """The arithmetic and memory floor of a GRU4Rec training step and of a full-catalogue evaluation, on this machine.
 
 The issue's floor counts the step's nominal FLOPs at NumPy's sgemm rate at one shape (the output layer's
-``[B, h] x [h, B + n_sample]``). This module measures a fuller floor, still a lower bound for any implementation of
-the same algorithm with the same BLAS:
+``[B, h] x [h, B + n_sample]``). This module measures a fuller floor, below what any implementation of the same
+algorithm can reach with the BLAS libraries at hand:
 
-* **products**: each matrix product of the step timed by NumPy at its own shape and transposition, same threads:
-  per GRU layer the input, the update/reset and the candidate products, forward and both backward products each;
-  for the output layer the scores ``H Y^T``, ``dS Y`` and ``dS^T H`` on all ``B + n_sample`` columns;
+* **products**: each matrix product of the step timed at its own shape and transposition, same threads, by NumPy
+  (OpenBLAS) or PyTorch (MKL; ``--backend torch`` in a Python that has torch); :func:`merge` keeps the faster of the
+  backends for each product. Per GRU layer: the input, the update/reset and the candidate products, forward and
+  both backward products each; for the output layer the scores ``H Y^T``, ``dS Y`` and ``dS^T H`` on all
+  ``B + n_sample`` columns;
 * **row traffic**: the item rows the step must move at least once: reading the output rows for the forward pass,
   and the optimizer's row update (read the parameter, its gradient and the Adagrad accumulator, write both back;
-  with momentum also read and write the velocity), each pass over ``[B + n_sample, h]`` float32 timed as NumPy's
-  streaming rate of ``np.add`` on arrays of that size (cache-warm, so optimistic).
+  with momentum also read and write the velocity), each pass over ``[B + n_sample, h]`` float32 at the streaming
+  rate of an elementwise add of arrays of that size (cache-warm, so optimistic).
 
-Everything else a step does (the GRU's and the loss's elementwise work, sampling, the distinct rows) is left out,
-so the floor is below what any implementation can reach. The evaluation floor is the scoring product
-``[rows, h] x [h, n_items]`` and the GRU's forward products per evaluated event, at a block of 512 rows.
+Everything else a step does (the GRU's and the loss's elementwise work, dropout masks, sampling, the distinct rows)
+is left out. The evaluation floor is the GRU's forward products and the scoring product ``[rows, h] x [h, n_items]``
+per evaluated event, at a block of 512 rows (no ranking).
 
-Usage (prints JSON; ``bench/compare_official.py`` runs it in each repetition)::
+Usage (prints JSON; ``bench/compare_official.py`` runs it in each repetition, with both backends)::
 
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/step_floor.py --batch 80 --layers 224 --n_sample 2048 \\
         --first_input 224 --momentum --n_items 10000
@@ -42,37 +44,82 @@ def best_seconds(fn, calls: int = 50, rounds: int = 5) -> float:
     return best
 
 
-def product(rng, m: int, k: int, n: int, transpose_a: bool = False, transpose_b: bool = False) -> dict:
+class NumpyArrays:
+    """NumPy's float32 arrays and products (its BLAS: OpenBLAS in our wheels)."""
+    name = "numpy"
+
+    def __init__(self):
+        self._rng = np.random.default_rng(0)
+
+    def random(self, shape):
+        return self._rng.random(shape, dtype=np.float32)
+
+    @staticmethod
+    def add_into(x, y, out):
+        np.add(x, y, out=out)
+
+    @staticmethod
+    def nbytes(x) -> int:
+        return x.nbytes
+
+
+class TorchArrays:
+    """PyTorch's CPU float32 tensors and products (MKL in its wheels), with ``OMP_NUM_THREADS`` threads."""
+    name = "torch"
+
+    def __init__(self):
+        import os  # pylint: disable=g-import-not-at-top
+        import torch  # pylint: disable=g-import-not-at-top  (only in a Python that has it)
+        self._torch = torch
+        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+        torch.manual_seed(0)
+
+    def random(self, shape):
+        return self._torch.rand(shape, dtype=self._torch.float32)
+
+    def add_into(self, x, y, out):
+        self._torch.add(x, y, out=out)
+
+    @staticmethod
+    def nbytes(x) -> int:
+        return x.element_size() * x.nelement()
+
+
+BACKENDS = {"numpy": NumpyArrays, "torch": TorchArrays}
+
+
+def product(arrays, m: int, k: int, n: int, transpose_a: bool = False, transpose_b: bool = False) -> dict:
     """Seconds and FLOPs of one ``[m, k] x [k, n]`` float32 product, operands stored as the step stores them."""
-    a = rng.random((k, m) if transpose_a else (m, k), dtype=np.float32)
-    b = rng.random((n, k) if transpose_b else (k, n), dtype=np.float32)
+    a = arrays.random((k, m) if transpose_a else (m, k))
+    b = arrays.random((n, k) if transpose_b else (k, n))
     left, right = (a.T if transpose_a else a), (b.T if transpose_b else b)
-    return {"shape": [m, k, n], "seconds": best_seconds(lambda: left @ right), "flops": 2.0 * m * k * n}
+    return {"shape": [m, k, n], "transposed": [transpose_a, transpose_b],
+            "seconds": best_seconds(lambda: left @ right), "flops": 2.0 * m * k * n}
 
 
-def dense_products(rng, rows: int, d_in: int, h: int, backward: bool) -> list:
+def dense_products(arrays, rows: int, d_in: int, h: int, backward: bool) -> list:
     """One GRU layer's products: input ``[rows, d_in] x [d_in, 3h]``, update/reset ``[rows, h] x [h, 2h]`` and
     candidate ``[rows, h] x [h, h]``; with ``backward`` also each one's input gradient and weight gradient."""
     shapes = ((d_in, 3 * h), (h, 2 * h), (h, h)) if d_in else ((h, 2 * h), (h, h))  # one-hot input: a row gather
     out = []
     for k, n in shapes:
-        out.append(product(rng, rows, k, n))
+        out.append(product(arrays, rows, k, n))
         if backward:
-            out.append(product(rng, rows, n, k, transpose_b=True))  # d(input) = dG W^T
-            out.append(product(rng, k, rows, n, transpose_a=True))  # dW = X^T dG
+            out.append(product(arrays, rows, n, k, transpose_b=True))  # d(input) = dG W^T
+            out.append(product(arrays, k, rows, n, transpose_a=True))  # dW = X^T dG
     return out
 
 
-def output_products(rng, batch: int, h: int, columns: int) -> list:
+def output_products(arrays, batch: int, h: int, columns: int) -> list:
     """The output layer's scores ``H Y^T`` and its two backward products ``dS Y`` and ``dS^T H``."""
-    return [product(rng, batch, h, columns, transpose_b=True), product(rng, batch, columns, h),
-            product(rng, columns, batch, h, transpose_a=True)]
+    return [product(arrays, batch, h, columns, transpose_b=True), product(arrays, batch, columns, h),
+            product(arrays, columns, batch, h, transpose_a=True)]
 
 
-def streaming_bytes_per_second(rng, rows: int, width: int) -> float:
-    """NumPy's rate of ``np.add(x, y, out=z)`` over ``[rows, width]`` float32 (three arrays' bytes per call)."""
-    x, y, z = (rng.random((rows, width), dtype=np.float32) for _ in range(3))
-    return 3 * x.nbytes / best_seconds(lambda: np.add(x, y, out=z), calls=200)
+def streaming_bytes_per_second(arrays, rows: int, width: int) -> float:
+    """The rate of ``x + y`` into ``z`` over ``[rows, width]`` float32 (three arrays' bytes per call)."""
+    x, y, z = (arrays.random((rows, width)) for _ in range(3))
+    return 3 * arrays.nbytes(x) / best_seconds(lambda: arrays.add_into(x, y, z), calls=200)
 
 
 def layer_inputs(layers: list, first_input: int) -> list:
@@ -80,34 +127,60 @@ def layer_inputs(layers: list, first_input: int) -> list:
     return [first_input] + layers[:-1]
 
 
-def training_floor(rng, batch: int, layers: list, n_sample: int, momentum: bool, first_input: int) -> dict:
-    """The step's floor: its products at NumPy's speed plus its item-row passes at NumPy's streaming rate."""
+def training_floor(arrays, batch: int, layers: list, n_sample: int, momentum: bool, first_input: int) -> dict:
+    """The step's floor: its products plus its item-row passes at the streaming rate, with ``arrays``' kernels."""
     columns, h = batch + n_sample, layers[-1]
     products = [p for d_in, width in zip(layer_inputs(layers, first_input), layers, strict=True)
-                for p in dense_products(rng, batch, d_in, width, backward=True)]
-    products += output_products(rng, batch, h, columns)
+                for p in dense_products(arrays, batch, d_in, width, backward=True)]
+    products += output_products(arrays, batch, h, columns)
     passes = 1 + (7 if momentum else 5)  # forward read; update reads param, grad, acc[, vel], writes them back
-    bandwidth = streaming_bytes_per_second(rng, columns, h)
+    bandwidth = streaming_bytes_per_second(arrays, columns, h)
     row_seconds = passes * columns * h * 4 / bandwidth
     product_seconds = sum(p["seconds"] for p in products)
-    return {"products_seconds": product_seconds, "products_flops": sum(p["flops"] for p in products),
+    return {"batch": batch, "products_seconds": product_seconds, "products_flops": sum(p["flops"] for p in products),
             "row_passes": passes, "row_seconds": row_seconds, "bandwidth_gb_per_s": bandwidth / 1e9,
             "floor_step_seconds": product_seconds + row_seconds,
             "floor_events_per_sec": batch / (product_seconds + row_seconds), "products": products}
 
 
-def evaluation_floor(rng, layers: list, n_items: int, first_input: int) -> dict:
+def evaluation_floor(arrays, layers: list, n_items: int, first_input: int) -> dict:
     """Seconds per evaluated event: the GRU's forward products and the full-catalogue scoring, 512 rows a block."""
     products = [p for d_in, width in zip(layer_inputs(layers, first_input), layers, strict=True)
-                for p in dense_products(rng, EVAL_ROWS, d_in, width, backward=False)]
-    products.append(product(rng, EVAL_ROWS, layers[-1], n_items, transpose_b=True))
+                for p in dense_products(arrays, EVAL_ROWS, d_in, width, backward=False)]
+    products.append(product(arrays, EVAL_ROWS, layers[-1], n_items, transpose_b=True))
     return {"seconds_per_event": sum(p["seconds"] for p in products) / EVAL_ROWS, "products": products}
 
 
-def output_sgemm_gflops(rng, batch: int, h: int, columns: int) -> float:
-    """The issue's reference: NumPy's best GFLOP/s at ``[B, h] x [h, B + n_sample]`` (row-major operands)."""
-    measured = product(rng, batch, h, columns)
+def output_sgemm_gflops(arrays, batch: int, h: int, columns: int) -> float:
+    """The issue's reference: the best GFLOP/s at ``[B, h] x [h, B + n_sample]`` (row-major operands)."""
+    measured = product(arrays, batch, h, columns)
     return measured["flops"] / measured["seconds"] / 1e9
+
+
+def merge(results: list) -> dict:
+    """One floor from several backends' results (:func:`main`'s JSON): each product at the fastest backend's time,
+    the row passes at the fastest streaming rate; ``sgemm_gflops`` stays NumPy's (the issue's reference)."""
+    by_name = {r["backend"]: r for r in results}
+    first = by_name.get("numpy", results[0])
+
+    def fastest(products_of_each: list) -> float:
+        return sum(min(same["seconds"] for same in group) for group in zip(*products_of_each, strict=True))
+
+    trainings = [r["training"] for r in results]
+    products = fastest([t["products"] for t in trainings])
+    rows = min(t["row_seconds"] for t in trainings)
+    batch = first["training"]["batch"]
+    merged = {"backends": sorted(by_name), "sgemm_gflops": first["sgemm_gflops"],
+              "training": {"products_seconds": products, "row_seconds": rows,
+                           "row_passes": first["training"]["row_passes"],
+                           "bandwidth_gb_per_s": max(t["bandwidth_gb_per_s"] for t in trainings),
+                           "floor_step_seconds": products + rows, "floor_events_per_sec": batch / (products + rows),
+                           "products_seconds_by_backend": {r["backend"]: r["training"]["products_seconds"]
+                                                           for r in results}}}
+    if all("evaluation" in r for r in results):
+        per_block = fastest([r["evaluation"]["products"] for r in results])
+        merged["evaluation"] = {"seconds_per_event": per_block / EVAL_ROWS}
+    return merged
 
 
 def main():
@@ -119,14 +192,17 @@ def main():
                         help="the first GRU layer's input width: the embedding size, the last layer's width with a "
                              "constrained embedding, or 0 for one-hot input (a row gather, no product)")
     parser.add_argument("--momentum", action="store_true", help="the optimizer keeps a velocity per row")
+    parser.add_argument("--backend", choices=sorted(BACKENDS), default="numpy",
+                        help="whose products to time: NumPy's BLAS, or PyTorch's (MKL) in a Python that has torch")
     parser.add_argument("--n_items", type=int, default=0, help="catalogue size for the evaluation floor (0: none)")
     args = parser.parse_args()
-    rng = np.random.default_rng(0)
+    arrays = BACKENDS[args.backend]()
     layers = [int(v) for v in args.layers.split(",")]
-    result = {"sgemm_gflops": output_sgemm_gflops(rng, args.batch, layers[-1], args.batch + args.n_sample),
-              "training": training_floor(rng, args.batch, layers, args.n_sample, args.momentum, args.first_input)}
+    result = {"backend": arrays.name,
+              "sgemm_gflops": output_sgemm_gflops(arrays, args.batch, layers[-1], args.batch + args.n_sample),
+              "training": training_floor(arrays, args.batch, layers, args.n_sample, args.momentum, args.first_input)}
     if args.n_items:
-        result["evaluation"] = evaluation_floor(rng, layers, args.n_items, args.first_input)
+        result["evaluation"] = evaluation_floor(arrays, layers, args.n_items, args.first_input)
     print(json.dumps(result))
 
 
