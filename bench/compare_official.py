@@ -179,15 +179,17 @@ def floor_args(params: str, n_items: int) -> list:
 
 
 def measure_floor(args, params: str, n_items: int) -> dict:
-    """``bench/step_floor.py`` in fresh processes with the same threads, once with NumPy's products (our Python) and
-    once with PyTorch's (the official code's Python), merged: the faster backend for each product."""
+    """``bench/step_floor.py`` in fresh processes with the same threads, with NumPy's products (our Python),
+    PyTorch's (the official code's Python) and XLA's (our Python): ``fastest`` merges NumPy and PyTorch (the faster
+    for each product), ``xla`` is the floor with the kernels our compiled training loop gets."""
     script = os.path.join(os.path.dirname(__file__), "step_floor.py")
-    results = []
-    for python, backend in ((sys.executable, "numpy"), (args.official_python, "torch")):
+    results = {}
+    for python, backend in ((sys.executable, "numpy"), (args.official_python, "torch"), (sys.executable, "xla")):
         out = subprocess.run([python, script, *floor_args(params, n_items), "--backend", backend],
                              capture_output=True, text=True, check=True, env=thread_env(args.threads), timeout=600)
-        results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return dict(step_floor.merge(results), by_backend=results)
+        results[backend] = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"fastest": step_floor.merge([results["numpy"], results["torch"]]),
+            "xla": step_floor.merge([results["xla"]]), "by_backend": results}
 
 
 def make_synthetic(directory: str) -> tuple:
@@ -217,26 +219,27 @@ def summarize(runs: list, skip_first_epoch: bool) -> dict:
 
 
 def step_floor_row(name: str, floors: list, off: dict, us: dict) -> str:
-    """A row of the training step's fuller floor (median over the repetitions) against ours and 5× the official."""
-    train = [f["training"] for f in floors]
-    products = statistics.median(t["products_seconds"] for t in train)
-    by_backend = {b: statistics.median(t["products_seconds_by_backend"][b] for t in train)
-                  for b in train[0]["products_seconds_by_backend"]}
-    rows = statistics.median(t["row_seconds"] for t in train)
-    floor = statistics.median(t["floor_events_per_sec"] for t in train)
-    target = 5 * off["train_events_per_sec"]
-    return (f"| {name} | {products * 1e3:.2f} ({', '.join(f'{b} {s * 1e3:.2f}' for b, s in by_backend.items())}) | "
-            f"{rows * 1e3:.2f} ({train[0]['row_passes']} passes, "
-            f"{statistics.median(t['bandwidth_gb_per_s'] for t in train):.0f} GB/s) | {floor:,.0f} | "
-            f"{us['train_events_per_sec'] / floor:.2f} | {target:,.0f} | **{target / floor:.2f}** |")
+    """A row of the training step's fuller floors (medians over the repetitions) against ours and 5× the official:
+    the fastest products of NumPy and PyTorch, and XLA's own."""
+    cells = []
+    for kind in ("fastest", "xla"):
+        train = [f[kind]["training"] for f in floors]
+        products = statistics.median(t["products_seconds"] for t in train)
+        rows = statistics.median(t["row_seconds"] for t in train)
+        floor = statistics.median(t["floor_events_per_sec"] for t in train)
+        cells.append(f"{products * 1e3:.2f} + {rows * 1e3:.2f} | {floor:,.0f} | "
+                     f"{us['train_events_per_sec'] / floor:.2f} | **{5 * off['train_events_per_sec'] / floor:.2f}**")
+    return f"| {name} | {5 * off['train_events_per_sec']:,.0f} | {' | '.join(cells)} |"
 
 
 def evaluation_floor_row(name: str, floors: list, off: dict, us: dict, eval_events: int) -> str:
     """A row of the evaluation's floor (its products for the test events) against ours and half the official's."""
-    floor = statistics.median(f["evaluation"]["seconds_per_event"] for f in floors) * eval_events
+    floor = statistics.median(f["fastest"]["evaluation"]["seconds_per_event"] for f in floors) * eval_events
+    xla = statistics.median(f["xla"]["evaluation"]["seconds_per_event"] for f in floors) * eval_events
     target = off["eval_seconds"] / 2
-    return (f"| {name} | {eval_events:,} | {floor:.3f} | {us['warm_eval_seconds']:.3f} | {us['eval_seconds']:.3f} | "
-            f"{us['eval_seconds'] - us['warm_eval_seconds']:.3f} | {target:.3f} | **{floor / target:.2f}** |")
+    return (f"| {name} | {eval_events:,} | {floor:.3f} | {xla:.3f} | {us['warm_eval_seconds']:.3f} | "
+            f"{us['eval_seconds']:.3f} | {us['eval_seconds'] - us['warm_eval_seconds']:.3f} | {target:.3f} | "
+            f"**{floor / target:.2f}** |")
 
 
 def main():
@@ -290,7 +293,7 @@ def main():
                     f"{off['recall@20']:.4f} / "
                     f"{off['mrr@20']:.4f} | {us['recall@20']:.4f} / {us['mrr@20']:.4f} |")
         batch = GRU4RecParams.from_string(CONFIGS[name]).batch_size
-        flops, peak = step_flops(CONFIGS[name]), statistics.median(f["sgemm_gflops"] for f in floors)
+        flops, peak = step_flops(CONFIGS[name]), statistics.median(f["fastest"]["sgemm_gflops"] for f in floors)
         achieved = flops * us["train_events_per_sec"] / batch / 1e9
         floor = peak * 1e9 / (flops / batch)
         flop_rows.append(f"| {name} | {flops / 1e6:.1f} | {achieved:.1f} | {peak:.1f} | {achieved / peak:.2f} | "
@@ -327,20 +330,23 @@ def main():
         "|---|---|---|---|---|---|---|", *flop_rows, "",
         "A fuller floor from `bench/step_floor.py`, measured after each repetition with the same threads (median): "
         "each of the step's matrix products timed at its own shape (the GRU's and the output layer's, forward and "
-        "backward) by NumPy (OpenBLAS) and by PyTorch (MKL, in the official code's Python), the faster of the two "
-        "for each product, plus the item-row passes any implementation of the step must make (read the output "
-        "rows; read the parameter, gradient, accumulator and velocity rows and write them back) at the faster "
-        "streaming rate. The elementwise work of the GRU and the loss (and dropout, sampling, distinct rows) is "
-        "left out, so no implementation with these BLAS libraries reaches it. *5× official / floor*: the share of "
-        "this floor that the issue's training target needs (above 1: beyond the floor).",
-        "", "| config | products ms (by backend) | item-row passes ms | floor events/s | ours / floor | "
-        "5× official events/s | 5× official / floor |", "|---|---|---|---|---|---|---|", *step_rows, "",
+        "backward), plus the item-row passes any implementation of the step must make (read the output rows; read "
+        "the parameter, gradient, accumulator and, with momentum, velocity rows and write them back) at the "
+        "streaming rate of an elementwise add. *Fastest BLAS*: each product at the faster of NumPy (OpenBLAS) and "
+        "PyTorch (MKL, in the official code's Python), passes at the faster rate. *XLA*: products and passes inside "
+        "a TensorFlow loop compiled with XLA, the kernels our training loop gets. The elementwise work of the GRU "
+        "and the loss, dropout, sampling and the distinct rows are left out, so no implementation reaches these "
+        "floors. *5× official / floor*: the share of the floor that the issue's training target needs (above 1: "
+        "beyond the floor).", "",
+        "| config | 5× official events/s | fastest BLAS: products + passes ms | floor events/s | ours / floor | "
+        "5× official / floor | XLA: products + passes ms | floor events/s | ours / floor | 5× official / floor |",
+        "|---|---|---|---|---|---|---|---|---|---|", *step_rows, "",
         "The evaluation's floor: the GRU's forward products and the full-catalogue scoring product for the test "
-        "events, 512 rows a block, the faster backend for each (no ranking, no fixed cost). *Fixed cost*: our first "
-        "call minus our later calls (tracing, graph building, first-use kernel setup). *Floor / target* above 1 "
-        "means half the official time is beyond the floor.", "",
-        "| config | events | floor s | ours, later calls s | ours, whole s | fixed cost s | half the official s | "
-        "floor / target |", "|---|---|---|---|---|---|---|---|", *eval_rows, "",
+        "events, 512 rows a block (no ranking, no fixed cost), with the fastest BLAS and with XLA. *Fixed cost*: our "
+        "first call minus our later calls (tracing, graph building, first-use kernel setup). *Floor / target* "
+        "(fastest BLAS) above 1 means half the official time is beyond the floor.", "",
+        "| config | events | floor s | XLA floor s | ours, later calls s | ours, whole s | fixed cost s | "
+        "half the official s | floor / target |", "|---|---|---|---|---|---|---|---|---|", *eval_rows, "",
         "<details><summary>raw</summary>", "", "```json", json.dumps(raw, indent=1), "```", "</details>", ""])
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as handle:

@@ -5,7 +5,8 @@ The issue's floor counts the step's nominal FLOPs at NumPy's sgemm rate at one s
 algorithm can reach with the BLAS libraries at hand:
 
 * **products**: each matrix product of the step timed at its own shape and transposition, same threads, by NumPy
-  (OpenBLAS) or PyTorch (MKL; ``--backend torch`` in a Python that has torch); :func:`merge` keeps the faster of the
+  (OpenBLAS), PyTorch (MKL; ``--backend torch`` in a Python that has torch) or inside a TensorFlow loop compiled
+  with XLA (``--backend xla``: the kernels our training loop gets); :func:`merge` keeps the faster of several
   backends for each product. Per GRU layer: the input, the update/reset and the candidate products, forward and
   both backward products each; for the output layer the scores ``H Y^T``, ``dS Y`` and ``dS^T H`` on all
   ``B + n_sample`` columns;
@@ -18,7 +19,7 @@ Everything else a step does (the GRU's and the loss's elementwise work, dropout 
 is left out. The evaluation floor is the GRU's forward products and the scoring product ``[rows, h] x [h, n_items]``
 per evaluated event, at a block of 512 rows (no ranking).
 
-Usage (prints JSON; ``bench/compare_official.py`` runs it in each repetition, with both backends)::
+Usage (prints JSON; ``bench/compare_official.py`` runs it in each repetition, with each backend)::
 
     OPENBLAS_NUM_THREADS=2 .venv/bin/python bench/step_floor.py --batch 80 --layers 224 --n_sample 2048 \\
         --first_input 224 --momentum --n_items 10000
@@ -45,7 +46,7 @@ def best_seconds(fn, calls: int = 50, rounds: int = 5) -> float:
 
 
 class NumpyArrays:
-    """NumPy's float32 arrays and products (its BLAS: OpenBLAS in our wheels)."""
+    """NumPy's float32 products (its BLAS: OpenBLAS in our wheels) and elementwise add (one thread)."""
     name = "numpy"
 
     def __init__(self):
@@ -54,17 +55,19 @@ class NumpyArrays:
     def random(self, shape):
         return self._rng.random(shape, dtype=np.float32)
 
-    @staticmethod
-    def add_into(x, y, out):
-        np.add(x, y, out=out)
+    def product_seconds(self, m: int, k: int, n: int, transpose_a: bool, transpose_b: bool) -> float:
+        a = self.random((k, m) if transpose_a else (m, k))
+        b = self.random((n, k) if transpose_b else (k, n))
+        left, right = (a.T if transpose_a else a), (b.T if transpose_b else b)
+        return best_seconds(lambda: left @ right)
 
-    @staticmethod
-    def nbytes(x) -> int:
-        return x.nbytes
+    def add_seconds(self, rows: int, width: int) -> float:
+        x, y, z = (self.random((rows, width)) for _ in range(3))
+        return best_seconds(lambda: np.add(x, y, out=z), calls=200)
 
 
-class TorchArrays:
-    """PyTorch's CPU float32 tensors and products (MKL in its wheels), with ``OMP_NUM_THREADS`` threads."""
+class TorchArrays(NumpyArrays):
+    """PyTorch's CPU float32 products (MKL in its wheels) and add, with ``OMP_NUM_THREADS`` threads."""
     name = "torch"
 
     def __init__(self):
@@ -77,24 +80,58 @@ class TorchArrays:
     def random(self, shape):
         return self._torch.rand(shape, dtype=self._torch.float32)
 
-    def add_into(self, x, y, out):
-        self._torch.add(x, y, out=out)
-
-    @staticmethod
-    def nbytes(x) -> int:
-        return x.element_size() * x.nelement()
+    def add_seconds(self, rows: int, width: int) -> float:
+        x, y, z = (self.random((rows, width)) for _ in range(3))
+        return best_seconds(lambda: self._torch.add(x, y, out=z), calls=200)
 
 
-BACKENDS = {"numpy": NumpyArrays, "torch": TorchArrays}
+class XlaArrays:
+    """The products and adds that a TensorFlow loop compiled with XLA on CPU gets (what our training loop runs):
+    each timed as ``calls`` iterations of one compiled ``tf.while_loop``, an iteration's output written into one
+    element of the next iteration's operand so that nothing is hoisted out of the loop."""
+    name = "xla"
+
+    def __init__(self, calls: int = 200):
+        import os  # pylint: disable=g-import-not-at-top
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0"))
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        self._tf, self._calls = tf, calls
+        self._rng = np.random.default_rng(0)
+
+    def _loop_seconds(self, operand, other, op) -> float:
+        tf = self._tf
+
+        def body(i, a):
+            out = op(a, other)
+            return i + 1, tf.tensor_scatter_nd_update(a, [[0, 0]], tf.reshape(out[0, 0], [1]))
+
+        loop = tf.function(lambda n, a: tf.while_loop(lambda i, _: i < n, body, (tf.constant(0), a))[1],
+                           jit_compile=True)
+        count = tf.constant(self._calls)
+        return best_seconds(lambda: loop(count, operand).numpy(), calls=1) / self._calls
+
+    def product_seconds(self, m: int, k: int, n: int, transpose_a: bool, transpose_b: bool) -> float:
+        tf = self._tf
+        a = tf.constant(self._rng.random((k, m) if transpose_a else (m, k), dtype=np.float32))
+        b = tf.constant(self._rng.random((n, k) if transpose_b else (k, n), dtype=np.float32))
+        return self._loop_seconds(a, b, lambda x, y: tf.matmul(x, y, transpose_a=transpose_a,
+                                                               transpose_b=transpose_b))
+
+    def add_seconds(self, rows: int, width: int) -> float:
+        x, y = (self._tf.constant(self._rng.random((rows, width), dtype=np.float32)) for _ in range(2))
+        return self._loop_seconds(x, y, lambda u, v: u + v)
+
+
+BACKENDS = {"numpy": NumpyArrays, "torch": TorchArrays, "xla": XlaArrays}
 
 
 def product(arrays, m: int, k: int, n: int, transpose_a: bool = False, transpose_b: bool = False) -> dict:
     """Seconds and FLOPs of one ``[m, k] x [k, n]`` float32 product, operands stored as the step stores them."""
-    a = arrays.random((k, m) if transpose_a else (m, k))
-    b = arrays.random((n, k) if transpose_b else (k, n))
-    left, right = (a.T if transpose_a else a), (b.T if transpose_b else b)
     return {"shape": [m, k, n], "transposed": [transpose_a, transpose_b],
-            "seconds": best_seconds(lambda: left @ right), "flops": 2.0 * m * k * n}
+            "seconds": arrays.product_seconds(m, k, n, transpose_a, transpose_b), "flops": 2.0 * m * k * n}
 
 
 def dense_products(arrays, rows: int, d_in: int, h: int, backward: bool) -> list:
@@ -118,8 +155,7 @@ def output_products(arrays, batch: int, h: int, columns: int) -> list:
 
 def streaming_bytes_per_second(arrays, rows: int, width: int) -> float:
     """The rate of ``x + y`` into ``z`` over ``[rows, width]`` float32 (three arrays' bytes per call)."""
-    x, y, z = (arrays.random((rows, width)) for _ in range(3))
-    return 3 * arrays.nbytes(x) / best_seconds(lambda: arrays.add_into(x, y, z), calls=200)
+    return 3 * rows * width * 4 / arrays.add_seconds(rows, width)
 
 
 def layer_inputs(layers: list, first_input: int) -> list:
