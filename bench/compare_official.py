@@ -218,6 +218,13 @@ def summarize(runs: list, skip_first_epoch: bool) -> dict:
             "mrr@20": statistics.mean(r["mrr@20"] for r in runs)}
 
 
+def compact(floor: dict) -> dict:
+    """A floor measurement without its per-product lists (kept out of the results file's raw figures)."""
+    if isinstance(floor, dict):
+        return {k: compact(v) for k, v in floor.items() if k != "products"}
+    return floor
+
+
 def step_floor_row(name: str, floors: list, off: dict, us: dict) -> str:
     """A row of the training step's fuller floors (medians over the repetitions) against ours and 5× the official:
     the fastest products of NumPy and PyTorch, and XLA's own."""
@@ -280,7 +287,7 @@ def main():
                 print(f"config {name}, repeat {repeat + 1}: {side} done in {time.perf_counter() - started:.0f} s: "
                       f"{[round(e) for e in store[-1]['epoch_events_per_sec']]} events/s", flush=True)
             floors.append(measure_floor(args, CONFIGS[name], ours[-1]["n_items"]))
-        raw[name] = {"official": official, "ours": ours, "floors": floors}
+        raw[name] = {"official": official, "ours": ours, "floors": [compact(f) for f in floors]}
         off, us = summarize(official, False), summarize(ours, True)
         eval_events = ours[0]["eval_events"]
         rows.append(f"| {name} | {data_name} | {off['train_events_per_sec']:,.0f} | "
