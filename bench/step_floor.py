@@ -67,14 +67,12 @@ class NumpyArrays:
 
 
 class TorchArrays(NumpyArrays):
-    """PyTorch's CPU float32 products (MKL in its wheels) and add, with ``OMP_NUM_THREADS`` threads."""
+    """PyTorch's CPU float32 products (MKL in its wheels) and add (threads: ``OMP_NUM_THREADS``)."""
     name = "torch"
 
     def __init__(self):
-        import os  # pylint: disable=g-import-not-at-top
         import torch  # pylint: disable=g-import-not-at-top  (only in a Python that has it)
         self._torch = torch
-        torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
         torch.manual_seed(0)
 
     def random(self, shape):
@@ -94,10 +92,7 @@ class XlaArrays:
     def __init__(self, calls: int = 200):
         import os  # pylint: disable=g-import-not-at-top
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        threads = int(os.environ.get("TF_NUM_INTRAOP_THREADS", "0"))
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top  (threads: TF_NUM_INTRAOP_THREADS)
         self._tf, self._calls = tf, calls
         self._rng = np.random.default_rng(0)
 
@@ -195,24 +190,17 @@ def output_sgemm_gflops(arrays, batch: int, h: int, columns: int) -> float:
 
 def merge(results: list) -> dict:
     """One floor from several backends' results (:func:`main`'s JSON): each product at the fastest backend's time,
-    the row passes at the fastest streaming rate; ``sgemm_gflops`` stays NumPy's (the issue's reference)."""
-    by_name = {r["backend"]: r for r in results}
-    first = by_name.get("numpy", results[0])
-
+    the row passes at the fastest streaming rate; ``sgemm_gflops`` is the first result's."""
     def fastest(products_of_each: list) -> float:
         return sum(min(same["seconds"] for same in group) for group in zip(*products_of_each, strict=True))
 
     trainings = [r["training"] for r in results]
     products = fastest([t["products"] for t in trainings])
     rows = min(t["row_seconds"] for t in trainings)
-    batch = first["training"]["batch"]
-    merged = {"backends": sorted(by_name), "sgemm_gflops": first["sgemm_gflops"],
+    merged = {"sgemm_gflops": results[0]["sgemm_gflops"],
               "training": {"products_seconds": products, "row_seconds": rows,
-                           "row_passes": first["training"]["row_passes"],
-                           "bandwidth_gb_per_s": max(t["bandwidth_gb_per_s"] for t in trainings),
-                           "floor_step_seconds": products + rows, "floor_events_per_sec": batch / (products + rows),
-                           "products_seconds_by_backend": {r["backend"]: r["training"]["products_seconds"]
-                                                           for r in results}}}
+                           "row_passes": trainings[0]["row_passes"], "floor_step_seconds": products + rows,
+                           "floor_events_per_sec": trainings[0]["batch"] / (products + rows)}}
     if all("evaluation" in r for r in results):
         per_block = fastest([r["evaluation"]["products"] for r in results])
         merged["evaluation"] = {"seconds_per_event": per_block / EVAL_ROWS}
