@@ -36,6 +36,7 @@ from rsc15_configs import CONFIG_A, CONFIG_B, RSC15
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
+from gru4rec_tf import fileio  # noqa: E402  (imports no TensorFlow)
 from gru4rec_tf.params import GRU4RecParams  # noqa: E402  (the project's parser; imports no TensorFlow)
 
 # The authors' RetailRocket parameter file (retailrocket_bprmax_shared_best), as facts: its shape and settings.
@@ -186,7 +187,10 @@ def measure_floor(args, params: str, n_items: int) -> dict:
     results = {}
     for python, backend in ((sys.executable, "numpy"), (args.official_python, "torch"), (sys.executable, "xla")):
         out = subprocess.run([python, script, *floor_args(params, n_items), "--backend", backend],
-                             capture_output=True, text=True, check=True, env=thread_env(args.threads), timeout=600)
+                             capture_output=True, text=True, check=False, env=thread_env(args.threads), timeout=600)
+        if out.returncode != 0:
+            sys.exit(f"bench/step_floor.py --backend {backend} ({python}) failed ({out.returncode}):\n"
+                     f"{out.stderr[-2000:]}")
         results[backend] = json.loads(out.stdout.strip().splitlines()[-1])
     return {"fastest": step_floor.merge([results["numpy"], results["torch"]]),
             "xla": step_floor.merge([results["xla"]]), "by_backend": results}
@@ -356,8 +360,8 @@ def main():
         "half the official s | floor / target |", "|---|---|---|---|---|---|---|---|---|", *eval_rows, "",
         "<details><summary>raw</summary>", "", "```json", json.dumps(raw, indent=1), "```", "</details>", ""])
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
-    with open(args.output, "w", encoding="utf-8") as handle:
-        handle.write(text)
+    with fileio.atomic_write_path(args.output) as staged:  # a failed write leaves the previous results whole
+        staged.write_text(text, encoding="utf-8")
     print(f"wrote {args.output}")
 
 
