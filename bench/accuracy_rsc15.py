@@ -16,10 +16,12 @@ import time
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS)
 import numpy as np
 
-from gru4rec_tf import evaluation, training
-from gru4rec_tf.vocabulary import ItemVocabulary
-from gru4rec_tf.sessions import SessionData
-from gru4rec_tf.events import load_events
+from gru4rec_tf.evaluation import full_catalogue
+
+from gru4rec_tf.train import routine
+from gru4rec_tf.data.vocabulary import ItemVocabulary
+from gru4rec_tf.data.session_data import SessionData
+from gru4rec_tf.data.event_log import load_events
 from gru4rec_tf.params import GRU4RecParams
 from rsc15_configs import CONFIG_A, CONFIG_B
 
@@ -34,8 +36,8 @@ def run_once(config, epochs, seed, train_events, test_events):
     vocab = ItemVocabulary.from_events(train_events)
     train_data = SessionData.from_events(train_events, vocab)
     test_data = SessionData.from_events(test_events, vocab)
-    trained = training.train(train_data, vocab, params, seed=seed, log_every_s=1e9)
-    metrics = evaluation.Evaluator(trained.model).evaluate(test_data, cutoffs=(1, 5, 10, 20), mode="standard")
+    trained = routine.train(train_data, vocab, params, seed=seed, log_every_s=1e9)
+    metrics = full_catalogue.Evaluator(trained.model).evaluate(test_data, cutoffs=(1, 5, 10, 20), mode="standard")
     return {**metrics, "train_seconds": trained.train_seconds, "train_events_per_sec": trained.train_events_per_sec}
 
 
@@ -72,7 +74,8 @@ def main():
             f"({platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}); mean of {args.runs} "
             f"runs with seeds 1..{args.runs}. Official figures: means of the authors' implementations on this "
             f"machine kind (library issue). Pass = within {TOLERANCE} of the official figure or above. Every run "
-            f"trains through `gru4rec_tf.training.train`, which sets TensorFlow's global seed, so a run's result does "
+            f"trains through `gru4rec_tf.train.routine.train`, which sets TensorFlow's global seed, so a run's result "
+            f"does "
             f"not depend on the runs before it in the same process.\n\n"
             f"{table}\n\n<details><summary>raw metrics</summary>\n\n```json\n{json.dumps(raw, indent=1)}\n```\n"
             f"</details>\n")

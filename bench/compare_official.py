@@ -135,12 +135,13 @@ def run_ours(args, params: str, data: tuple) -> dict:
 EVAL_REPEATED = """
 import json, os, sys, time
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-from gru4rec_tf import evaluation, model_io
-from gru4rec_tf.events import load_events
-from gru4rec_tf.sessions import SessionData
-saved = model_io.load_model(sys.argv[1])
+from gru4rec_tf.evaluation import full_catalogue
+from gru4rec_tf.model import model_dir
+from gru4rec_tf.data.event_log import load_events
+from gru4rec_tf.data.session_data import SessionData
+saved = model_dir.load_model(sys.argv[1])
 test = SessionData.from_events(load_events(sys.argv[2]), saved.vocab)
-evaluator, seconds = evaluation.Evaluator(saved.model), []
+evaluator, seconds = full_catalogue.Evaluator(saved.model), []
 for _ in range(int(sys.argv[3])):
     start = time.perf_counter()
     evaluator.evaluate(test, cutoffs=(20,), mode="standard")

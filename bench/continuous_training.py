@@ -3,7 +3,7 @@
 For each day d of an event log (sessions assigned to the day they start on):
 
 * **cold**: a new model trained from scratch on days 1..d;
-* **warm**: day d-1's warm model (``model_io.load_model``) continued on day d's events only, with its catalogue grown
+* **warm**: day d-1's warm model (``model_dir.load_model``) continued on day d's events only, with its catalogue grown
   by day d's new items (``warm_start.warm_vocabulary``; items missing from day d are kept); on day 1 warm = cold.
 
 Both are evaluated on day d+1 (full catalogue, standard ties; items the model does not know are dropped from the
@@ -45,12 +45,22 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from gru4rec_tf import compile_cache, evaluation, model_io, synthetic, training, warm_start
-from gru4rec_tf.event_schema import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
-from gru4rec_tf.events import load_events
+from gru4rec_tf.train import compile_cache
+
+from gru4rec_tf.evaluation import full_catalogue
+
+from gru4rec_tf.model import model_dir
+
+from gru4rec_tf.data import synthetic
+
+from gru4rec_tf.train import routine
+
+from gru4rec_tf.train import warm_start
+from gru4rec_tf.data.event_columns import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
+from gru4rec_tf.data.event_log import load_events
 from gru4rec_tf.params import GRU4RecParams
-from gru4rec_tf.sessions import SessionData
-from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.data.session_data import SessionData
+from gru4rec_tf.data.vocabulary import ItemVocabulary
 import machine as machine_lib
 from rsc15_configs import CONFIG_A, RSC15
 
@@ -133,8 +143,8 @@ def synthetic_command(args) -> str:
 # ------------------------------------------------------------------------------------------------------ one day
 def evaluate(model, vocab, next_day: pd.DataFrame, new_items: np.ndarray) -> dict:
     """Recall@K and MRR@K on ``next_day``, and the hit rate on events whose target is one of ``new_items``."""
-    ranks, targets = evaluation.Evaluator(model).ranks_and_targets(SessionData.from_events(next_day, vocab))
-    metrics = evaluation.metrics_from_ranks(ranks, (K,))
+    ranks, targets = full_catalogue.Evaluator(model).ranks_and_targets(SessionData.from_events(next_day, vocab))
+    metrics = full_catalogue.metrics_from_ranks(ranks, (K,))
     is_new = np.isin(vocab.item_ids[targets], new_items)
     new_hits = int(np.count_nonzero(ranks[is_new] <= K))
     return {"recall": metrics[f"recall@{K}"], "mrr": metrics[f"mrr@{K}"], "eval_events": int(len(ranks)),
@@ -154,7 +164,7 @@ def _costs(result, seconds) -> dict:
 
 def parse_warm_setting(spec: str, params, epochs: int) -> dict:
     """A warm run's setting from ``key=value`` parts joined by ``+``: ``epochs=N``, ``optimizer=fresh`` (do not carry
-    the saved Adagrad state), ``jit=0`` (``training.train(jit_compile=False)``: no XLA compilation), or any
+    the saved Adagrad state), ``jit=0`` (``routine.train(jit_compile=False)``: no XLA compilation), or any
     hyperparameter that a warm start may change (``learning_rate=0.1``)."""
     setting = {"name": spec, "epochs": epochs, "fresh_optimizer": False, "params": params, "jit_compile": True}
     overrides = {}
@@ -179,7 +189,7 @@ def run_one(spec: dict) -> dict:
     ``spec``: ``train`` (event files; cold: days 1..d, warm: day d), ``warm_from`` (the previous model directory or
     None), ``params``, ``epochs``, ``seed``, ``jit_compile``, ``fresh_optimizer``, ``cache_dir`` (the chain's
     persistent XLA cache or None), ``test`` (day d+1), ``new_items`` (.npy of day d's new item IDs), ``save``.
-    **Training seconds** are timed from reading the event files to the end of ``training.train`` (data loading,
+    **Training seconds** are timed from reading the event files to the end of ``routine.train`` (data loading,
     vocabulary and sessions, loading the warm-start model, building the model, tracing, compiling or loading the
     compiled loop, the epochs); not timed: starting Python and importing TensorFlow, evaluating, saving.
     """
@@ -192,11 +202,11 @@ def run_one(spec: dict) -> dict:
         vocab = ItemVocabulary.from_events(events)
     else:
         events = load_events(spec["train"][0])
-        saved = model_io.load_model(spec["warm_from"])
+        saved = model_dir.load_model(spec["warm_from"])
         if spec["fresh_optimizer"]:
             saved.optimizer_state = None
         vocab = warm_start.warm_vocabulary(saved.vocab, ItemVocabulary.from_events(events))
-    result = training.train(SessionData.from_events(events, vocab), vocab, GRU4RecParams.from_string(spec["params"]),
+    result = routine.train(SessionData.from_events(events, vocab), vocab, GRU4RecParams.from_string(spec["params"]),
                             seed=spec["seed"], epochs=spec["epochs"], log_every_s=1e9, warm_start=saved,
                             jit_compile=spec["jit_compile"])
     seconds = time.perf_counter() - start
@@ -205,7 +215,7 @@ def run_one(spec: dict) -> dict:
            if spec["cache_dir"] and spec["jit_compile"] else len(vocab)}
     if saved is not None:
         out.update(carried=result.warm_start.carried_items, new=result.warm_start.new_items)
-    model_io.save_model(spec["save"], result.model, vocab, seed=spec["seed"], optimizer_state=result.optimizer_state)
+    model_dir.save_model(spec["save"], result.model, vocab, seed=spec["seed"], optimizer_state=result.optimizer_state)
     return out
 
 
@@ -489,7 +499,7 @@ def main():
         f"Written by `bench/continuous_training.py` on {time.strftime('%Y-%m-%d %H:%M')} in {elapsed / 60:.1f} "
         f"minutes. Command: `{command.strip()}`. Machine: {machine()}.", "",
         "For each day d: **cold** = a new model trained on days 1..d; **warm** = day d−1's warm model "
-        "(`model_io.load_model`, with its optimizer state) continued on day d's events only, with the catalogue "
+        "(`model_dir.load_model`, with its optimizer state) continued on day d's events only, with the catalogue "
         "grown by day d's new items (`warm_start.warm_vocabulary`; older items stay recommendable); on day 1 warm "
         "is the cold model. Both are evaluated on day d+1: full catalogue, standard ties, items unknown to the "
         "model dropped from the test sessions (both models know the same items: those of days 1..d). "

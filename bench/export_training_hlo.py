@@ -50,10 +50,10 @@ def without_copies(hlo_module: bytes) -> bytes:
 def export_case(name, param_string, train_data, vocab, out_dir):  # pylint: disable=too-many-locals
     import numpy as np  # pylint: disable=g-import-not-at-top
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf import training  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     params = GRU4RecParams.from_string(param_string)
-    trainer = training.build_trainer(vocab.support, params, seed=1)
+    trainer = routine.build_trainer(vocab.support, params, seed=1)
     model = trainer.model
     chunk = next(iter(trainer.make_schedule(train_data).chunks(trainer.steps_per_call)))
     samples = trainer.sampler.sample(chunk.n_steps).numpy()
@@ -122,10 +122,10 @@ def main():
 
 def _load(data_name):
     """``(SessionData, ItemVocabulary)`` of the training split of ``data_name``."""
-    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.vocabulary import ItemVocabulary
-    from gru4rec_tf.sessions import SessionData
-    from gru4rec_tf.events import load_events
+    from gru4rec_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary
+    from gru4rec_tf.data.session_data import SessionData
+    from gru4rec_tf.data.event_log import load_events
     if data_name == "rsc15":
         train = load_events(os.path.join(RSC15, "train_full.tsv"))
     else:  # the same generator settings as train_speed.py's 1M-item case

@@ -1,6 +1,6 @@
 """Preprocessing speed: the Beam pipeline on a local runner vs the in-memory pandas reference, same input.
 
-Generates a synthetic click log (``gru4rec_tf.synthetic``, default 1M sessions ~ 5M events) as CSV in a temporary
+Generates a synthetic click log (``gru4rec_tf.data.synthetic``, default 1M sessions ~ 5M events) as CSV in a temporary
 directory, runs ``gru4rec_tf.preprocessing.build_and_run`` with each requested local runner configuration and
 ``pandas_reference`` (read + preprocess) on it, checks that both give the same split sizes, prints events/second
 and writes ``bench/results/preprocess_speed.md``.
@@ -21,11 +21,12 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "tests"))  # the pandas reference is a test helper, not shipped
 
 import gru4rec_tf  # noqa: E402,F401  (TF_USE_LEGACY_KERAS first)
 from gru4rec_tf.preprocessing import PreprocessOptions, build_and_run  # noqa: E402
-from gru4rec_tf.preprocessing.pandas_reference import preprocess_pandas, read_click_log_pandas  # noqa: E402
-from gru4rec_tf.synthetic import generate_sessions  # noqa: E402
+from pandas_reference import preprocess_pandas, read_click_log_pandas  # noqa: E402
+from gru4rec_tf.data.synthetic import generate_sessions  # noqa: E402
 
 RUNNERS = {
     "fnapi-in-memory": ["--runner=FnApiRunner", "--direct_running_mode=in_memory"],
@@ -100,7 +101,7 @@ def _write_results(path: Path, args, n_events: int, rows) -> None:
         f"{os.cpu_count()} CPU cores (shared with other jobs while this ran), {platform.python_version()} Python, "
         f"apache-beam {__import__('apache_beam').__version__}.",
         "",
-        f"Input: synthetic click log (`gru4rec_tf.synthetic.generate_sessions`, {args.n_sessions:,} sessions, "
+        f"Input: synthetic click log (`gru4rec_tf.data.synthetic.generate_sessions`, {args.n_sessions:,} sessions, "
         f"{args.n_items:,} items, seed 0) as one CSV: **{n_events:,} events**. Options: the 2023 recipe of spec §7 "
         f"(dedupe consecutive repeats, iterate the filters (the pipeline unrolls {args.max_filter_rounds} rounds), "
         "min item support 5, min session length 2, test = sessions starting in the last day, valid = the same on "

@@ -61,10 +61,10 @@ def profile(args):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    from gru4rec_tf import training  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.vocabulary import ItemVocabulary
-    from gru4rec_tf.sessions import SessionData
-    from gru4rec_tf.events import load_events
+    from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary
+    from gru4rec_tf.data.session_data import SessionData
+    from gru4rec_tf.data.event_log import load_events
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     from tensorflow.tsl.profiler.protobuf import xplane_pb2  # pylint: disable=g-import-not-at-top
 
@@ -73,7 +73,7 @@ def profile(args):
     train = load_events(train_path)
     vocab = ItemVocabulary.from_events(train)
     params = GRU4RecParams.from_string(CONFIGS[args.config])
-    trainer = training.build_trainer(vocab.support, params, seed=1)
+    trainer = routine.build_trainer(vocab.support, params, seed=1)
     model = trainer.model
     chunks = list(trainer.make_schedule(SessionData.from_events(train, vocab)).chunks(trainer.steps_per_call))
 

@@ -28,8 +28,9 @@ import portpicker
 import tensorflow as tf
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from gru4rec_tf import export, model as model_lib  # noqa: E402  pylint: disable=wrong-import-position
-from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.export import saved_model
+from gru4rec_tf.model import network as model_lib  # noqa: E402  pylint: disable=wrong-import-position
+from gru4rec_tf.data.vocabulary import ItemVocabulary
 from gru4rec_tf.params import GRU4RecParams  # noqa: E402  pylint: disable=wrong-import-position
 from serving import client as client_lib  # noqa: E402  pylint: disable=wrong-import-position
 
@@ -44,7 +45,7 @@ def export_untrained(base_path: str, n_items: int, layers: str) -> tuple:
     params = GRU4RecParams.from_string(f"layers={layers},n_sample=0,constrained_embedding=True")
     model = model_lib.GRU4Rec(n_items, params, seed=0)
     vocab = ItemVocabulary(np.arange(10_000_000, 10_000_000 + n_items, dtype=np.int64))
-    return model, export.export_saved_model(model, vocab, os.path.join(base_path, "1"), write_warmup=False)
+    return model, saved_model.export_saved_model(model, vocab, os.path.join(base_path, "1"), write_warmup=False)
 
 
 def scoring_only_ms(model, k: int, seconds: float = 3.0) -> float:
@@ -85,7 +86,7 @@ class InProcess:
 
     def __init__(self, path: str):
         self.functions = tf.saved_model.load(path).signatures
-        self.state_size = export.read_export_info(path)["state_size"]
+        self.state_size = saved_model.read_export_info(path)["state_size"]
 
     def call(self, signature: str, work: Workload) -> None:
         if signature == "serving_default":

@@ -31,10 +31,10 @@ from rsc15_configs import CONFIG_A, CONFIG_B, RSC15  # noqa: E402  pylint: disab
 
 # ---------------------------------------------------------------------------------------------- one case (child)
 def _load(case):
-    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.vocabulary import ItemVocabulary
-    from gru4rec_tf.sessions import SessionData
-    from gru4rec_tf.events import load_events
+    from gru4rec_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary
+    from gru4rec_tf.data.session_data import SessionData
+    from gru4rec_tf.data.event_log import load_events
     if case["data"] == "rsc15":
         train = load_events(os.path.join(RSC15, "train_full.tsv"))
         test = load_events(os.path.join(RSC15, "test.tsv"))
@@ -53,11 +53,12 @@ def run_case(case):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     tf.config.threading.set_intra_op_parallelism_threads(case["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(case["threads"])
-    from gru4rec_tf import evaluation, training  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.evaluation import full_catalogue
+    from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     vocab, train_data, test_data = _load(case)
     params = GRU4RecParams.from_string(case["params"])
-    trainer = training.build_trainer(vocab.support, params, seed=1, jit_compile=case.get("jit", True))
+    trainer = routine.build_trainer(vocab.support, params, seed=1, jit_compile=case.get("jit", True))
     model = trainer.model
     if case.get("no_row_budget"):
         trainer._row_budget = None  # pylint: disable=protected-access  (the ablation: always the full size)
@@ -78,7 +79,7 @@ def run_case(case):
             epochs.append({"seconds": stats.seconds, "events_per_sec": stats.events_per_sec})
     result = {"case": case, "epochs": epochs, "n_items": len(vocab), "train_events": schedule.n_transitions}
     if case.get("evaluate"):
-        evaluator = evaluation.Evaluator(model)
+        evaluator = full_catalogue.Evaluator(model)
         evaluator.ranks(test_data.first_sessions(50))  # warm-up: tracing is not evaluation time
         start = time.perf_counter()
         metrics = evaluator.evaluate(test_data, cutoffs=(20,))

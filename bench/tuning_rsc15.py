@@ -70,17 +70,18 @@ def tune(loss, args):
 
 
 def evaluate(params_text, epochs, seeds, train_events, test_events):
-    from gru4rec_tf import evaluation, training  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.evaluation import full_catalogue
+    from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.sessions import SessionData  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
     params = GRU4RecParams.from_string(params_text).with_overrides({"n_epochs": epochs})
     vocab = ItemVocabulary.from_events(train_events)
     train_data, test_data = SessionData.from_events(train_events, vocab), SessionData.from_events(test_events, vocab)
     runs = []
     for seed in range(1, seeds + 1):
-        trained = training.train(train_data, vocab, params, seed=seed, log_every_s=1e9)
-        metrics = evaluation.Evaluator(trained.model).evaluate(test_data, cutoffs=(5, 20), mode="standard")
+        trained = routine.train(train_data, vocab, params, seed=seed, log_every_s=1e9)
+        metrics = full_catalogue.Evaluator(trained.model).evaluate(test_data, cutoffs=(5, 20), mode="standard")
         runs.append({"recall@20": metrics["recall@20"], "mrr@20": metrics["mrr@20"],
                      "train_seconds": trained.train_seconds})
         print(f"  seed {seed}: {metrics['recall@20']:.4f} / {metrics['mrr@20']:.4f}", flush=True)
@@ -112,7 +113,7 @@ def main():
     tuning_wall = time.perf_counter() - started
 
     import gru4rec_tf  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (TF_USE_LEGACY_KERAS)
-    from gru4rec_tf.events import load_events  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.event_log import load_events  # pylint: disable=g-import-not-at-top
     train_events = load_events(os.path.join(args.data, "train_full.tsv"))
     test_events = load_events(os.path.join(args.data, "test.tsv"))
     results = []

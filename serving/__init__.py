@@ -7,5 +7,5 @@
 * :mod:`serving.dev_server`: a small in-process implementation of the gRPC ``PredictionService`` for development
   and tests (``gru4rec serve``). It is **not** TensorFlow Serving: no batching, no GPU tuning, no version policy.
 
-The SavedModel itself comes from :func:`gru4rec_tf.export.export_saved_model` (``gru4rec export``).
+The SavedModel itself comes from :func:`gru4rec_tf.export.saved_model.export_saved_model` (``gru4rec export``).
 """

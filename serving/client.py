@@ -1,6 +1,7 @@
 """Python client for a GRU4Rec SavedModel served over gRPC (TF Serving, or the development server).
 
-It speaks the signatures of :mod:`gru4rec_tf.signatures` (written by :mod:`gru4rec_tf.export`) through
+It speaks the signatures of :mod:`gru4rec_tf.export.signatures` (written by :mod:`~gru4rec_tf.export.saved_model`)
+through
 tensorflow-serving-api's ``PredictionService``: every call has a deadline, UNAVAILABLE is retried a bounded number
 of times with exponential backoff and jitter, and :class:`SessionRecommender` carries a session's hidden state
 between calls through the ``step`` signature, so each new event costs O(1) on the server whatever the session
@@ -27,7 +28,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from gru4rec_tf import signatures
+from gru4rec_tf.export import signatures
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 

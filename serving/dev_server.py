@@ -31,7 +31,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from gru4rec_tf import signatures
+from gru4rec_tf.export import signatures
 
 DEFAULT_SIGNATURE = signatures.SIGNATURE_SESSION
 _OP_ERROR_CODES = {  # tf.errors codes are the canonical gRPC codes

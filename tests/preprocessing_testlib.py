@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gru4rec_tf.synthetic import generate_sessions
+from gru4rec_tf.data.synthetic import generate_sessions
 
 # The FnApiRunner is what DirectRunner uses for batch; naming it skips DirectRunner's attempt to download Prism.
 IN_MEMORY = ["--runner=FnApiRunner", "--direct_running_mode=in_memory"]

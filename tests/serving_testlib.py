@@ -5,9 +5,9 @@ import portpicker
 import gru4rec_tf  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from gru4rec_tf.vocabulary import ItemVocabulary
-from gru4rec_tf import export
-from gru4rec_tf import model as model_lib
+from gru4rec_tf.data.vocabulary import ItemVocabulary
+from gru4rec_tf.export import saved_model
+from gru4rec_tf.model import network as model_lib
 from gru4rec_tf import params as params_lib
 
 N_ITEMS = 40
@@ -22,7 +22,7 @@ def export_model(base_path, version: int = 1, seed: int = 1) -> str:
     params = params_lib.GRU4RecParams.from_string("layers=12/8,n_sample=0,constrained_embedding=True")
     model = model_lib.GRU4Rec(N_ITEMS, params, seed=seed)
     model.item_bias.assign(np.random.RandomState(seed).normal(0, 0.1, N_ITEMS).astype(np.float32))
-    return export.export_saved_model(model, ItemVocabulary(ITEM_IDS), str(base_path / str(version)),
+    return saved_model.export_saved_model(model, ItemVocabulary(ITEM_IDS), str(base_path / str(version)),
                                      max_k=25)
 
 

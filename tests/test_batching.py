@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from gru4rec_tf import batching
+from gru4rec_tf.data import batching
 
 
 def _random_sessions(rng, n_sessions, max_len=7):

@@ -46,8 +46,8 @@ def test_valid_early_stopping_and_metrics(days, workdir):
 
 def _max_weight_difference(model_a, model_b) -> float:
     """Largest absolute difference between the weights of two saved models (loaded in a subprocess)."""
-    code = ("import sys; import numpy as np; from gru4rec_tf import model_io; "
-            "a, b = (model_io.load_model(p).model.trainable_variables for p in sys.argv[1:]); "
+    code = ("import sys; import numpy as np; from gru4rec_tf.model import model_dir; "
+            "a, b = (model_dir.load_model(p).model.trainable_variables for p in sys.argv[1:]); "
             "print(max(float(np.abs(x.numpy() - y.numpy()).max()) for x, y in zip(a, b)))")
     out = subprocess.run([sys.executable, "-c", code, str(model_a), str(model_b)], capture_output=True, text=True,
                          cwd=REPO_ROOT, timeout=300, check=True)

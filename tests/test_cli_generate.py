@@ -5,7 +5,7 @@ import hashlib
 import pandas as pd
 import pytest
 
-from gru4rec_tf.synthetic import DAY_SECONDS, write_dataset
+from gru4rec_tf.data.synthetic import DAY_SECONDS, write_dataset
 from test_cli import assert_clean_failure, run_cli
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gru4rec_tf import synthetic
+from gru4rec_tf.data import synthetic
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXED = "loss=bpr-max,final_act=elu-0.5,batch_size=16,n_sample=16"

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gru4rec_tf import compile_cache
-from gru4rec_tf import evaluation
-from gru4rec_tf import model_io
-from gru4rec_tf import synthetic
-from gru4rec_tf import training
-from gru4rec_tf import warm_start
+from gru4rec_tf.train import compile_cache
+from gru4rec_tf.evaluation import full_catalogue
+from gru4rec_tf.model import model_dir as model_dir_lib
+from gru4rec_tf.data import synthetic
+from gru4rec_tf.train import routine
+from gru4rec_tf.train import warm_start
 from gru4rec_tf.params import GRU4RecParams
-from gru4rec_tf.sessions import SessionData
-from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.data.session_data import SessionData
+from gru4rec_tf.data.vocabulary import ItemVocabulary
 from param_variants import BPR_MAX, PARAM_VARIANTS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -62,14 +62,14 @@ def test_padded_item_tables_give_the_unpadded_results(days, params, monkeypatch,
     kwargs = dict(seed=3, steps_per_call=4, log_every_s=1e9)
 
     def runs():
-        valid = training.Validation(SessionData.from_events(day2, vocab1), patience=5)
-        cold = training.train(SessionData.from_events(day1, vocab1), vocab1, params, validation=valid, **kwargs)
+        valid = routine.Validation(SessionData.from_events(day2, vocab1), patience=5)
+        cold = routine.train(SessionData.from_events(day1, vocab1), vocab1, params, validation=valid, **kwargs)
         model_dir = str(tmp_path / f"cold_{compile_cache.enabled()}")
-        model_io.save_model(model_dir, cold.model, vocab1, optimizer_state=cold.optimizer_state)
-        saved = model_io.load_model(model_dir)
+        model_dir_lib.save_model(model_dir, cold.model, vocab1, optimizer_state=cold.optimizer_state)
+        saved = model_dir_lib.load_model(model_dir)
         vocab2 = warm_start.warm_vocabulary(saved.vocab, ItemVocabulary.from_events(day2))
-        warm = training.train(SessionData.from_events(day2, vocab2), vocab2, params, warm_start=saved, **kwargs)
-        metrics = evaluation.Evaluator(warm.model).evaluate(SessionData.from_events(day3, vocab2), cutoffs=(5, 20))
+        warm = routine.train(SessionData.from_events(day2, vocab2), vocab2, params, warm_start=saved, **kwargs)
+        metrics = full_catalogue.Evaluator(warm.model).evaluate(SessionData.from_events(day3, vocab2), cutoffs=(5, 20))
         return cold, warm, metrics
 
     monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
@@ -99,22 +99,22 @@ def test_a_checkpoint_of_padded_tables_resumes_only_with_the_same_capacity(days,
     data, ckpt = SessionData.from_events(day1, vocab), str(tmp_path / "ckpt")
     monkeypatch.setenv("TF_XLA_FLAGS", f"{compile_cache.FLAG}={tmp_path / 'cache'}")
     monkeypatch.setattr(compile_cache, "item_capacity", lambda n: n + 37)
-    training.train(data, vocab, PARAMS[0], seed=3, epochs=1, steps_per_call=4, checkpoint_dir=ckpt)
+    routine.train(data, vocab, PARAMS[0], seed=3, epochs=1, steps_per_call=4, checkpoint_dir=ckpt)
     monkeypatch.delenv("TF_XLA_FLAGS")
     with pytest.raises(ValueError, match="item_capacity"):
-        training.train(data, vocab, PARAMS[0], seed=3, epochs=2, steps_per_call=4, checkpoint_dir=ckpt)
+        routine.train(data, vocab, PARAMS[0], seed=3, epochs=2, steps_per_call=4, checkpoint_dir=ckpt)
 
 
 def test_padded_rows_are_never_sampled_nor_ranked(days, monkeypatch):
     day1, _, _ = days
     vocab = ItemVocabulary.from_events(day1)
     params = PARAMS[0]
-    trainer = training.build_trainer(vocab.support, params, seed=1, capacity=len(vocab) + 50)
+    trainer = routine.build_trainer(vocab.support, params, seed=1, capacity=len(vocab) + 50)
     assert trainer.model.n_items == len(vocab) + 50 and trainer.n_items == len(vocab)
     assert int(tf.reduce_max(trainer.sampler.sample(200))) < len(vocab)
     # Padded rows scoring above everything must not change a rank: the evaluator only ranks the catalogue.
     trainer.model.item_bias.assign(np.concatenate([np.zeros(len(vocab)), np.full(50, 1e6)]).astype(np.float32))
-    ranks = evaluation.Evaluator(trainer.model, n_items=len(vocab)).ranks(SessionData.from_events(day1, vocab))
+    ranks = full_catalogue.Evaluator(trainer.model, n_items=len(vocab)).ranks(SessionData.from_events(day1, vocab))
     assert ranks.max() <= len(vocab)
 
 
@@ -134,16 +134,17 @@ def test_the_same_configuration_gets_the_same_names_only_once_per_process():
 _RUN = textwrap.dedent("""
     import sys
     import gru4rec_tf, numpy as np, tensorflow as tf
-    from gru4rec_tf import synthetic, training
+    from gru4rec_tf.data import synthetic
+    from gru4rec_tf.train import routine
     from gru4rec_tf.params import GRU4RecParams
-    from gru4rec_tf.sessions import SessionData
-    from gru4rec_tf.vocabulary import ItemVocabulary
+    from gru4rec_tf.data.session_data import SessionData
+    from gru4rec_tf.data.vocabulary import ItemVocabulary
     for _ in range(int(sys.argv[2])):  # other tracing first: the process-wide uids differ between the runs
         tf.function(lambda x: x + 1)(tf.constant(1))
     events = synthetic.generate_sessions(n_items=int(sys.argv[3]), n_sessions=200, seed=4, span_days=2.0)
     vocab = ItemVocabulary.from_events(events)
     params = GRU4RecParams.from_string(sys.argv[4])
-    result = training.train(SessionData.from_events(events, vocab), vocab, params, seed=1, steps_per_call=4,
+    result = routine.train(SessionData.from_events(events, vocab), vocab, params, seed=1, steps_per_call=4,
                             log_every_s=1e9, compile_cache_dir=sys.argv[1])
     print("ITEMS", len(vocab), result.model.n_items)
 """)
@@ -180,11 +181,11 @@ def test_padding_changes_nothing_where_the_distinct_row_budget_applies(monkeypat
     params = GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=8,n_sample=256,"
                                        "sample_alpha=0.5,learning_rate=0.1,n_epochs=1")
     monkeypatch.setenv("TF_XLA_FLAGS", f"{compile_cache.FLAG}={tmp_path / 'cache'}")
-    plain = training.build_trainer(vocab.support, params, seed=3, steps_per_call=8)
-    padded = training.build_trainer(vocab.support, params, seed=3, steps_per_call=8, capacity=len(vocab) + 37)
+    plain = routine.build_trainer(vocab.support, params, seed=3, steps_per_call=8)
+    padded = routine.build_trainer(vocab.support, params, seed=3, steps_per_call=8, capacity=len(vocab) + 37)
     assert plain._row_budget is not None and plain._row_budget == padded._row_budget
     assert compile_cache.round_up(plain._row_budget) == plain._row_budget
     assert [h.loss for h in plain.fit(data)] == [h.loss for h in padded.fit(data)]
-    unpadded = training.unpadded_model(padded.model, len(vocab))
+    unpadded = routine.unpadded_model(padded.model, len(vocab))
     for x, y in zip(_weights(plain.model), _weights(unpadded), strict=True):
         np.testing.assert_array_equal(x, y)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from gru4rec_tf import distinct_rows as distinct_rows_lib
+from gru4rec_tf.train import distinct_rows as distinct_rows_lib
 
 
 def _check_against_numpy(values, mask, n_items):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import gru4rec_tf  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
-from gru4rec_tf import export
-from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.export import saved_model
+from gru4rec_tf.data.vocabulary import ItemVocabulary
 
 import tf_serving_loader as loader
 from test_export import INT_IDS, make_model
@@ -46,7 +46,7 @@ def test_every_signature_and_warmup_record_through_the_v1_graph_loader(tmp_path,
         model = make_model("layers=10,embedding=6,n_sample=0,constrained_embedding=False", n_items=30)
         vocab, pad = ItemVocabulary(np.array([f"item {i}\t#" for i in range(30)], dtype=object)), b""
         cast = lambda a: np.asarray(a, dtype=object).astype(str).astype(bytes).astype(object)  # noqa: E731
-    path = export.export_saved_model(model, vocab, str(tmp_path / "1"), max_k=8)
-    state_size = export.read_export_info(path)["state_size"]
+    path = saved_model.export_saved_model(model, vocab, str(tmp_path / "1"), max_k=8)
+    state_size = saved_model.read_export_info(path)["state_size"]
     counts = loader.check_version(path, requests(vocab, state_size, pad, cast))
     assert counts["warmup_records"] == 4 and counts["cases"] == 6 + 4

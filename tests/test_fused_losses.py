@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gru4rec_tf import fused_losses
-from gru4rec_tf import losses
+from gru4rec_tf.model import fused_losses
+from gru4rec_tf.model import losses
 
 CASES = [("bpr-max", "elu-0.5"), ("bpr-max", "elu-1"), ("bpr-max", "linear"), ("bpr-max", "tanh"),
          ("bpr-max", "relu"), ("bpr-max", "leaky-0.1"), ("cross-entropy", "softmax"),

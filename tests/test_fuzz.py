@@ -24,9 +24,9 @@ from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
 
 from gru4rec_tf import params as params_lib
-from gru4rec_tf import signatures
-from gru4rec_tf.event_schema import DataError
-from gru4rec_tf.events import load_events
+from gru4rec_tf.export import signatures
+from gru4rec_tf.data.event_columns import DataError
+from gru4rec_tf.data.event_log import load_events
 from serving import dev_server  # pylint: disable=g-import-not-at-top
 
 EXAMPLES = int(os.environ.get("GRU4REC_FUZZ_EXAMPLES", "40"))

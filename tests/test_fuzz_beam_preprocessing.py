@@ -7,7 +7,7 @@ runs ``gru4rec preprocess``'s pipeline (:func:`gru4rec_tf.preprocessing.build_an
 in-memory runner, and checks that it ends in one of:
 
 * the result of the non-Beam path: the independent pandas implementation of the same rules
-  (:mod:`gru4rec_tf.preprocessing.pandas_reference`) applied to the rows the file holds (the cells as written,
+  (`tests/pandas_reference.py`) applied to the rows the file holds (the cells as written,
   decoded as UTF-8), with the same row and rejection counts;
 * one clear ``DataError`` naming the file (and, for malformed rows, the rejected rows with their reason), exactly
   when the rules call for it: a header that is not UTF-8 or lacks a column, no data rows, more malformed rows than
@@ -26,10 +26,10 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import preprocessing_testlib as lib
-from gru4rec_tf import tfrecord_io
-from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.data import tfrecord_io
+from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.preprocessing import PreprocessOptions, build_and_run
-from gru4rec_tf.preprocessing import pandas_reference
+import pandas_reference
 from test_fuzz import FIELDS, assert_clear, log
 
 EXAMPLES = int(os.environ.get("GRU4REC_FUZZ_BEAM_EXAMPLES", "15"))

@@ -16,7 +16,7 @@ import pytest
 import kill_harness as harness
 import preprocessing_testlib as plib
 import tf_serving_loader as loader
-from gru4rec_tf.synthetic import generate_sessions, train_test_split_by_time
+from gru4rec_tf.data.synthetic import generate_sessions, train_test_split_by_time
 
 KILLS = int(os.environ.get("GRU4REC_KILLS", "2"))
 # a pipeline run is the slowest command to kill and rerun (minutes on 2 cores): one kill in CI, the bench's count there

@@ -1,4 +1,4 @@
-"""Tests for gru4rec_tf.losses against independent float64 NumPy references written from spec §4-§5.
+"""Tests for gru4rec_tf.model.losses against independent float64 NumPy references written from spec §4-§5.
 
 Conventions of the references: ``scores`` is a ``[B, N]`` matrix (N >= B) whose diagonal holds the positives;
 masked columns are handled by physically deleting them (and the rows of the same index) before calling the
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gru4rec_tf import losses
+from gru4rec_tf.model import losses
 
 EPS_LOG = 1e-24
 XE_LOSSES = {"cross-entropy": "softmax", "xe_logit": "softmax_logit"}

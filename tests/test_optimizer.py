@@ -1,4 +1,4 @@
-"""Tests for gru4rec_tf.optimizer.AdagradMomentum against a float64 NumPy reference written from spec §6.
+"""Tests for gru4rec_tf.train.optimizer.AdagradMomentum against a float64 NumPy reference written from spec §6.
 
 Reference (per parameter, or per touched row after coalescing duplicate rows)::
 
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gru4rec_tf import distinct_rows as distinct_rows_lib
-from gru4rec_tf import optimizer as optimizer_lib
-from gru4rec_tf.optimizer import AdagradMomentum
+from gru4rec_tf.train import distinct_rows as distinct_rows_lib
+from gru4rec_tf.train import optimizer as optimizer_lib
+from gru4rec_tf.train.optimizer import AdagradMomentum
 
 EPS = 1e-6
 RTOL, ATOL = 1e-5, 1e-7

@@ -2,7 +2,7 @@
 import pytest
 
 import preprocessing_testlib as lib
-from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.preprocessing import PreprocessOptions, build_and_run
 from gru4rec_tf.preprocessing import example_codec
 

@@ -10,7 +10,7 @@ from absl import flags
 
 import preprocessing_testlib as lib
 from gru4rec_tf.commands import preprocess as cli
-from gru4rec_tf.synthetic import generate_sessions
+from gru4rec_tf.data.synthetic import generate_sessions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

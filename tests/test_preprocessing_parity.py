@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 import preprocessing_testlib as lib
-from gru4rec_tf import tfrecord_io
-from gru4rec_tf.vocabulary import ItemVocabulary
-from gru4rec_tf.sessions import SessionData
-from gru4rec_tf.events import load_events
+from gru4rec_tf.data import tfrecord_io
+from gru4rec_tf.data.vocabulary import ItemVocabulary
+from gru4rec_tf.data.session_data import SessionData
+from gru4rec_tf.data.event_log import load_events
 from gru4rec_tf.preprocessing import PreprocessOptions, build_and_run
-from gru4rec_tf.preprocessing.pandas_reference import preprocess_pandas, read_click_log_pandas
+from pandas_reference import preprocess_pandas, read_click_log_pandas
 
 
 def _run(options, beam_args=lib.IN_MEMORY):

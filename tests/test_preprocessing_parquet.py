@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import preprocessing_testlib as lib
-from gru4rec_tf import tfrecord_io
+from gru4rec_tf.data import tfrecord_io
 from gru4rec_tf.preprocessing import PreprocessOptions, build_and_run
-from gru4rec_tf.preprocessing.pandas_reference import preprocess_pandas, read_click_log_pandas
-from gru4rec_tf.synthetic import generate_sessions
+from pandas_reference import preprocess_pandas, read_click_log_pandas
+from gru4rec_tf.data.synthetic import generate_sessions
 
 
 def test_parquet_log_with_millisecond_times(tmp_path):

@@ -5,12 +5,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gru4rec_tf.event_schema import DataError
-from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.data.event_columns import DataError
+from gru4rec_tf.data.vocabulary import ItemVocabulary
 from gru4rec_tf.preprocessing import PreprocessOptions
-from gru4rec_tf.preprocessing import sessions as sess
+from gru4rec_tf.preprocessing import session_rules as sess
 from gru4rec_tf.preprocessing.example_codec import encode_session_example
-from gru4rec_tf.preprocessing.pandas_reference import preprocess_pandas
+from pandas_reference import preprocess_pandas
 from gru4rec_tf.preprocessing.records import RowParser, parse_time_us, split_line
 from gru4rec_tf.preprocessing.report import check_stats, format_summary
 from gru4rec_tf.preprocessing.staging import StagingDir

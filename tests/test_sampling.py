@@ -1,4 +1,4 @@
-"""Tests for gru4rec_tf.sampling.PopularitySampler against the rule of spec §3, written independently in NumPy.
+"""Tests for gru4rec_tf.train.sampling.PopularitySampler against the rule of spec §3, written independently in NumPy.
 
 P(v) ∝ supp(v)^α; inverse-CDF sampling: cumulative distribution of supp^α in item-index order, normalised, last
 value forced to exactly 1, uniform randoms binary-searched into it (searchsorted, side='left').
@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
-from gru4rec_tf.sampling import PopularitySampler
+from gru4rec_tf.train.sampling import PopularitySampler
 
 SUPPORT = np.array([50, 1, 7, 300, 2, 19, 1, 120, 4, 33], dtype=np.int64)
 
@@ -168,7 +168,7 @@ def test_in_graph_alias_draws_match_support_power_alpha(alpha):
 
 
 def test_alias_table_probabilities_are_exact_and_the_generator_state_resumes_the_stream():
-    from gru4rec_tf.sampling import alias_table
+    from gru4rec_tf.train.sampling import alias_table
     support = np.random.RandomState(1).zipf(1.4, size=5000)
     for alpha in (0.0, 0.75):
         accept, alias = alias_table(support, alpha)

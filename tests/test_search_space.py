@@ -1,10 +1,10 @@
-"""Search spaces of ``gru4rec tune`` (gru4rec_tf.search_space): defaults, the JSON formats, validation. No TF."""
+"""Search spaces of ``gru4rec tune`` (gru4rec_tf.tune.search_space): defaults, the JSON formats, validation. No TF."""
 import json
 
 import pytest
 
 from gru4rec_tf.params import GRU4RecParams
-from gru4rec_tf.search_space import SearchSpace, check_objective, default_fixed, initial_values
+from gru4rec_tf.tune.search_space import SearchSpace, check_objective, default_fixed, initial_values
 
 BPR = GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5")
 XE = GRU4RecParams.from_string("loss=cross-entropy,logq=1")

@@ -144,12 +144,13 @@ def test_client_started_before_server(base_path):
 
 
 def test_importing_the_client_stays_light():
-    """The client needs only the serving contract (gru4rec_tf.signatures), not the exporter and its TFRS."""
+    """The client needs only the serving contract (gru4rec_tf.export.signatures), not the exporter and its TFRS."""
     import os  # pylint: disable=g-import-not-at-top
     import subprocess  # pylint: disable=g-import-not-at-top
     import sys  # pylint: disable=g-import-not-at-top
     code = ("import sys; import serving.client; "
-            "heavy = [m for m in ('tensorflow_recommenders', 'gru4rec_tf.export', 'tfx') if m in sys.modules]; "
+            "heavy = [m for m in ('tensorflow_recommenders', 'gru4rec_tf.export.saved_model', 'tfx') "
+            "if m in sys.modules]; "
             "assert not heavy, heavy")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=300)

@@ -1,12 +1,12 @@
-"""Tests for gru4rec_tf.synthetic: the built-in synthetic dataset."""
+"""Tests for gru4rec_tf.data.synthetic: the built-in synthetic dataset."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from gru4rec_tf.vocabulary import ItemVocabulary
-from gru4rec_tf.sessions import SessionData
-from gru4rec_tf.events import load_events
-from gru4rec_tf.synthetic import DAY_SECONDS, generate_sessions, train_test_split_by_time, write_dataset
+from gru4rec_tf.data.vocabulary import ItemVocabulary
+from gru4rec_tf.data.session_data import SessionData
+from gru4rec_tf.data.event_log import load_events
+from gru4rec_tf.data.synthetic import DAY_SECONDS, generate_sessions, train_test_split_by_time, write_dataset
 
 N_ITEMS, N_SESSIONS = 300, 3000
 

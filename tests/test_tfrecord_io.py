@@ -1,12 +1,12 @@
-"""Tests for gru4rec_tf.tfrecord_io: reading session tensors back as events, with tf.data."""
+"""Tests for gru4rec_tf.data.tfrecord_io: reading session tensors back as events, with tf.data."""
 import gzip
 
 import numpy as np
 import pytest
 
-from gru4rec_tf import tfrecord_io
-from gru4rec_tf.event_schema import DataError
-from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.data import tfrecord_io
+from gru4rec_tf.data.event_columns import DataError
+from gru4rec_tf.data.vocabulary import ItemVocabulary
 from gru4rec_tf.preprocessing.beam_transforms import vocabulary_file_text
 from gru4rec_tf.preprocessing.example_codec import encode_session_example, write_tfrecord
 
@@ -73,7 +73,7 @@ def test_dataset_and_vocabulary(tmp_path):
 
 def test_load_events_reads_session_tensors(tmp_path):
     """`gru4rec train --train OUTPUT/train` works: the library's loader dispatches to the TFRecord reader."""
-    from gru4rec_tf.events import load_events  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.event_log import load_events  # pylint: disable=g-import-not-at-top
     _write_split(tmp_path / "train", [("10", ["5", "6"], [1_000_000, 2_500_000])])
     events = load_events(tmp_path / "train")
     assert events["ItemId"].tolist() == [5, 6] and events["Time"].tolist() == [1.0, 2.5]

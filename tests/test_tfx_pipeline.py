@@ -19,8 +19,8 @@ import os
 import pytest
 
 import tfx_pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from gru4rec_tf import synthetic
-from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.data import synthetic
+from gru4rec_tf.data.event_columns import DataError
 from tfx_pipeline import blessing, options, pipeline, runners, summary
 
 PARAMS = "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=32,learning_rate=0.1,n_sample=64,n_epochs=1"
@@ -122,7 +122,7 @@ def test_model_is_blessed_with_metrics(first_run):
 
 def test_pushed_saved_model_loads_and_returns_top_k(first_run):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
     result, layout, pushed_versions = first_run
     push = result.push
     assert push["pushed"] and pushed_versions == [push["version"]]

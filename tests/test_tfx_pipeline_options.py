@@ -72,7 +72,7 @@ def test_ingest_and_session_options_are_validated_by_the_preprocessing_rules():
 
 
 def test_several_data_files_are_linked_into_one_input_directory(tmp_path):
-    from gru4rec_tf.event_schema import DataError  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.event_columns import DataError  # pylint: disable=g-import-not-at-top
     from tfx_pipeline import cli, runners  # pylint: disable=g-import-not-at-top
     layout = runners.LocalLayout.create(str(tmp_path / "work"), "p")
     for name in ("train.tsv", "test.tsv"):

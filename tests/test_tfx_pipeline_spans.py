@@ -8,7 +8,7 @@ import os
 import pytest
 
 import tfx_pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from gru4rec_tf import synthetic
+from gru4rec_tf.data import synthetic
 from tfx_pipeline import blessing, cli, options, pipeline, runners, summary
 
 PARAMS = "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=32,learning_rate=0.1,n_sample=64,n_epochs=1"

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import tfx_pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from gru4rec_tf import synthetic
+from gru4rec_tf.data import synthetic
 from gru4rec_tf.params import GRU4RecParams
-from gru4rec_tf.search_space import EPOCHS_KEY, FIXED_KEY
+from gru4rec_tf.tune.search_space import EPOCHS_KEY, FIXED_KEY
 from tfx_pipeline import blessing, options, pipeline, runners, summary, tuner_module
 from tfx_pipeline.tuning_options import TuningOptions
 

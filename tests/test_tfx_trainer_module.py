@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 import tfx_pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from gru4rec_tf import model_io, synthetic, training
+from gru4rec_tf.model import model_dir
+from gru4rec_tf.data import synthetic
+from gru4rec_tf.train import routine
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 from gru4rec_tf.preprocessing.pipeline import build_and_run
 from tfx_pipeline import artifacts, options, trainer_module
@@ -37,7 +39,7 @@ def _fn_args(tensors_uri, root, **training_options):
 
 
 def _library_weights(root):
-    saved = model_io.load_model(artifacts.library_model_dir(str(root / "model")))
+    saved = model_dir.load_model(artifacts.library_model_dir(str(root / "model")))
     return [v.numpy() for v in saved.model.trainable_variables]
 
 
@@ -45,7 +47,7 @@ def test_a_retried_trainer_resumes_to_the_uninterrupted_model(tensors_uri, tmp_p
     trainer_module.run_fn(_fn_args(tensors_uri, tmp_path / "reference"))
     reference = _library_weights(tmp_path / "reference")
 
-    original, seen = training._EpochLoop._after_chunk, []  # pylint: disable=protected-access
+    original, seen = routine._EpochLoop._after_chunk, []  # pylint: disable=protected-access
 
     def preempted(self, progress):
         original(self, progress)
@@ -53,7 +55,7 @@ def test_a_retried_trainer_resumes_to_the_uninterrupted_model(tensors_uri, tmp_p
         if len(seen) == 7:  # the executor is pre-empted after its 7th chunk (its checkpoint is written)
             raise KeyboardInterrupt("pre-empted")
 
-    monkeypatch.setattr(training._EpochLoop, "_after_chunk", preempted)  # pylint: disable=protected-access
+    monkeypatch.setattr(routine._EpochLoop, "_after_chunk", preempted)  # pylint: disable=protected-access
     args = _fn_args(tensors_uri, tmp_path / "retried")
     with pytest.raises(KeyboardInterrupt):
         trainer_module.run_fn(args)
@@ -79,18 +81,18 @@ def test_device_sampling_reaches_the_training_routine(tensors_uri, tmp_path, mon
     """``TrainingOptions.device_sampling`` (None: when a GPU is visible) is what ``run_fn`` trains with, and what the
     saved model's run identity records (a re-run on the same data recognises its own model)."""
     requested = []
-    original = training.train
+    original = routine.train
 
     def spy(*args, **kwargs):
         requested.append(kwargs.get("device_sampling"))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(training, "train", spy)
+    monkeypatch.setattr(routine, "train", spy)
     trainer_module.run_fn(_fn_args(tensors_uri, tmp_path / "device", device_sampling=True))
     trainer_module.run_fn(_fn_args(tensors_uri, tmp_path / "default"))
     assert requested == [True, None]
-    identities = [model_io.load_model(artifacts.library_model_dir(str(tmp_path / run / "model"))).training["identity"]
+    identities = [model_dir.load_model(artifacts.library_model_dir(str(tmp_path / run / "model"))).training["identity"]
                   for run in ("device", "default")]
     assert identities[0]["device_sampling"] is True
     # the default: inside the loop only where a GPU is visible (the host path on CI's machines)
-    assert identities[1].get("device_sampling", False) is training.use_device_sampling(None)
+    assert identities[1].get("device_sampling", False) is routine.use_device_sampling(None)

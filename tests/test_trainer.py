@@ -3,13 +3,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gru4rec_tf import batching
-from gru4rec_tf.vocabulary import ItemVocabulary
-from gru4rec_tf.sessions import SessionData
-from gru4rec_tf import evaluation
-from gru4rec_tf import model as model_lib
-from gru4rec_tf import synthetic
-from gru4rec_tf import trainer as trainer_lib
+from gru4rec_tf.data import batching
+from gru4rec_tf.data.vocabulary import ItemVocabulary
+from gru4rec_tf.data.session_data import SessionData
+from gru4rec_tf.evaluation import full_catalogue
+from gru4rec_tf.model import network as model_lib
+from gru4rec_tf.data import synthetic
+from gru4rec_tf.train import trainer as trainer_lib
 from gru4rec_tf.params import GRU4RecParams
 
 N_ITEMS = 60
@@ -112,7 +112,7 @@ def test_training_learns_synthetic_sequences():
     history = trainer_lib.Trainer(model, vocab.support, params).fit(train_data, n_epochs=3)
     assert history[-1].loss < history[0].loss
     assert [h.events for h in history] == [train_data.n_transitions] * 3
-    metrics = evaluation.Evaluator(model).evaluate(test_data, cutoffs=(20,))
+    metrics = full_catalogue.Evaluator(model).evaluate(test_data, cutoffs=(20,))
     popular = np.argsort(-vocab.support)[:20]
     targets = np.concatenate([test_data.item_idx[a + 1:b] for a, b in
                               zip(test_data.session_offsets[:-1], test_data.session_offsets[1:], strict=True)])
@@ -264,6 +264,6 @@ def test_training_with_device_sampling_learns_like_host_sampling():
                                       device_sampling=device).fit(train_data, n_epochs=4)
         losses = [h.loss for h in history]
         assert np.all(np.isfinite(losses)) and losses[-1] < losses[0] * 0.95, (device, losses)
-        results[device] = evaluation.Evaluator(model).evaluate(test_data, cutoffs=(5,))["recall@5"]
+        results[device] = full_catalogue.Evaluator(model).evaluate(test_data, cutoffs=(5,))["recall@5"]
     assert results[True] == pytest.approx(results[False], abs=0.05), results
     assert min(results.values()) > 0.15, results

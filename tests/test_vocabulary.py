@@ -1,4 +1,4 @@
-"""Tests for gru4rec_tf.vocabulary: item IDs <-> indices, support, the vocabulary file."""
+"""Tests for gru4rec_tf.data.vocabulary: item IDs <-> indices, support, the vocabulary file."""
 import os
 from pathlib import Path
 
@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gru4rec_tf.event_schema import DataError
-from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.data.event_columns import DataError
+from gru4rec_tf.data.vocabulary import ItemVocabulary
 
 
 def write(path: Path, text: str) -> Path:

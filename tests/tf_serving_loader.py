@@ -18,7 +18,7 @@ import numpy as np
 import gru4rec_tf  # noqa: F401  (TF_USE_LEGACY_KERAS before TensorFlow)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-from gru4rec_tf import signatures
+from gru4rec_tf.export import signatures
 
 
 def tf1_session(export_dir: str):

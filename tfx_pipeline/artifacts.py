@@ -20,14 +20,15 @@ LIBRARY_MODEL_DIR = "gru4rec_model"
 
 
 def library_model_dir(model_uri: str) -> str:
-    """Where the library model (:func:`gru4rec_tf.model_io.save_model`) lies inside a ``Model`` artifact."""
+    """Where the library model (:func:`gru4rec_tf.model.model_dir.save_model`) lies inside a ``Model`` artifact."""
     return os.path.join(model_uri, LIBRARY_MODEL_DIR)
 
 
 class ItemVocabulary(artifact.Artifact):
     """The item vocabulary of a training split: ``<uri>/vocab.tsv`` (original ID, index, support).
 
-    ``gru4rec_tf.vocabulary.ItemVocabulary.load(os.path.join(uri, VOCABULARY_FILE))`` reads it. The number of items is
+    ``gru4rec_tf.data.vocabulary.ItemVocabulary.load(os.path.join(uri, VOCABULARY_FILE))`` reads it. The number of items
+    is
     the ``n_items`` custom property.
     """
 

@@ -129,7 +129,7 @@ def main(argv) -> None:
                     command="pipeline")
     if len(argv) > 2:
         common.fail(f"unexpected arguments {argv[2:]!r}", command="pipeline")
-    from gru4rec_tf.event_schema import DataError  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.event_columns import DataError  # pylint: disable=g-import-not-at-top
     try:
         if argv[1] == "run":
             ok = run_command()
@@ -186,7 +186,7 @@ def resolve_data(paths, layout) -> tuple:
     Several values: their files are linked into one directory under the work directory (inputs/<hash>/), so
     the ingestion reads them as one log (they must share the header).
     """
-    from gru4rec_tf.event_schema import DataError  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.event_columns import DataError  # pylint: disable=g-import-not-at-top
     spans = span_pattern(paths[0]) if len(paths) == 1 else None
     if spans is not None:
         return spans
@@ -243,7 +243,7 @@ def _link_files(files, directory: str) -> str:
 
 def ensure_synthetic_data(layout, n_sessions: int, n_items: int) -> str:
     """Writes the built-in synthetic click log once (unchanged files keep the ingestion cache valid)."""
-    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data import synthetic  # pylint: disable=g-import-not-at-top
     directory = os.path.join(layout.synthetic_dir(), f"s{n_sessions}-i{n_items}")
     path = os.path.join(directory, SYNTHETIC_FILE)
     if not os.path.exists(path):

@@ -128,7 +128,7 @@ class TrainingOptions:
     are kept) and ``patience`` stops early; ``warm_start`` starts from the last blessed model (the Trainer's
     ``base_model``) when there is one; ``checkpoint_every_s`` paces the checkpoints that let a retried Trainer
     resume. ``device_sampling``: samples and distinct rows inside the compiled loop (None: when the Trainer's
-    machine has a GPU; ``gru4rec_tf.training.use_device_sampling``).
+    machine has a GPU; ``gru4rec_tf.train.routine.use_device_sampling``).
 
     Example::
 

@@ -1,21 +1,21 @@
 """Reading the SessionTensors artifact back as the library's objects (vocabulary, SessionData).
 
 The artifact layout is :mod:`tfx_pipeline.components.session_tensors`'s: ``<uri>/vocab.tsv``,
-``<uri>/Split-<name>/part-*.tfrecord``. Session records are read with :mod:`gru4rec_tf.tfrecord_io` (the
+``<uri>/Split-<name>/part-*.tfrecord``. Session records are read with :mod:`gru4rec_tf.data.tfrecord_io` (the
 library's ``tf.data`` reader, any TF filesystem); the vocabulary file is copied to a local temporary file first
 when it is remote (``gs://`` ...), because ``ItemVocabulary.load`` reads local paths.
 
 Example::
 
     vocab = load_vocabulary(tensors_uri)
-    train = load_split(tensors_uri, "train", vocab)      # gru4rec_tf.sessions.SessionData
+    train = load_split(tensors_uri, "train", vocab)      # gru4rec_tf.data.session_data.SessionData
 """
 import os
 from collections.abc import Sequence
 
-from gru4rec_tf.event_schema import DataError
-from gru4rec_tf.vocabulary import ItemVocabulary
-from gru4rec_tf.sessions import SessionData
+from gru4rec_tf.data.event_columns import DataError
+from gru4rec_tf.data.vocabulary import ItemVocabulary
+from gru4rec_tf.data.session_data import SessionData
 from tfx_pipeline import remote_paths
 
 VOCAB_FILE = "vocab.tsv"
@@ -43,7 +43,7 @@ def load_vocabulary(tensors_uri: str) -> ItemVocabulary:
 
 def read_events(tensors_uri: str, split: str):
     """The split's events as a ``SessionId, ItemId, Time`` DataFrame (original IDs, Time in seconds)."""
-    from gru4rec_tf import tfrecord_io  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
+    from gru4rec_tf.data import tfrecord_io  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
     return tfrecord_io.read_session_tensors(split_dir(tensors_uri, split))
 
 
@@ -56,5 +56,5 @@ def read_nonempty_events(tensors_uri: str, split: str):
 
 
 def load_split(tensors_uri: str, split: str, vocab: ItemVocabulary) -> SessionData:
-    """The split as :class:`gru4rec_tf.sessions.SessionData` over ``vocab`` (unknown items dropped, spec §7)."""
+    """The split as :class:`~gru4rec_tf.data.session_data.SessionData` over ``vocab`` (unknown items dropped, §7)."""
     return SessionData.from_events(read_nonempty_events(tensors_uri, split), vocab)

@@ -11,13 +11,13 @@ Hyperparameters come from the component's ``custom_config``, with the official G
 
 What ``run_fn`` writes into the ``Model`` artifact (``<uri>`` = parent of ``fn_args.serving_model_dir``):
 
-* ``<uri>/Format-Serving/`` -- the serving SavedModel of :func:`gru4rec_tf.export.export_saved_model` (top-k over
-  original item IDs, ``serving_default`` and ``step`` signatures); the Pusher pushes this directory;
+* ``<uri>/Format-Serving/`` -- the serving SavedModel of :func:`~gru4rec_tf.export.saved_model.export_saved_model`
+  (top-k over original item IDs, ``serving_default`` and ``step`` signatures); the Pusher pushes this directory;
 * ``<uri>/gru4rec_model/`` (:func:`tfx_pipeline.artifacts.library_model_dir`) -- the library's model directory
-  (:func:`gru4rec_tf.model_io.save_model`), which the SessionEvaluator loads for the full-catalogue evaluation
+  (:func:`gru4rec_tf.model.model_dir.save_model`), which the SessionEvaluator loads for the full-catalogue evaluation
   (also of a later run's baseline) and a later Trainer warm-starts from.
 
-and ``training.json`` (history, parameters, data sizes) into the ``ModelRun`` artifact.
+and ``routine.json`` (history, parameters, data sizes) into the ``ModelRun`` artifact.
 """
 import dataclasses
 import json
@@ -30,12 +30,12 @@ from absl import logging
 from tfx_pipeline import artifacts
 from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
-from gru4rec_tf.sessions import SessionData
-from gru4rec_tf.vocabulary import ItemVocabulary
+from gru4rec_tf.data.session_data import SessionData
+from gru4rec_tf.data.vocabulary import ItemVocabulary
 from tfx_pipeline import tuner_module
 from tfx_pipeline.options import TrainingOptions
 
-TRAINING_FILE = "training.json"
+TRAINING_FILE = "routine.json"
 CHECKPOINT_DIR = "checkpoints"  # in the ModelRun artifact: a retried Trainer with the same URIs resumes
 
 
@@ -46,7 +46,7 @@ def _write(target: str, writer: Callable[[str], object]) -> None:
 
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (``fn_args``: :class:`tfx.components.FnArgs`)."""
-    from gru4rec_tf import training  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
 
     options = TrainingOptions.from_custom_config(fn_args.custom_config)
     params = options.gru4rec_params()
@@ -61,15 +61,15 @@ def run_fn(fn_args) -> None:
                      "it is the output as it is (%s)", base.source)
         return
     if base is not None:
-        from gru4rec_tf import warm_start  # pylint: disable=g-import-not-at-top
+        from gru4rec_tf.train import warm_start  # pylint: disable=g-import-not-at-top
         warm_start.check_compatible(base.params, params)
         vocab = warm_start.warm_vocabulary(base.vocab, vocab)
     train = SessionData.from_events(train_events, vocab)
     validation = None
     if valid_events is not None:
-        validation = training.Validation(SessionData.from_events(valid_events, vocab),
+        validation = routine.Validation(SessionData.from_events(valid_events, vocab),
                                          options.early_stopping_metric, options.patience)
-    trained = training.train(train, vocab, params, seed=options.seed, steps_per_call=options.steps_per_call,
+    trained = routine.train(train, vocab, params, seed=options.seed, steps_per_call=options.steps_per_call,
                              device_sampling=options.device_sampling, validation=validation, warm_start=base,
                              checkpoint_dir=os.path.join(fn_args.model_run_dir, CHECKPOINT_DIR),
                              checkpoint_every_s=options.checkpoint_every_s, tensorboard_dir=fn_args.model_run_dir)
@@ -87,12 +87,13 @@ def run_fn(fn_args) -> None:
 def _save(fn_args, options: TrainingOptions, model, vocab, optimizer_state, training_info, summary) -> None:
     """Writes the library model and the serving SavedModel into the Model artifact, the summary into ModelRun."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf import export, model_io  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.export import saved_model
+    from gru4rec_tf.model import model_dir  # pylint: disable=g-import-not-at-top
     model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
-    _write(artifacts.library_model_dir(model_uri), lambda d: model_io.save_model(
+    _write(artifacts.library_model_dir(model_uri), lambda d: model_dir.save_model(
         d, model, vocab, seed=options.seed, optimizer_state=optimizer_state, training=training_info))
     _write(fn_args.serving_model_dir,
-           lambda d: export.export_saved_model(model, vocab, d, max_k=options.max_k, overwrite=True))
+           lambda d: saved_model.export_saved_model(model, vocab, d, max_k=options.max_k, overwrite=True))
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_FILE), "w") as handle:
         handle.write(json.dumps(summary, indent=2))
@@ -101,13 +102,14 @@ def _save(fn_args, options: TrainingOptions, model, vocab, optimizer_state, trai
 def _trained_on_the_same(base, params, options: TrainingOptions, train_events, vocab) -> bool:
     """Whether the base model came from a run with these data, parameters and seed (so training again from it
     would only add epochs to a model that is already the result): a re-run on unchanged data then reproduces it."""
-    from gru4rec_tf import checkpoints, training  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.train import checkpoints
+    from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
     recorded = (base.training or {}).get("identity")
     if not recorded or base.params.n_epochs != params.n_epochs:
         return False
     identity = checkpoints.run_identity(params, options.seed, options.steps_per_call,
                                         SessionData.from_events(train_events, vocab), vocab,
-                                        device_sampling=training.use_device_sampling(options.device_sampling))
+                                        device_sampling=routine.use_device_sampling(options.device_sampling))
     drop = lambda d: {k: v for k, v in d.items() if k != "warm_start"}  # noqa: E731
     return drop(recorded) == drop(identity)
 def _training_events(tensors_uri: str, options: TrainingOptions):
@@ -119,7 +121,7 @@ def _training_events(tensors_uri: str, options: TrainingOptions):
     events = session_data.read_nonempty_events(tensors_uri, "train")
     if options.valid_days is None:
         return events, None, session_data.load_vocabulary(tensors_uri)
-    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data import synthetic  # pylint: disable=g-import-not-at-top
     train_events, valid_events = synthetic.train_test_split_by_time(events, test_days=options.valid_days)
     logging.info("Trainer: validation on the last %g day(s) of the training split: %d events", options.valid_days,
                  len(valid_events))
@@ -130,9 +132,9 @@ def _base_model(fn_args, options: TrainingOptions):
     """The last blessed model (``fn_args.base_model``) as a loaded library model, when warm starting."""
     if not options.warm_start or not fn_args.base_model:
         return None
-    from gru4rec_tf import model_io  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.model import model_dir  # pylint: disable=g-import-not-at-top
     source = artifacts.library_model_dir(os.path.dirname(fn_args.base_model.rstrip("/")))
     with remote_paths.local_dir(source) as local:
-        saved = model_io.load_model(local)
+        saved = model_dir.load_model(local)
     logging.info("Trainer: warm start from %s (%d items)", source, len(saved.vocab))
     return dataclasses.replace(saved, source=source)

@@ -33,9 +33,9 @@ def tuner_component(session_tensors, training_options, tuning: TuningOptions):
 
 def split_for_tuning(events, valid_days: float):
     """``(vocab, train SessionData, valid SessionData)``: the last ``valid_days`` days of ``events`` validate."""
-    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.sessions import SessionData  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
     train_events, valid_events = synthetic.train_test_split_by_time(events, test_days=valid_days)
     if len(train_events) == 0 or len(valid_events) == 0:
         raise ValueError(f"tuning: holding out the last {valid_days:g} day(s) of the train split leaves "
@@ -48,7 +48,7 @@ def split_for_tuning(events, valid_days: float):
 def tuner_fn(fn_args):
     """TFX Tuner entry point: ``TunerFnResult(tuner=GRU4RecTuner, fit_kwargs={train_data, valid_data, vocab})``."""
     from tfx.components.tuner.component import TunerFnResult  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf import tuning  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.tune import tuner as tuner_lib  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
 
     config = fn_args.custom_config or {}
@@ -62,9 +62,9 @@ def tuner_fn(fn_args):
     logging.info("Tuner: %d trials x %d epochs on %d events, validating on %d events (last %g day(s) of the "
                  "train split), objective %s", options.trials, options.epochs, train.n_events, valid.n_events,
                  options.valid_days, options.objective)
-    tuner = tuning.GRU4RecTuner(
+    tuner = tuner_lib.GRU4RecTuner(
         base, space, options.objective, options.epochs, max_trials=options.trials,
-        directory=f"{fn_args.working_dir.rstrip('/')}/{tuning.PROJECT}", algorithm=options.algorithm,
+        directory=f"{fn_args.working_dir.rstrip('/')}/{tuner_lib.PROJECT}", algorithm=options.algorithm,
         seed=options.seed, train_seed=int(config.get("seed", 42)), prune_after=options.prune_after,
         steps_per_call=int(config.get("steps_per_call", 256)))
     return TunerFnResult(tuner=tuner, fit_kwargs={"train_data": train, "valid_data": valid, "vocab": vocab})
@@ -78,7 +78,7 @@ def tuned_params(params, hyperparameters):
     """
     if not hyperparameters:
         return params
-    from gru4rec_tf.search_space import params_from_values  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.tune.search_space import params_from_values  # pylint: disable=g-import-not-at-top
     values = hyperparameters.get("values", hyperparameters)
     tuned = params_from_values(values)
     logging.info("Trainer: tuned hyperparameters %s", tuned.to_string())

@@ -1,9 +1,9 @@
 """Options of the pipeline's optional TFX ``Tuner`` (``gru4rec pipeline run --tune_trials N``). No TFX import.
 
-The Tuner searches GRU4Rec hyperparameters with :mod:`gru4rec_tf.tuning` (the engine of ``gru4rec tune``) on the
+The Tuner searches GRU4Rec hyperparameters with :mod:`gru4rec_tf.tune.tuner` (the engine of ``gru4rec tune``) on the
 SessionTensors ``train`` split: the sessions of its last ``valid_days`` days are the validation data, the earlier
 ones the training data (the test split stays unseen until the evaluator). The Trainer's parameters are the fixed
-ones; ``space`` (the JSON format of :mod:`gru4rec_tf.search_space`, as a mapping) replaces the default space of the
+ones; ``space`` (the JSON format of :mod:`gru4rec_tf.tune.search_space`, as a mapping) replaces the default space of the
 Trainer's loss. The best trial's parameters and epoch count go to the Trainer through the ``best_hyperparameters``
 artifact (``fn_args.hyperparameters``).
 
@@ -34,7 +34,7 @@ class TuningOptions:
     prune_after: int = 4
 
     def __post_init__(self):
-        from gru4rec_tf.search_space import SearchSpace, check_objective  # pylint: disable=g-import-not-at-top
+        from gru4rec_tf.tune.search_space import SearchSpace, check_objective  # pylint: disable=g-import-not-at-top
         for name, low in (("trials", 0), ("epochs", 1), ("seed", 0), ("prune_after", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -53,8 +53,8 @@ class TuningOptions:
         return self.trials > 0
 
     def search_space(self, loss: str):
-        """The :class:`~gru4rec_tf.search_space.SearchSpace` searched for ``loss``."""
-        from gru4rec_tf.search_space import SearchSpace  # pylint: disable=g-import-not-at-top
+        """The :class:`~gru4rec_tf.tune.search_space.SearchSpace` searched for ``loss``."""
+        from gru4rec_tf.tune.search_space import SearchSpace  # pylint: disable=g-import-not-at-top
         return SearchSpace.from_dict(self.space, "tuning space") if self.space is not None \
             else SearchSpace.default(loss)
 
@@ -94,7 +94,7 @@ def from_flags() -> TuningOptions:
     f = flags.FLAGS
     space = None
     if f.tune_space:
-        from gru4rec_tf.search_space import SearchSpace  # pylint: disable=g-import-not-at-top
+        from gru4rec_tf.tune.search_space import SearchSpace  # pylint: disable=g-import-not-at-top
         space = SearchSpace.from_file(f.tune_space).to_dict()
     return TuningOptions(trials=f.tune_trials, epochs=f.tune_epochs, objective=f.tune_objective, space=space,
                          valid_days=f.tune_valid_days)

@@ -5,13 +5,17 @@ import os
 from absl import flags
 from absl import logging
 
-from gru4rec_tf import event_schema, events, fileio
+from gru4rec_tf import fileio
+
+from gru4rec_tf.data import event_columns
+
+from gru4rec_tf.data import event_log
 
 
 def define_data_flags() -> None:
-    flags.DEFINE_string("session_key", event_schema.DEFAULT_SESSION_KEY, "Session ID column of the event logs.")
-    flags.DEFINE_string("item_key", event_schema.DEFAULT_ITEM_KEY, "Item ID column of the event logs.")
-    flags.DEFINE_string("time_key", event_schema.DEFAULT_TIME_KEY, "Timestamp column of the event logs.")
+    flags.DEFINE_string("session_key", event_columns.DEFAULT_SESSION_KEY, "Session ID column of the event logs.")
+    flags.DEFINE_string("item_key", event_columns.DEFAULT_ITEM_KEY, "Item ID column of the event logs.")
+    flags.DEFINE_string("time_key", event_columns.DEFAULT_TIME_KEY, "Timestamp column of the event logs.")
 
 
 def define_eval_flags() -> None:
@@ -28,7 +32,7 @@ def load_events(path: str):
     keys = (f.session_key, f.item_key, f.time_key)
     if not all(keys) or len(set(keys)) != len(keys):
         raise ValueError(f"--session_key, --item_key and --time_key must name three different columns, got {keys}")
-    return events.load_events(path, session_key=f.session_key, item_key=f.item_key, time_key=f.time_key)
+    return event_log.load_events(path, session_key=f.session_key, item_key=f.item_key, time_key=f.time_key)
 
 
 def parse_cutoffs(values) -> tuple:

@@ -25,7 +25,7 @@ def main(argv) -> None:
 
 
 def run() -> dict:
-    from gru4rec_tf.sessions import SessionData  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
 
     # Checks that need no TensorFlow first: bad input fails fast.
     cutoffs = common.parse_cutoffs(FLAGS.cutoffs)
@@ -33,13 +33,15 @@ def run() -> dict:
     common.check_model_dir(FLAGS.model)
     test_events = common.load_events(FLAGS.test)
 
-    from gru4rec_tf import evaluation, model_io  # pylint: disable=g-import-not-at-top
-    saved = model_io.load_model(FLAGS.model)
+    from gru4rec_tf.evaluation import full_catalogue
+
+    from gru4rec_tf.model import model_dir  # pylint: disable=g-import-not-at-top
+    saved = model_dir.load_model(FLAGS.model)
     test_data = SessionData.from_events(test_events, saved.vocab)
     logging.info("test: %d events in %d sessions (%d events with unknown items dropped)", test_data.n_events,
                  test_data.n_sessions, test_data.n_dropped_unknown)
     start = time.perf_counter()
-    metrics = evaluation.Evaluator(saved.model, FLAGS.eval_batch_size).evaluate(test_data, cutoffs, FLAGS.eval_mode)
+    metrics = full_catalogue.Evaluator(saved.model, FLAGS.eval_batch_size).evaluate(test_data, cutoffs, FLAGS.eval_mode)
     seconds = time.perf_counter() - start
     result = {**metrics, "n_items": len(saved.vocab), "params": saved.params.to_dict(), "eval_seconds": seconds,
               "eval_events_per_sec": metrics["eval_events"] / seconds if seconds else 0.0}

@@ -1,4 +1,4 @@
-"""``gru4rec export``: write a saved model as a TF Serving SavedModel version (see :mod:`gru4rec_tf.export`)."""
+"""``gru4rec export``: write a saved model as a TF Serving SavedModel version (:mod:`gru4rec_tf.export.saved_model`)."""
 import os
 
 from absl import flags
@@ -28,9 +28,9 @@ def check_version_dir(path: str) -> None:
 
 def check_output(path: str, overwrite: bool) -> None:
     """Refuses, in this command's flags, an ``--output`` that the export would refuse (before the model loads)."""
-    from gru4rec_tf import export  # pylint: disable=g-import-not-at-top
-    problem = export.export_dir_problem(os.path.abspath(path), overwrite)
-    if problem == export.NOT_EMPTY:
+    from gru4rec_tf.export import saved_model  # pylint: disable=g-import-not-at-top
+    problem = saved_model.export_dir_problem(os.path.abspath(path), overwrite)
+    if problem == saved_model.NOT_EMPTY:
         problem += "; pass --overwrite to replace it, or choose a new version directory"
     if problem:
         raise ValueError(f"--output {path} {problem}")
@@ -45,16 +45,18 @@ def main(argv) -> None:
 
 
 def run() -> str:
-    from gru4rec_tf import export, model_io, signatures  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.export import saved_model
+    from gru4rec_tf.model import model_dir
+    from gru4rec_tf.export import signatures  # pylint: disable=g-import-not-at-top
 
     check_version_dir(FLAGS.output)
     check_output(FLAGS.output, FLAGS.overwrite)
     if FLAGS.max_k < 1:
         raise ValueError(f"--max_k must be >= 1, got {FLAGS.max_k}")
-    saved = model_io.load_model(FLAGS.model)
-    path = export.export_saved_model(saved.model, saved.vocab, FLAGS.output, max_k=FLAGS.max_k,
+    saved = model_dir.load_model(FLAGS.model)
+    path = saved_model.export_saved_model(saved.model, saved.vocab, FLAGS.output, max_k=FLAGS.max_k,
                                      write_warmup=FLAGS.warmup, overwrite=FLAGS.overwrite)
     logging.info("exported %d items (%s IDs) to %s; signatures: %s", len(saved.vocab),
-                 export.id_dtype(saved.vocab).name, path, ", ".join(signatures.SIGNATURES))
+                 saved_model.id_dtype(saved.vocab).name, path, ", ".join(signatures.SIGNATURES))
     print(path)
     return path

@@ -27,7 +27,7 @@ def define_flags() -> None:
 
 def main(argv) -> None:
     del argv
-    from gru4rec_tf import synthetic  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data import synthetic  # pylint: disable=g-import-not-at-top
     if FLAGS.days < 1:
         common.fail(f"--days must be >= 1, got {FLAGS.days}")
     if FLAGS.new_items_per_day < 0:

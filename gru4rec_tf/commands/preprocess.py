@@ -84,7 +84,7 @@ def main(argv) -> None:
     """Runs the preprocessing; ``argv[1:]`` (flags this command does not know) go to Beam."""
     if "verbosity" in FLAGS and not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.INFO)  # progress and summary unless the user chose a verbosity
-    from gru4rec_tf.event_schema import DataError  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.event_columns import DataError  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.preprocessing import pipeline  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.preprocessing.report import format_summary  # pylint: disable=g-import-not-at-top
     beam_args = list(argv[1:])

@@ -93,8 +93,8 @@ def check_flags() -> None:
 
 
 def run() -> dict:
-    from gru4rec_tf.sessions import SessionData  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
 
     # Everything that can be checked without TensorFlow is checked first, so bad input fails in about a second and
     # before anything is written.
@@ -103,7 +103,7 @@ def run() -> dict:
     check_flags()
     common.check_outputs(save_model=FLAGS.save_model, metrics_json=FLAGS.metrics_json)
     if FLAGS.compile_cache_dir:  # before TensorFlow's first operation: it reads its XLA flags once
-        from gru4rec_tf import compile_cache  # pylint: disable=g-import-not-at-top
+        from gru4rec_tf.train import compile_cache  # pylint: disable=g-import-not-at-top
         compile_cache.enable(FLAGS.compile_cache_dir)
     logging.info("params: %s", params.to_string())
     train_events = common.load_events(FLAGS.train)
@@ -113,19 +113,23 @@ def run() -> dict:
     if valid_events is not None:
         check_known_items(valid_events, vocab, FLAGS.valid)
 
-    from gru4rec_tf import evaluation, model_io, training  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.evaluation import full_catalogue
+
+    from gru4rec_tf.model import model_dir
+
+    from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
     saved = None
     if FLAGS.warm_start:
-        from gru4rec_tf import warm_start  # pylint: disable=g-import-not-at-top
-        saved = model_io.load_model(FLAGS.warm_start)
+        from gru4rec_tf.train import warm_start  # pylint: disable=g-import-not-at-top
+        saved = model_dir.load_model(FLAGS.warm_start)
         warm_start.check_compatible(saved.params, params)
         vocab = warm_start.warm_vocabulary(saved.vocab, vocab, drop_unseen=FLAGS.drop_items_unseen)
     train_data = SessionData.from_events(train_events, vocab)
     validation = None
     if valid_events is not None:
-        validation = training.Validation(SessionData.from_events(valid_events, vocab), FLAGS.early_stopping_metric,
+        validation = routine.Validation(SessionData.from_events(valid_events, vocab), FLAGS.early_stopping_metric,
                                          FLAGS.patience, cutoffs, FLAGS.eval_mode, FLAGS.eval_batch_size)
-    trained = training.train(train_data, vocab, params, seed=FLAGS.seed, steps_per_call=FLAGS.steps_per_call,
+    trained = routine.train(train_data, vocab, params, seed=FLAGS.seed, steps_per_call=FLAGS.steps_per_call,
                              device_sampling=FLAGS.device_sampling,
                              validation=validation, checkpoint_dir=FLAGS.checkpoint_dir,
                              checkpoint_every_s=FLAGS.checkpoint_every_s, warm_start=saved,
@@ -137,13 +141,13 @@ def run() -> dict:
         logging.info("test: %d events in %d sessions (%d events with unknown items dropped)", test_data.n_events,
                      test_data.n_sessions, test_data.n_dropped_unknown)
         start = time.perf_counter()
-        metrics = evaluation.Evaluator(model, FLAGS.eval_batch_size).evaluate(test_data, cutoffs, FLAGS.eval_mode)
+        metrics = full_catalogue.Evaluator(model, FLAGS.eval_batch_size).evaluate(test_data, cutoffs, FLAGS.eval_mode)
         eval_seconds = time.perf_counter() - start
         result.update(metrics, eval_seconds=eval_seconds,
                       eval_events_per_sec=metrics["eval_events"] / eval_seconds if eval_seconds else 0.0)
         common.log_metrics(metrics, cutoffs)
     if FLAGS.save_model:
-        model_io.save_model(FLAGS.save_model, model, vocab, seed=FLAGS.seed, optimizer_state=trained.optimizer_state,
+        model_dir.save_model(FLAGS.save_model, model, vocab, seed=FLAGS.seed, optimizer_state=trained.optimizer_state,
                             training={"identity": trained.identity})
         logging.info("saved the model to %s", FLAGS.save_model)
     if FLAGS.metrics_json:

@@ -10,7 +10,7 @@ Writes into ``--output``: ``best_params.json`` (``{"params": "k=v,...", "objecti
 ``trials.csv`` (one row per trial: state, best value, seconds, parameters, the objective after every epoch),
 ``optimization_history.png``, ``study.json`` (the settings) and ``study/`` (KerasTuner's state). Running the same
 command again continues the study (``--trials`` is the total). ``--workers N`` runs N worker processes on this
-machine against one oracle (see :mod:`gru4rec_tf.tuning` and the README for several machines).
+machine against one oracle (see :mod:`gru4rec_tf.tune.tuner` and the README for several machines).
 """
 import json
 import os
@@ -72,7 +72,7 @@ def main(argv) -> None:
 # ------------------------------------------------------------------------------------------ checks (no TF)
 def resolve_base(fixed_text: str):
     """``(base GRU4RecParams, names the user fixed)`` from ``--fixed_params``; loss-specific defaults added."""
-    from gru4rec_tf import search_space  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.tune import search_space  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     try:
         base = GRU4RecParams.from_string(fixed_text)
@@ -87,7 +87,7 @@ def resolve_base(fixed_text: str):
 
 
 def resolve_space(base, fixed_names):
-    from gru4rec_tf.search_space import SearchSpace  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.tune.search_space import SearchSpace  # pylint: disable=g-import-not-at-top
     space = SearchSpace.from_file(FLAGS.space) if FLAGS.space else SearchSpace.default(base.loss)
     space.check(base, fixed_names)
     return space
@@ -95,12 +95,12 @@ def resolve_space(base, fixed_names):
 
 def resolve_initial(space, base) -> dict:
     """The first trial's searched values (``--initial_params``), {} when not given."""
-    from gru4rec_tf.search_space import initial_values  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.tune.search_space import initial_values  # pylint: disable=g-import-not-at-top
     return initial_values(FLAGS.initial_params, space, base) if FLAGS.initial_params.strip() else {}
 
 
 def check_settings() -> None:
-    from gru4rec_tf.search_space import check_objective  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.tune.search_space import check_objective  # pylint: disable=g-import-not-at-top
     check_objective(FLAGS.objective)
     for name, low in (("trials", 1), ("epochs", 1), ("workers", 1), ("steps_per_call", 1)):
         if getattr(FLAGS, name) < low:
@@ -122,8 +122,8 @@ def check_settings() -> None:
 
 def load_data():
     """``(vocab, train SessionData, valid SessionData)``; raises ValueError when VALID has nothing to score."""
-    from gru4rec_tf.sessions import SessionData  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
     train_events = common.load_events(FLAGS.train)
     valid_events = common.load_events(FLAGS.valid)
     vocab = ItemVocabulary.from_events(train_events)
@@ -139,7 +139,7 @@ def load_data():
 
 
 def _shared_items(train_events, valid_events) -> int:
-    from gru4rec_tf.event_schema import DEFAULT_ITEM_KEY  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.event_columns import DEFAULT_ITEM_KEY  # pylint: disable=g-import-not-at-top
     return int(len(set(valid_events[DEFAULT_ITEM_KEY].unique()) & set(train_events[DEFAULT_ITEM_KEY].unique())))
 
 
@@ -209,8 +209,8 @@ def run() -> dict:
 
 
 def _make_tuner(base, space, initial=None):
-    from gru4rec_tf import tuning  # pylint: disable=g-import-not-at-top  (TensorFlow, KerasTuner)
-    return tuning.GRU4RecTuner(
+    from gru4rec_tf.tune import tuner as tuner_lib  # pylint: disable=g-import-not-at-top  (TensorFlow, KerasTuner)
+    return tuner_lib.GRU4RecTuner(
         base, space, FLAGS.objective, FLAGS.epochs, max_trials=FLAGS.trials,
         directory=os.path.join(FLAGS.output, STUDY_DIR), algorithm=FLAGS.algorithm, seed=FLAGS.seed,
         train_seed=FLAGS.seed, prune_after=FLAGS.prune_after, timeout_s=FLAGS.timeout_s,
@@ -219,10 +219,10 @@ def _make_tuner(base, space, initial=None):
 
 
 def _report(tuner) -> dict:
-    from gru4rec_tf import tuning  # pylint: disable=g-import-not-at-top
-    best = tuning.write_reports(tuner, FLAGS.output)
-    states = [tuning.trial_state(t, tuner.project_dir) for t in tuner.oracle.trials.values()]
-    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in tuning.STATES if states.count(s))
+    from gru4rec_tf.tune import tuner as tuner_lib  # pylint: disable=g-import-not-at-top
+    best = tuner_lib.write_reports(tuner, FLAGS.output)
+    states = [tuner_lib.trial_state(t, tuner.project_dir) for t in tuner.oracle.trials.values()]
+    counts = ", ".join(f"{states.count(s)} {s.lower()}" for s in tuner_lib.STATES if states.count(s))
     if best is None:
         raise ValueError(f"no trial finished ({counts}); see {os.path.join(FLAGS.output, 'trials.csv')}")
     result = best.to_dict(tuner.objective)

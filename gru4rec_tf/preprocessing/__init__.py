@@ -1,8 +1,8 @@
 """Preprocessing: raw click logs -> cleaned, time-split session tensors (TFRecord) with an Apache Beam pipeline.
 
 Importing this package is light: it does not import Beam or TensorFlow. :func:`build_and_run` imports the Beam
-pipeline when called; the reusable transforms live in :mod:`.beam_transforms` and an independent pandas
-implementation of the same rules in :mod:`.pandas_reference`.
+pipeline when called; the reusable transforms live in :mod:`.beam_transforms` (an independent pandas
+implementation of the same rules, which the tests check them against, is ``tests/pandas_reference.py``).
 
 Example::
 

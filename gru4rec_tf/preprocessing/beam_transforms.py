@@ -42,7 +42,7 @@ from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
 from gru4rec_tf.preprocessing import example_codec
-from gru4rec_tf.preprocessing import sessions as sess
+from gru4rec_tf.preprocessing import session_rules as sess
 from gru4rec_tf.preprocessing.input_files import InputSpec, inspect_input
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 from gru4rec_tf.preprocessing.records import RejectReason, RowParser
@@ -152,8 +152,9 @@ class ReadClickLog(beam.PTransform):
     Rows with a wrong number of columns, an empty session/user or item ID, a time that does not parse in
     ``options.time_format`` or bytes that are not UTF-8 go to ``rejected`` as ``(source file, reason, source
     line)``; rows whose event type is not in ``options.event_type_filter`` are dropped and counted. Missing files
-    or columns raise :class:`gru4rec_tf.event_schema.DataError` when the pipeline is built. Text must have one record
-    per line (quoted fields are fine, embedded newlines are not); compressed text (``.gz``...) is read by extension.
+    or columns raise :class:`~gru4rec_tf.data.event_columns.DataError` when the pipeline is built. Text must have one
+    record per line (quoted fields are fine, embedded newlines are not); compressed text (``.gz``...) is read by
+    extension.
 
     Returns a dict: ``events`` (``(key, item_id, time_us)``), ``rejected`` and ``counters`` (``rows_ok``,
     ``rows_rejected:<reason>``, ``rows_filtered_event_type``).

@@ -1,7 +1,7 @@
 """Finding the input files of a click log and checking their header (or Parquet schema) before a run.
 
 Runs at pipeline construction time, so a missing file, an unreadable file or a missing column fails at once with
-a :class:`gru4rec_tf.event_schema.DataError` naming it, before any worker starts. Works on every Beam filesystem
+a :class:`gru4rec_tf.data.event_columns.DataError` naming it, before any worker starts. Works on every Beam filesystem
 (local, ``gs://``, ``s3://``, ``hdfs://``).
 
 Example::
@@ -18,7 +18,7 @@ import posixpath
 
 from apache_beam.io.filesystems import FileSystems
 
-from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.fileio import is_remote
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 from gru4rec_tf.preprocessing.records import split_line

@@ -9,7 +9,7 @@ import dataclasses
 import math
 import posixpath
 
-from gru4rec_tf.event_schema import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
+from gru4rec_tf.data.event_columns import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
 
 __all__ = ["PreprocessOptions", "TIME_FORMATS", "SPLIT_ON", "INPUT_FORMATS", "DAY_US", "parse_delimiter"]
 

@@ -132,7 +132,7 @@ def build_and_run(options: PreprocessOptions, beam_pipeline_args: Sequence[str] 
     """Checks the input, runs the pipeline, checks the result and publishes OUTPUT; returns the stats dict.
 
     ``beam_pipeline_args`` are standard Beam pipeline options (``--runner``, ``--direct_num_workers``,
-    ``--project``...). Raises :class:`gru4rec_tf.event_schema.DataError` for a missing/unreadable input, a missing
+    ``--project``...). Raises :class:`gru4rec_tf.data.event_columns.DataError` for a missing/unreadable input, a missing
     column, too many malformed rows or an empty result, and ``ValueError`` for a non-empty OUTPUT or filters that
     did not converge; in every failure OUTPUT is left untouched.
     """

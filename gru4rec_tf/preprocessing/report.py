@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Sequence
 
-from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 
 __all__ = ["assemble_stats", "check_stats", "format_summary", "VOCAB_FILES"]

@@ -39,7 +39,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 
-from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.data.event_columns import DataError
 from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_options
 
 SPLIT = "events"

@@ -4,8 +4,8 @@ Why a custom component rather than the TFX Evaluator (TFMA): GRU4Rec's metric is
 next-item ranking over the whole catalogue (spec §7: the hidden state runs through each test session, every event
 after the first is ranked against all items). TFMA evaluates independent examples through a serving signature,
 which would mean re-running every session prefix (O(L^2)) and re-implementing the tie rules; the library's
-:class:`gru4rec_tf.evaluation.Evaluator` already does it exactly and fast. So this component calls it, applies
-:mod:`tfx_pipeline.blessing`, and writes the standard artifacts:
+:class:`~gru4rec_tf.evaluation.full_catalogue.Evaluator` already does it exactly and fast. So this component calls it,
+applies :mod:`tfx_pipeline.blessing`, and writes the standard artifacts:
 
 * ``evaluation`` (``ModelEvaluation``): ``metrics.json`` with the candidate's and the baseline's metrics and the
   checks made; the metrics are also custom properties (``recall_at_20`` ...);
@@ -72,14 +72,15 @@ def property_name(metric: str) -> str:
 
 def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions) -> dict[str, float]:
     """Loads the library model of a ``Model`` artifact and evaluates it on ``events`` (spec §7)."""
-    from gru4rec_tf import evaluation, model_io  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.sessions import SessionData
+    from gru4rec_tf.evaluation import full_catalogue
+    from gru4rec_tf.model import model_dir as model_dir_lib  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.session_data import SessionData
     with remote_paths.local_dir(artifacts.library_model_dir(model_uri)) as model_dir:
-        saved = model_io.load_model(model_dir)
+        saved = model_dir_lib.load_model(model_dir)
     test = SessionData.from_events(events, saved.vocab)
     logging.info("SessionEvaluator: %s: %d test events in %d sessions (%d events with unknown items dropped)",
                  model_uri, test.n_events, test.n_sessions, test.n_dropped_unknown)
-    evaluator = evaluation.Evaluator(saved.model, options.eval_batch_size)
+    evaluator = full_catalogue.Evaluator(saved.model, options.eval_batch_size)
     metrics = evaluator.evaluate(test, options.cutoffs, options.eval_mode)
     return {**metrics, "n_items": len(saved.vocab), "dropped_unknown": int(test.n_dropped_unknown),
             "weights_fingerprint": saved.weights_fingerprint}

@@ -36,7 +36,7 @@ from tfx.types import channel
 from tfx.types import component_spec
 from tfx.types import standard_artifacts
 
-from gru4rec_tf.event_schema import DataError
+from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.preprocessing import pipeline as preprocessing_pipeline
 from gru4rec_tf.preprocessing import report as preprocessing_report
 from tfx_pipeline import artifacts

@@ -1,0 +1,1 @@
+"""The TF Serving export: the serving contract (signatures) and the SavedModel writer."""
