@@ -1,4 +1,5 @@
-"""The library's import graph (module-level and lazy imports alike) has no cycle and points away from the pipeline."""
+"""The library's import graph (module-level and lazy imports alike): no cycle, parts import only downwards, and nothing
+imports the pipeline or serving."""
 import ast
 from pathlib import Path
 
@@ -67,3 +68,49 @@ def test_library_never_imports_the_pipeline_or_serving():
     for name, path in modules.items():
         outside = {m for m in _imports(name, path, _modules("tfx_pipeline") | _modules("serving"))}
         assert not outside, f"{name} imports {sorted(outside)}"
+
+
+# The library's parts, lowest first: a module may import its own part and the parts below it, never one above.
+# (``gru4rec_tf`` itself and its top-level modules are the foundation every part may use.)
+LAYERS = (
+    ("gru4rec_tf", "gru4rec_tf.params", "gru4rec_tf.fileio", "gru4rec_tf.fingerprint"),
+    ("gru4rec_tf.data",),
+    ("gru4rec_tf.preprocessing", "gru4rec_tf.model"),
+    ("gru4rec_tf.evaluation",),
+    ("gru4rec_tf.train", "gru4rec_tf.export"),
+    ("gru4rec_tf.tune",),
+    ("gru4rec_tf.commands", "gru4rec_tf.__main__"),
+)
+
+
+def _part(module: str) -> str:
+    """The part a module belongs to: its subpackage, or the top-level module itself."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def _layer(module: str) -> int:
+    part = _part(module)
+    found = [index for index, layer in enumerate(LAYERS) if part in layer]
+    assert found, f"{module}: its part {part} is in no layer of LAYERS; add it where it belongs"
+    return found[0]
+
+
+def test_every_part_has_a_layer_and_the_parts_import_only_downwards():
+    modules = _modules("gru4rec_tf")
+    upward = []
+    for name, path in modules.items():
+        for imported in _imports(name, path, modules):
+            if _part(imported) != _part(name) and _layer(imported) > _layer(name):
+                upward.append(f"{name} -> {imported}")
+    assert not upward, f"imports of a higher part: {upward}"
+
+
+def test_layer_check_sees_an_upward_import(tmp_path):
+    """The check above is not vacuous: a data module importing the training routine is caught."""
+    path = tmp_path / "event_log.py"
+    path.write_text("from gru4rec_tf.train import routine\n", encoding="utf-8")
+    modules = _modules("gru4rec_tf")
+    imported = _imports("gru4rec_tf.data.event_log", path, modules)
+    assert imported == {"gru4rec_tf.train.routine"}
+    assert _layer("gru4rec_tf.train.routine") > _layer("gru4rec_tf.data.event_log")
