@@ -12,6 +12,7 @@ class DataError(ValueError):
 
     Example::
 
+        >>> from gru4rec_tf.data import event_log
         >>> try:
         ...     event_log.load_events("/nonexistent/train.tsv")
         ... except DataError as err:

@@ -206,12 +206,15 @@ def load_events(
     missing (NaN/empty) session or item ID; row errors name the first bad row (1-based data row and, for text
     files, the file line, assuming one line per row).
 
-    Example::
+    Example (the DIGINETICA file, an illustration; the small file below runs as it is)::
 
         >>> events = load_events("train-item-views.csv", session_key="session_id", item_key="item_id",
-        ...                      time_key="timeframe")          # ';' is sniffed
-        >>> list(events.columns)
-        ['SessionId', 'ItemId', 'Time']
+        ...                      time_key="timeframe")          # doctest: +SKIP
+        >>> pd.DataFrame({"session_id": [1, 1, 2], "item_id": [100042, 100007, 100042],
+        ...               "timeframe": [0, 30, 60]}).to_csv("views.csv", sep=";", index=False)  # ;-separated
+        >>> events = load_events("views.csv", session_key="session_id", item_key="item_id", time_key="timeframe")
+        >>> list(events.columns), events["ItemId"].tolist(), events["Time"].dtype
+        (['SessionId', 'ItemId', 'Time'], [100042, 100007, 100042], dtype('float64'))
     """
     _check_keys(session_key, item_key, time_key)
     if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):

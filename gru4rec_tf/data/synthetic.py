@@ -115,7 +115,7 @@ def generate_sessions(
     Example::
 
         >>> ev = generate_sessions(n_items=50, n_sessions=100, mean_length=4.0, seed=3)
-        >>> ev.groupby("SessionId").size().min() >= 2
+        >>> bool(ev.groupby("SessionId").size().min() >= 2)
         True
     """
     n_items = _check_int("n_items", n_items, 2)
