@@ -10,7 +10,7 @@ from gru4rec_tf.export import saved_model
 from gru4rec_tf.data.vocabulary import ItemVocabulary
 
 import tf_serving_loader as loader
-from test_export import INT_IDS, make_model
+from test_saved_model import INT_IDS, make_model
 
 
 def requests(vocab, state_size: int, pad, cast):
