@@ -20,6 +20,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.data.event_columns import CANONICAL_COLUMNS as _CANONICAL
 from gru4rec_tf.data.event_columns import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY, DataError
 from gru4rec_tf.data.vocabulary import canonical_ids
@@ -220,7 +221,7 @@ def load_events(
     if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
         raise ValueError(f"delimiter must be a single character or None, got {delimiter!r}")
     path = Path(path)
-    if (path.is_dir() and any(path.glob("part-*.tfrecord*"))) or ".tfrecord" in path.name:
+    if (path.is_dir() and any(path.glob(contracts.PART_FILE_GLOB))) or contracts.is_tfrecord_name(path.name):
         from gru4rec_tf.data import tfrecord_io  # pylint: disable=g-import-not-at-top  (imports TensorFlow only here)
         return tfrecord_io.read_session_tensors(path)  # session tensors written by `gru4rec preprocess`
     keys = (session_key, item_key, time_key)

@@ -4,7 +4,8 @@ A split directory holds ``part-SSSSS.tfrecord`` files; read in name order they l
 (ties by session ID), each with its events in time order. Features: ``session_id`` (bytes), ``item_id`` (bytes
 list), ``item_idx`` (int64 list, index in the split's vocabulary), ``time_us`` (int64 list, microseconds since
 the epoch) and ``session_start_us`` (int64). The vocabularies are ``vocab.tsv`` (train, test) and
-``vocab_train_tr.tsv`` (train_tr, valid) in ``ItemVocabulary.save`` format.
+``vocab_train_tr.tsv`` (train_tr, valid) in ``ItemVocabulary.save`` format. These names are the contract of
+:mod:`gru4rec_tf.data.contracts`.
 
 Example::
 
@@ -25,6 +26,7 @@ import pandas as pd
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.data.event_columns import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY, DataError
 from gru4rec_tf.data.vocabulary import ItemVocabulary
 
@@ -32,14 +34,10 @@ __all__ = ["FEATURE_SPEC", "session_files", "session_dataset", "read_session_ten
            "is_session_tensor_path"]
 
 FEATURE_SPEC = {
-    "session_id": tf.io.FixedLenFeature([], tf.string),
-    "session_start_us": tf.io.FixedLenFeature([], tf.int64),
-    "item_id": tf.io.RaggedFeature(tf.string),
-    "item_idx": tf.io.RaggedFeature(tf.int64),
-    "time_us": tf.io.RaggedFeature(tf.int64),
+    **{name: tf.io.FixedLenFeature([], tf.as_dtype(contracts.FEATURE_DTYPES[name]))
+       for name in contracts.SESSION_FEATURES},
+    **{name: tf.io.RaggedFeature(tf.as_dtype(contracts.FEATURE_DTYPES[name])) for name in contracts.EVENT_FEATURES},
 }
-_VOCAB_FILES = {"train": "vocab.tsv", "test": "vocab.tsv", "train_tr": "vocab_train_tr.tsv",
-                "valid": "vocab_train_tr.tsv"}
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -47,8 +45,8 @@ def is_session_tensor_path(path: PathLike) -> bool:
     """True for a ``.tfrecord`` file or a directory holding ``part-*.tfrecord*`` files."""
     path = os.fspath(path)
     if tf.io.gfile.isdir(path):
-        return bool(tf.io.gfile.glob(os.path.join(path, "part-*.tfrecord*")))
-    return ".tfrecord" in os.path.basename(path)
+        return bool(tf.io.gfile.glob(os.path.join(path, contracts.PART_FILE_GLOB)))
+    return contracts.is_tfrecord_name(os.path.basename(path))
 
 
 def session_files(split_dir_or_pattern: PathLike) -> list[str]:
@@ -58,7 +56,7 @@ def session_files(split_dir_or_pattern: PathLike) -> list[str]:
     """
     path = os.fspath(split_dir_or_pattern)
     if tf.io.gfile.isdir(path):
-        return sorted(tf.io.gfile.glob(os.path.join(path, "part-*.tfrecord*")))
+        return sorted(tf.io.gfile.glob(os.path.join(path, contracts.PART_FILE_GLOB)))
     files = sorted(tf.io.gfile.glob(path))
     if not files:
         raise DataError(f"{path}: no such split directory or TFRecord file")
@@ -99,14 +97,14 @@ def read_session_tensors(split_dir_or_pattern: PathLike, batch_size: int = 4096)
     sessions, items, times, lengths = [], [], [], []
     if files:
         records = tf.data.TFRecordDataset(files, compression_type=_compression(files)).batch(batch_size)
-        spec = {k: FEATURE_SPEC[k] for k in ("session_id", "item_id", "time_us")}
+        spec = {k: FEATURE_SPEC[k] for k in (contracts.SESSION_ID, contracts.ITEM_ID, contracts.TIME_US)}
         try:
             for batch in records:
                 parsed = tf.io.parse_example(batch, spec)
-                sessions.append(parsed["session_id"].numpy())
-                items.append(parsed["item_id"].values.numpy())
-                times.append(parsed["time_us"].values.numpy())
-                lengths.append(parsed["item_id"].row_lengths().numpy())
+                sessions.append(parsed[contracts.SESSION_ID].numpy())
+                items.append(parsed[contracts.ITEM_ID].values.numpy())
+                times.append(parsed[contracts.TIME_US].values.numpy())
+                lengths.append(parsed[contracts.ITEM_ID].row_lengths().numpy())
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
             raise DataError(f"{split_dir_or_pattern}: corrupt session tensor file ({err.message})") from err
     if not files or not sessions:
@@ -123,6 +121,4 @@ def read_session_tensors(split_dir_or_pattern: PathLike, batch_size: int = 4096)
 
 def load_vocabulary(output_dir: PathLike, split: str = "train") -> ItemVocabulary:
     """The item vocabulary used by ``split`` (train/test: ``vocab.tsv``; train_tr/valid: ``vocab_train_tr.tsv``)."""
-    if split not in _VOCAB_FILES:
-        raise ValueError(f"split must be one of {sorted(_VOCAB_FILES)}, got {split!r}")
-    return ItemVocabulary.load(os.path.join(os.fspath(output_dir), _VOCAB_FILES[split]))
+    return ItemVocabulary.load(os.path.join(os.fspath(output_dir), contracts.vocab_file(split)))

@@ -7,8 +7,9 @@ Layout of a model directory::
     weights/      a TensorFlow checkpoint of the :class:`~gru4rec_tf.model.network.GRU4Rec` variables
     optimizer.npz (optional) the Adagrad accumulators and momentum velocities, for warm starts
 
-The directory is written next to its destination and renamed into place at the end, so a failed save never leaves
-a half-written model and never destroys the model that was there before.
+The file names and the format tag are the contract of :mod:`gru4rec_tf.data.contracts`. The directory is written
+next to its destination and renamed into place at the end, so a failed save never leaves a half-written model and
+never destroys the model that was there before.
 """
 import dataclasses
 import json
@@ -17,14 +18,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.data.vocabulary import ItemVocabulary
 from gru4rec_tf import fileio
 from gru4rec_tf.fingerprint import fingerprint
 from gru4rec_tf.model import network as model_lib
 from gru4rec_tf import params as params_lib
 
-FORMAT = "gru4rec_tf.model/1"
-OPTIMIZER_FILE = "optimizer.npz"
+FORMAT = contracts.MODEL_FORMAT  # config.json's "format"
 
 
 @dataclasses.dataclass
@@ -55,22 +56,22 @@ def save_model(model_dir: str, model: model_lib.GRU4Rec, vocab: ItemVocabulary, 
     """
     if len(vocab) != model.n_items:
         raise ValueError(f"vocabulary has {len(vocab)} items but the model has {model.n_items}")
-    if os.path.exists(model_dir) and not os.path.isfile(os.path.join(model_dir, "config.json")):
+    if os.path.exists(model_dir) and not os.path.isfile(os.path.join(model_dir, contracts.MODEL_CONFIG_FILE)):
         raise ValueError(f"{model_dir} exists and is not a gru4rec_tf model directory; refusing to replace it")
     with fileio.atomic_dir(model_dir) as staging:
         config = {"format": FORMAT, "n_items": model.n_items, "seed": seed, "params": model.hparams.to_dict(),
                   "weights_fingerprint": weights_fingerprint(model), "training": training}
-        with open(os.path.join(staging, "config.json"), "w", encoding="utf-8") as f:
+        with open(os.path.join(staging, contracts.MODEL_CONFIG_FILE), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2)
-        vocab.save(os.path.join(staging, "vocab.tsv"))
-        tf.train.Checkpoint(model=model).write(os.path.join(staging, "weights", "ckpt"))
+        vocab.save(os.path.join(staging, contracts.MODEL_VOCAB_FILE))
+        tf.train.Checkpoint(model=model).write(_weights_prefix(staging))
         if optimizer_state is not None:
-            np.savez(os.path.join(staging, OPTIMIZER_FILE), **optimizer_state)
+            np.savez(os.path.join(staging, contracts.MODEL_OPTIMIZER_FILE), **optimizer_state)
 
 
 def load_model(model_dir: str) -> SavedGRU4Rec:
     """Loads a model directory written by :func:`save_model`; raises ValueError naming what is wrong."""
-    config_path = os.path.join(model_dir, "config.json")
+    config_path = os.path.join(model_dir, contracts.MODEL_CONFIG_FILE)
     if not os.path.isfile(config_path):
         raise ValueError(f"{model_dir} is not a gru4rec_tf model directory: {config_path} does not exist")
     try:
@@ -88,12 +89,12 @@ def load_model(model_dir: str) -> SavedGRU4Rec:
         params = params_lib.GRU4RecParams.from_dict(config["params"])
     except ValueError as err:
         raise ValueError(f"{config_path}: {err}") from None
-    vocab_path = os.path.join(model_dir, "vocab.tsv")
+    vocab_path = os.path.join(model_dir, contracts.MODEL_VOCAB_FILE)
     vocab = ItemVocabulary.load(vocab_path)
     if len(vocab) != config["n_items"]:
         raise ValueError(f"{vocab_path}: has {len(vocab)} items but {config_path} says n_items={config['n_items']}")
     model = model_lib.GRU4Rec(config["n_items"], params, seed=config.get("seed", 42))
-    weights = os.path.join(model_dir, "weights", "ckpt")
+    weights = _weights_prefix(model_dir)
     try:
         status = tf.train.Checkpoint(model=model).read(weights)
         status.assert_existing_objects_matched()
@@ -105,13 +106,18 @@ def load_model(model_dir: str) -> SavedGRU4Rec:
                         weights_fingerprint=config.get("weights_fingerprint") or weights_fingerprint(model))
 
 
+def _weights_prefix(model_dir: str) -> str:
+    """The checkpoint prefix of the weights inside ``model_dir`` (``weights/ckpt``)."""
+    return os.path.join(model_dir, contracts.MODEL_WEIGHTS_DIR, contracts.MODEL_WEIGHTS_PREFIX)
+
+
 def weights_fingerprint(model: model_lib.GRU4Rec) -> str:
     """A short hash of every weight of ``model`` (equal for the same model, whatever directory holds it)."""
     return fingerprint(*(v.numpy() for v in model.trainable_variables))
 
 
 def _load_optimizer_state(model_dir: str) -> dict | None:
-    path = os.path.join(model_dir, OPTIMIZER_FILE)
+    path = os.path.join(model_dir, contracts.MODEL_OPTIMIZER_FILE)
     if not os.path.exists(path):
         return None
     try:

@@ -41,6 +41,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.preprocessing import example_codec
 from gru4rec_tf.preprocessing import session_rules as sess
 from gru4rec_tf.preprocessing.input_files import InputSpec, inspect_input
@@ -695,7 +696,7 @@ class _WriteShard(beam.DoFn):
     def process(self, element, vocab):
         shard, sessions = element
         ordered = sorted(sessions, key=sess.session_sort_key)
-        name = f"part-{shard:05d}.tfrecord"
+        name = contracts.part_file_name(shard)
         n_events = 0
         with FileSystems.create(FileSystems.join(self._directory, name),
                                 mime_type="application/octet-stream") as handle:

@@ -5,20 +5,13 @@ declares the (stable) ``tf.train.Example`` message schema in a private protobuf 
 protobuf runtime serializes the records (byte-identical to ``tf.train.Example.SerializeToString(
 deterministic=True)``), and writes the TFRecord framing itself. The tests decode the files with TensorFlow.
 
-Features of one session record (all lists in event order):
-
-========================  ============  =====================================================
-``session_id``            bytes [1]     original session ID (``<user>#<k>`` when sessionised)
-``item_id``               bytes [n]     original item IDs
-``item_idx``              int64 [n]     item indices in the split's vocabulary
-``time_us``               int64 [n]     event times, microseconds since the Unix epoch
-``session_start_us``      int64 [1]     first event time
-========================  ============  =====================================================
+The features of one session record (names, dtypes, meaning) are the contract of :mod:`gru4rec_tf.data.contracts`.
 
 Example::
 
+    >>> from gru4rec_tf.data import contracts
     >>> record = encode_session_example("7", ["a", "b"], [0, 1], [10, 20])
-    >>> with open("part-00000.tfrecord", "wb") as fh:
+    >>> with open(contracts.part_file_name(0), "wb") as fh:
     ...     write_tfrecord(fh, record)
 """
 from __future__ import annotations
@@ -30,9 +23,11 @@ from collections.abc import Sequence
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
+from gru4rec_tf.data import contracts
+
 __all__ = ["encode_session_example", "write_tfrecord", "FEATURES"]
 
-FEATURES = ("item_id", "item_idx", "session_id", "session_start_us", "time_us")
+FEATURES = contracts.FEATURES
 _F = descriptor_pb2.FieldDescriptorProto
 
 
@@ -78,11 +73,11 @@ def encode_session_example(session_id: str, item_ids: Sequence[str], item_idx: S
         )
     example = _example_class()()
     feature = example.features.feature
-    feature["session_id"].bytes_list.value.append(session_id.encode("utf-8"))
-    feature["item_id"].bytes_list.value.extend([i.encode("utf-8") for i in item_ids])
-    feature["item_idx"].int64_list.value.extend(item_idx)
-    feature["time_us"].int64_list.value.extend(times_us)
-    feature["session_start_us"].int64_list.value.append(times_us[0])
+    feature[contracts.SESSION_ID].bytes_list.value.append(session_id.encode("utf-8"))
+    feature[contracts.ITEM_ID].bytes_list.value.extend([i.encode("utf-8") for i in item_ids])
+    feature[contracts.ITEM_IDX].int64_list.value.extend(item_idx)
+    feature[contracts.TIME_US].int64_list.value.extend(times_us)
+    feature[contracts.SESSION_START_US].int64_list.value.append(times_us[0])
     return example.SerializeToString(deterministic=True)
 
 

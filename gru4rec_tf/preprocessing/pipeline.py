@@ -26,10 +26,11 @@ from absl import logging
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.preprocessing import beam_transforms as bt
 from gru4rec_tf.preprocessing.input_files import InputSpec, inspect_input
 from gru4rec_tf.preprocessing.options import PreprocessOptions
-from gru4rec_tf.preprocessing.report import VOCAB_FILES, assemble_stats, check_stats, format_summary
+from gru4rec_tf.preprocessing.report import assemble_stats, check_stats, format_summary
 from gru4rec_tf.preprocessing.staging import MARKER_FILE, StagingDir
 
 __all__ = ["build_pipeline", "build_and_run", "REPORT_FILE"]
@@ -42,7 +43,8 @@ def build_pipeline(pipeline: beam.Pipeline, options: PreprocessOptions, out_dir:
                    spec: InputSpec | None = None) -> None:
     """Adds the whole preprocessing graph to ``pipeline``, writing under ``out_dir`` (incl. ``_report.json``)."""
     read = pipeline | "Read" >> bt.ReadClickLog(options, spec)
-    read["rejected"] | "WriteRejected" >> bt.WriteRejected(FileSystems.join(out_dir, "rejected", "rejected"))
+    read["rejected"] | "WriteRejected" >> bt.WriteRejected(
+        FileSystems.join(out_dir, contracts.REJECTED_DIR, contracts.REJECTED_FILE_PREFIX))
     build_from_events(read["events"], options, out_dir, counters=(read["counters"],))
 
 
@@ -73,7 +75,7 @@ def build_from_events(events, options, out_dir: str, counters=(), split_dir: Cal
     vocabs = {"train": test_split["vocabulary"], "test": test_split["vocabulary"]}
     reports.append(test_split["report"])
     reports.append(test_split["vocabulary"] | "WriteVocab" >> bt.WriteVocabulary(
-        join(out_dir, VOCAB_FILES["train"]), "train"))
+        join(out_dir, contracts.VOCAB_FILES["train"]), "train"))
     if getattr(options, "valid_days", None) is not None:
         valid_split = splits["train"] | "SplitValid" >> bt.SplitByTime(
             options.days_us(options.valid_days), options.split_on, ("train_tr", "valid"), _SPLIT_MIN_LENGTH)
@@ -81,7 +83,7 @@ def build_from_events(events, options, out_dir: str, counters=(), split_dir: Cal
         vocabs.update(train_tr=valid_split["vocabulary"], valid=valid_split["vocabulary"])
         reports.append(valid_split["report"])
         reports.append(valid_split["vocabulary"] | "WriteVocabTrainTr" >> bt.WriteVocabulary(
-            join(out_dir, VOCAB_FILES["train_tr"]), "train_tr"))
+            join(out_dir, contracts.VOCAB_FILES["train_tr"]), "train_tr"))
 
     for name, sessions_of_split in splits.items():
         written = sessions_of_split | f"Write_{name}" >> bt.WriteSessionTensors(
@@ -97,7 +99,8 @@ def _read_text(path: str) -> str:
 
 
 def _rejected_examples(stage: StagingDir, limit: int = 5) -> list[str]:
-    matches = FileSystems.match([stage.join("rejected", "rejected-*")])[0].metadata_list
+    pattern = stage.join(contracts.REJECTED_DIR, f"{contracts.REJECTED_FILE_PREFIX}-*")
+    matches = FileSystems.match([pattern])[0].metadata_list
     lines: list[str] = []
     for meta in sorted(matches, key=lambda m: m.path):
         lines += [ln for ln in _read_text(meta.path).splitlines() if ln][: limit - len(lines)]
@@ -124,7 +127,7 @@ def _make_split_dirs(stage: StagingDir, names: Sequence[str]) -> None:
     """Creates empty split directories (a split without sessions writes no file) on local filesystems."""
     if stage.local:
         import os  # pylint: disable=g-import-not-at-top
-        for name in (*names, "rejected"):
+        for name in (*names, contracts.REJECTED_DIR):
             os.makedirs(stage.join(name), exist_ok=True)
 
 

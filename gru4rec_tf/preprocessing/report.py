@@ -13,13 +13,11 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Sequence
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 
-__all__ = ["assemble_stats", "check_stats", "format_summary", "VOCAB_FILES"]
-
-VOCAB_FILES = {"train": "vocab.tsv", "train_tr": "vocab_train_tr.tsv"}
-_VOCAB_OF_SPLIT = {"train": "train", "test": "train", "train_tr": "train_tr", "valid": "train_tr"}
+__all__ = ["assemble_stats", "check_stats", "format_summary"]
 
 
 def _iso(us) -> str:
@@ -123,14 +121,14 @@ def assemble_stats(triples: Iterable[Sequence], options: PreprocessOptions, file
         split = _split_stats(summaries.get(name, _EMPTY_SUMMARY))
         split["files"] = [{"name": f[0], "sessions": f[1], "events": f[2]}
                           for f in sorted(sec.get("split_files", {}).get(name, []))]
-        split["vocabulary"] = VOCAB_FILES[_VOCAB_OF_SPLIT[name]]
+        split["vocabulary"] = contracts.vocab_file(name)
         if name in split_times:
             split["split_time_us"] = split_times[name]
             split["split_time"] = _iso(split_times[name])
         stats[name] = split
     vocab_sizes = sec.get("vocabulary", {})
-    stats["vocabulary"] = {VOCAB_FILES[k]: int(vocab_sizes.get(k, 0)) for k in sorted(set(_VOCAB_OF_SPLIT.values()))
-                           if k in options.split_names}
+    stats["vocabulary"] = {contracts.VOCAB_FILES[k]: int(vocab_sizes.get(k, 0))
+                           for k in sorted(set(contracts.VOCABULARY_OF_SPLIT.values())) if k in options.split_names}
     stats["options"] = {k: v for k, v in options.to_json().items() if k not in ("output", "overwrite")}
     return stats
 

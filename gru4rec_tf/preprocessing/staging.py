@@ -19,11 +19,12 @@ import uuid
 
 from apache_beam.io.filesystems import FileSystems
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.fileio import is_remote
 
 __all__ = ["StagingDir", "MARKER_FILE"]
 
-MARKER_FILE = "stats.json"
+MARKER_FILE = contracts.STATS_FILE  # its presence marks a complete output
 
 
 class StagingDir:
