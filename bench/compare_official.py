@@ -37,6 +37,7 @@ from rsc15_configs import CONFIG_A, CONFIG_B, RSC15
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 from gru4rec_tf import fileio  # noqa: E402  (imports no TensorFlow)
+from gru4rec_tf.data import contracts  # noqa: E402  (imports no TensorFlow)
 from gru4rec_tf.params import GRU4RecParams  # noqa: E402  (the project's parser; imports no TensorFlow)
 
 # The authors' RetailRocket parameter file (retailrocket_bprmax_shared_best), as facts: its shape and settings.
@@ -121,7 +122,7 @@ def run_ours(args, params: str, data: tuple) -> dict:
         with open(metrics_path, encoding="utf-8") as handle:
             metrics = json.load(handle)
         repeated = evaluation_repeated(args, model_dir, test)
-        with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as handle:
+        with open(os.path.join(model_dir, contracts.MODEL_CONFIG_FILE), encoding="utf-8") as handle:
             n_items = json.load(handle)["n_items"]
     per_epoch = [metrics["train_events"] / s for s in metrics["epoch_seconds"]]
     return {"epoch_events_per_sec": per_epoch, "eval_seconds": metrics["eval_seconds"],

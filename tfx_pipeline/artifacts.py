@@ -15,7 +15,9 @@ import os
 
 from tfx.types import artifact
 
-VOCABULARY_FILE = "vocab.tsv"
+from gru4rec_tf.data import contracts
+
+VOCABULARY_FILE = contracts.VOCAB_FILES["train"]  # a copy of the training split's vocabulary file
 LIBRARY_MODEL_DIR = "gru4rec_model"
 
 

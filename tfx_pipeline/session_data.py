@@ -13,12 +13,13 @@ Example::
 import os
 from collections.abc import Sequence
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.data.vocabulary import ItemVocabulary
 from gru4rec_tf.data.session_data import SessionData
 from tfx_pipeline import remote_paths
 
-VOCAB_FILE = "vocab.tsv"
+VOCAB_FILE = contracts.VOCAB_FILES["train"]  # the training split's vocabulary, used by both splits
 
 
 def tensors_uri_from_file_patterns(patterns: Sequence[str]) -> str:

@@ -36,6 +36,7 @@ from tfx.types import channel
 from tfx.types import component_spec
 from tfx.types import standard_artifacts
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.preprocessing import pipeline as preprocessing_pipeline
 from gru4rec_tf.preprocessing import report as preprocessing_report
@@ -44,7 +45,7 @@ from tfx_pipeline.components import click_log_gen
 from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_options
 
 SPLITS = ("train", "test")
-STATS_FILE = "stats.json"
+STATS_FILE = contracts.STATS_FILE
 _REPORT_FILE = preprocessing_pipeline.REPORT_FILE
 
 
@@ -136,7 +137,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             if not FileSystems.exists(split_uri(tensors.uri, name)):
                 FileSystems.mkdirs(split_uri(tensors.uri, name))
         _write_text(os.path.join(tensors.uri, STATS_FILE), json.dumps(stats, indent=2, sort_keys=True) + "\n")
-        vocab_text = _read_text(os.path.join(tensors.uri, preprocessing_report.VOCAB_FILES["train"]))
+        vocab_text = _read_text(os.path.join(tensors.uri, contracts.VOCAB_FILES["train"]))
         _write_text(os.path.join(vocabulary.uri, artifacts.VOCABULARY_FILE), vocab_text)
         tensors.split_names = artifact_utils.encode_split_names(list(SPLITS))
         examples_utils.set_payload_format(tensors, example_gen_pb2.FORMAT_TF_EXAMPLE)
