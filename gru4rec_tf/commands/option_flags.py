@@ -44,10 +44,22 @@ def flag_default(field: dataclasses.Field) -> Any:
     return list(field.default) if isinstance(field.default, tuple) else field.default
 
 
-def define_option_flags(options_cls, flag_values: flags.FlagValues = flags.FLAGS) -> None:
-    """Defines one flag per field of the dataclass ``options_cls``; flags already defined are kept."""
+def _fields(options_cls, names) -> list:
+    """The dataclass fields of ``options_cls`` named in ``names`` (all of them when None), in the class's order."""
+    fields = dataclasses.fields(options_cls)
+    if names is None:
+        return list(fields)
+    unknown = sorted(set(names) - {f.name for f in fields})
+    if unknown:
+        raise ValueError(f"{options_cls.__name__} has no field(s) {unknown}")
+    return [f for f in fields if f.name in names]
+
+
+def define_option_flags(options_cls, flag_values: flags.FlagValues = flags.FLAGS, fields=None) -> None:
+    """Defines one flag per field of the dataclass ``options_cls`` (or per field named in ``fields``); flags already
+    defined are kept."""
     hints = typing.get_type_hints(options_cls)
-    for field in dataclasses.fields(options_cls):
+    for field in _fields(options_cls, fields):
         if field.name in flag_values:
             continue
         default, help_text = flag_default(field), field.metadata.get("help", "")
@@ -79,11 +91,12 @@ def flag_wording(flag_values: flags.FlagValues = flags.FLAGS):
         raise
 
 
-def option_values(options_cls, flag_values: flags.FlagValues = flags.FLAGS) -> dict[str, Any]:
-    """Field name -> flag value for every field of ``options_cls``, as the class takes it (lists as tuples)."""
+def option_values(options_cls, flag_values: flags.FlagValues = flags.FLAGS, fields=None) -> dict[str, Any]:
+    """Field name -> flag value for every field of ``options_cls`` (or every one named in ``fields``), as the class
+    takes it (lists as tuples)."""
     hints = typing.get_type_hints(options_cls)
     values = {}
-    for field in dataclasses.fields(options_cls):
+    for field in _fields(options_cls, fields):
         value = flag_values[field.name].value
         values[field.name] = tuple(value or ()) if flag_kind(hints[field.name]) == "list" else value
     return values
