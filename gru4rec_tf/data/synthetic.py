@@ -11,7 +11,7 @@ Example::
     >>> list(events.columns)
     ['SessionId', 'ItemId', 'Time']
     >>> train, test = train_test_split_by_time(events, test_days=1.0)
-    >>> stats = write_dataset("data/synthetic", n_items=1000, n_sessions=20000)   # train.tsv, test.tsv
+    >>> stats = write_dataset("data/synthetic", n_items=1000, n_sessions=2000)   # train.tsv, test.tsv
 """
 from __future__ import annotations
 
@@ -391,7 +391,7 @@ def write_dataset(
 
     Example::
 
-        >>> stats = write_dataset("/tmp/synth", n_items=500, n_sessions=5000, seed=0)
+        >>> stats = write_dataset("synth", n_items=500, n_sessions=5000, seed=0)
         >>> stats["test"]["sessions"] > 0
         True
     """

@@ -66,9 +66,22 @@ class Evaluator:
     The hidden state starts at zero for every test session, dropout and logQ are off, and scores are the raw
     ``h·W_y + b_y`` (monotone final activations do not change rankings).
 
-    Example:
+    Example (an untrained model and a three-item catalogue, so every target ranks within the top 5):
+      >>> import pandas as pd
+      >>> from gru4rec_tf import params as params_lib
+      >>> from gru4rec_tf.data.session_data import SessionData
+      >>> from gru4rec_tf.data.vocabulary import ItemVocabulary
+      >>> from gru4rec_tf.model.network import GRU4Rec
+      >>> events = pd.DataFrame({"SessionId": [1, 1, 1, 2, 2], "ItemId": [10, 11, 12, 11, 10],
+      ...                        "Time": [0., 1., 2., 3., 4.]})
+      >>> vocab = ItemVocabulary.from_events(events)
+      >>> test_data = SessionData.from_events(events, vocab)
+      >>> model = GRU4Rec(n_items=3, params=params_lib.GRU4RecParams.from_string("layers=8,n_sample=0"))
       >>> metrics = Evaluator(model).evaluate(test_data, cutoffs=(5, 20), mode="standard")
-      >>> metrics["recall@20"], metrics["mrr@20"]
+      >>> metrics["recall@5"], metrics["eval_events"]      # the events after the first of each session
+      (1.0, 3)
+      >>> 1 / 3 <= metrics["mrr@20"] <= 1.0
+      True
     """
 
     def __init__(self, model, batch_size: int = 512, steps_per_call: int = 128, n_items: int | None = None):
@@ -149,9 +162,12 @@ class Evaluator:
         Events come in the order of :meth:`ranks` (the session-parallel schedule: steps, then slots); the targets
         let a caller break the metrics down by item, e.g. ``vocab.item_ids[targets]`` for the items' IDs.
 
-        Example:
-          >>> ranks, targets = Evaluator(model).ranks_and_targets(test_data)
-          >>> metrics_from_ranks(ranks[np.isin(targets, new_items)], cutoffs=(20,))   # recall on some items
+        Example (``model`` and ``test_data`` as in the class example; literal results below so that it runs):
+          >>> ranks, targets = Evaluator(model).ranks_and_targets(test_data)  # doctest: +SKIP
+          >>> ranks, targets = np.array([1.0, 3.0, 2.0]), np.array([1, 0, 2])
+          >>> new_items = [0, 2]                                              # vocabulary indices
+          >>> metrics_from_ranks(ranks[np.isin(targets, new_items)], cutoffs=(2,))   # recall on some items
+          {'recall@2': 0.5, 'mrr@2': 0.25}
         """
         if mode not in EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {mode!r}")

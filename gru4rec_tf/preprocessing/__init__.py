@@ -4,12 +4,12 @@ Importing this package is light: it does not import Beam or TensorFlow. :func:`b
 pipeline when called; the reusable transforms live in :mod:`.beam_transforms` (an independent pandas
 implementation of the same rules, which the tests check them against, is ``tests/pandas_reference.py``).
 
-Example::
+Example (a Beam run over a click log, an illustration)::
 
     >>> from gru4rec_tf.preprocessing import PreprocessOptions, build_and_run
     >>> stats = build_and_run(PreprocessOptions(input="clicks.csv", output="out", test_days=7,
-    ...                                         dedupe_consecutive=True, iterate_filters=True))
-    >>> stats["train"]["events"], stats["test"]["sessions"]
+    ...                                         dedupe_consecutive=True, iterate_filters=True))  # doctest: +SKIP
+    >>> stats["train"]["events"], stats["test"]["sessions"]  # doctest: +SKIP
 """
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 

@@ -1,4 +1,4 @@
-"""Finding the input files of a click log and checking their header (or Parquet schema) before a run.
+r"""Finding the input files of a click log and checking their header (or Parquet schema) before a run.
 
 Runs at pipeline construction time, so a missing file, an unreadable file or a missing column fails at once with
 a :class:`gru4rec_tf.data.event_columns.DataError` naming it, before any worker starts. Works on every Beam filesystem
@@ -6,9 +6,14 @@ a :class:`gru4rec_tf.data.event_columns.DataError` naming it, before any worker 
 
 Example::
 
+    >>> with open("clicks.csv", "w") as fh:
+    ...     _ = fh.write("SessionId,ItemId,Time\n1,100042,0\n1,100007,30\n")
     >>> spec = inspect_input(PreprocessOptions(input="clicks.csv", output="out"))
     >>> spec.files, spec.header
-    (['/data/clicks.csv'], ['SessionId', 'ItemId', 'Time'])
+    (['clicks.csv'], ['SessionId', 'ItemId', 'Time'])
+    >>> inspect_input(PreprocessOptions(input="clicks.csv", output="out", item_key="item_id"))
+    Traceback (most recent call last):
+    gru4rec_tf.data.event_columns.DataError: clicks.csv: missing column(s) ['item_id']; columns found: [...]
 """
 from __future__ import annotations
 

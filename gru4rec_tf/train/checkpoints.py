@@ -9,10 +9,21 @@ A checkpoint records what makes a run the same run: the hyperparameters (except 
 seed, the steps per compiled call and fingerprints of the training data and the vocabulary. Resuming with any of
 them changed raises a ``ValueError`` naming each difference.
 
-Example:
+Example (a small run's identity; ``trainer`` and ``run_state`` come from a training run):
+  >>> import pandas as pd
+  >>> from gru4rec_tf import params as params_lib
+  >>> from gru4rec_tf.data.session_data import SessionData
+  >>> from gru4rec_tf.data.vocabulary import ItemVocabulary
+  >>> events = pd.DataFrame({"SessionId": [1, 1, 2, 2], "ItemId": [10, 11, 11, 12], "Time": [0., 1., 2., 3.]})
+  >>> vocab = ItemVocabulary.from_events(events)
+  >>> train_data, params, seed = SessionData.from_events(events, vocab), params_lib.GRU4RecParams(), 42
   >>> store = CheckpointStore("ckpt/", identity=run_identity(params, seed, 256, train_data, vocab))
+  >>> sorted(store.identity)
+  ['params', 'seed', 'steps_per_call', 'train_data', 'vocabulary', 'warm_start']
   >>> state = store.load()            # None for a new run
-  >>> store.save(trainer, run_state)  # after an epoch, or every checkpoint_every_s seconds
+  >>> state is None
+  True
+  >>> store.save(trainer, run_state)  # doctest: +SKIP
 """
 import dataclasses
 import io

@@ -22,9 +22,11 @@ The directory must be set before TensorFlow runs its first operation in the proc
 once): :func:`enable` says whether it could, and ``gru4rec train --compile_cache_dir`` calls it first thing. In
 containers (the TFX Trainer) set ``TF_XLA_FLAGS=--tf_xla_persistent_cache_directory=DIR`` in the environment.
 
-Example:
-  >>> compile_cache.enable("/var/cache/gru4rec_xla")   # before TensorFlow runs anything
-  >>> routine.train(...)                               # first run compiles and saves; later runs load
+Example (the first two lines sketch a run; they change the process's XLA flags, so they are not run here):
+  >>> compile_cache.enable("/var/cache/gru4rec_xla")   # doctest: +SKIP
+  >>> routine.train(...)                               # doctest: +SKIP
+  >>> item_capacity(2387), item_capacity(2933)         # catalogues of two days, one capacity
+  (3072, 3072)
 """
 import contextlib
 import hashlib

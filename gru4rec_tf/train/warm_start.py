@@ -10,11 +10,17 @@ new items keep the fresh initialisation of spec §2 (and zero optimiser state).
 Only hyperparameters that change no variable's shape or meaning may differ from the saved model's (learning rate,
 epochs, loss, sampling, dropout, batch size, ...); the others are refused with a ``ValueError`` naming each one.
 
-Example:
-  >>> saved = model_dir.load_model("models/day1")
-  >>> vocab = warm_vocabulary(saved.vocab, ItemVocabulary.from_events(day2_events))
-  >>> trainer = routine.build_trainer(vocab.support, params, seed=42)
-  >>> report = carry_over(saved, trainer, vocab)     # WarmStartReport(carried_items=..., new_items=..., ...)
+Example (a saved model directory and a new day's events; not run here):
+  >>> saved = model_dir.load_model("models/day1")                                    # doctest: +SKIP
+  >>> vocab = warm_vocabulary(saved.vocab, ItemVocabulary.from_events(day2_events))  # doctest: +SKIP
+  >>> trainer = routine.build_trainer(vocab.support, params, seed=42)                # doctest: +SKIP
+  >>> report = carry_over(saved, trainer, vocab)     # doctest: +SKIP
+
+The vocabulary step on its own (item 11 comes back, 13 is new, 10 and 12 are kept with a support of 1):
+  >>> saved_vocab = ItemVocabulary(np.array([10, 11, 12]), np.array([5, 3, 1]))
+  >>> vocab = warm_vocabulary(saved_vocab, ItemVocabulary(np.array([11, 13]), np.array([4, 2])))
+  >>> vocab.item_ids, vocab.support
+  (array([11, 13, 10, 12]), array([4, 2, 1, 1]))
 """
 import dataclasses
 
