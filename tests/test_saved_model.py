@@ -14,6 +14,7 @@ import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from gru4rec_tf.data.vocabulary import ItemVocabulary
 from gru4rec_tf.export import saved_model
 from gru4rec_tf.export import signatures
+from gru4rec_tf.export import topk
 from gru4rec_tf.model import network as model_lib
 from gru4rec_tf import params as params_lib
 
@@ -315,11 +316,16 @@ def test_export_info_and_asset(int_export):
 
 
 def test_module_level_imports_exclude_grpc_and_tensorflow_serving():
-    tree = ast.parse(Path(saved_model.__file__).read_text(encoding="utf-8"))
-    top_level = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
-    names = [alias.name for node in top_level for alias in node.names] + [
-        node.module for node in top_level if isinstance(node, ast.ImportFrom)]
-    assert not [n for n in names if n and n.split(".")[0] in ("grpc", "tensorflow_serving", "tfx", "apache_beam")]
+    """No module of the export (the front and the parts it is made of) needs gRPC, TF Serving, TFX or Beam to import."""
+    paths = sorted(Path(saved_model.__file__).parent.glob("*.py"))
+    assert {"saved_model.py", "serving_module.py", "topk.py", "warmup.py", "export_dir.py"} <= {p.name for p in paths}
+    for path in paths:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top_level = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))]
+        names = [alias.name for node in top_level for alias in node.names] + [
+            node.module for node in top_level if isinstance(node, ast.ImportFrom)]
+        heavy = [n for n in names if n and n.split(".")[0] in ("grpc", "tensorflow_serving", "tfx", "apache_beam")]
+        assert not heavy, f"{path.name} imports {heavy} at module level"
 
 
 def test_refuses_non_empty_dir_and_bad_arguments(int_export, tmp_path):
@@ -383,19 +389,19 @@ def test_blocked_top_k_equals_top_k_with_ties(n, block):
     scores[1, rng.rand(n) < 0.5] = -np.inf
     scores[2] = -np.inf
     for k in sorted({0, 1, 3, 7, min(20, n), n}):
-        values, indices = saved_model.blocked_top_k(tf.constant(scores), tf.constant(k), block)
+        values, indices = topk.blocked_top_k(tf.constant(scores), tf.constant(k), block)
         ref_values, ref_indices = tf.math.top_k(scores, k)
         np.testing.assert_array_equal(indices, ref_indices)
         np.testing.assert_array_equal(values, ref_values)
-    empty = saved_model.blocked_top_k(tf.zeros([0, n]), 3, block)
+    empty = topk.blocked_top_k(tf.zeros([0, n]), 3, block)
     assert empty[1].shape == (0, 3)
 
 
 def test_default_top_k_block():
-    assert saved_model.default_top_k_block(1000) is None
-    assert saved_model.default_top_k_block(100_000) == 80  # a divisor near sqrt(100,000 / 20)
-    assert saved_model.default_top_k_block(1_000_000) == 200
-    assert saved_model.default_top_k_block(100_003) == 71  # no divisor near 71: the last block is padded
+    assert topk.default_top_k_block(1000) is None
+    assert topk.default_top_k_block(100_000) == 80  # a divisor near sqrt(100,000 / 20)
+    assert topk.default_top_k_block(1_000_000) == 200
+    assert topk.default_top_k_block(100_003) == 71  # no divisor near 71: the last block is padded
 
 
 @pytest.fixture(scope="module")
@@ -436,7 +442,7 @@ def test_long_exclusion_lists_take_the_mask_path_with_the_same_results(blocked_e
     for _, vocab, _, loaded in (blocked_export, int_export):
         rng = np.random.RandomState(1)
         short = [list(rng.choice(vocab.item_ids, 12)) + [UNKNOWN] for _ in range(3)]
-        pad = [-1] * saved_model.MAX_FILTERED_EXCLUSIONS
+        pad = [-1] * topk.MAX_FILTERED_EXCLUSIONS
         state = rng.normal(0, 0.3, [3, 28]).astype(np.float32)
         for k in (4, N_ITEMS):
             items = [vocab.item_ids[1], UNKNOWN, vocab.item_ids[2]]
