@@ -5,11 +5,17 @@ An export is written in a scratch directory beside its target and renamed into p
 neither TensorFlow nor TensorFlow Recommenders: a command can check its ``--output`` before loading a model.
 
 Example:
-  >>> export_dir_problem("/models/gru4rec/1", overwrite=False)    # None: the export may write there
-  >>> with staging_dir("/models/gru4rec/2") as scratch:
-  ...     write_vocab_file(vocab, os.path.join(scratch, "item_ids.txt"))
-  >>> read_export_info("/models/gru4rec/1")["state_size"]
-  100
+  >>> export_dir_problem("models/gru4rec/1", overwrite=False) is None  # not there yet: an export may write there
+  True
+  >>> with staging_dir(os.path.abspath("models/gru4rec/1")) as scratch:
+  ...     os.listdir(scratch)
+  []
+  >>> with open("models/gru4rec/notes.txt", "w") as f:
+  ...     _ = f.write("not a SavedModel")
+  >>> export_dir_problem("models/gru4rec", overwrite=False)
+  'is not empty'
+  >>> export_dir_problem("models/gru4rec", overwrite=True)
+  'is not empty and holds no saved_model.pb; refusing to replace it'
 """
 import contextlib
 import json

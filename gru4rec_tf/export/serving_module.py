@@ -8,8 +8,8 @@ SavedModel's object graph, so a loaded export is a plain TF module.
 Example:
   >>> module = GRU4RecServing(model, vocab, vocab_file="/tmp/item_ids.txt", max_k=100)
   >>> tf.saved_model.save(module, "/models/gru4rec/1", signatures=module.signatures())
-  >>> module.info()["state_size"]
-  28
+  >>> module.info()["signatures"]
+  ['serving_default', 'step', 'serving_candidates', 'step_candidates']
 """
 import types
 

@@ -5,10 +5,13 @@
 wider top-k for short exclusion lists, an additive ``[B, n_items]`` mask otherwise) and gives the same results on
 every path. The serving module (:mod:`.serving_module`) calls these inside its traced signatures.
 
-Example:
-  >>> top = ItemTopK(model.item_vectors, model.item_bias, tf.constant(vocab.item_ids), block=80)
-  >>> scores, ids, n_rankable = top_k_items(top, hidden, width=20, k=tf.constant([20]),
-  ...                                       excluded_idx=tf.constant([[3, -1]]))
+Example (three items; the hidden state scores them 2.0, 1.0 and 3.0 - 0.5):
+  >>> top = ItemTopK(tf.Variable([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), tf.Variable([0.0, 0.0, -0.5]),
+  ...                tf.constant([100, 200, 300], tf.int64))
+  >>> scores, ids, n_rankable = top_k_items(top, tf.constant([[2.0, 1.0]]), width=2, k=tf.constant([2]),
+  ...                                       excluded_idx=tf.constant([[2, -1]]))  # without item index 2 (ID 300)
+  >>> ids.numpy().tolist(), scores.numpy().tolist(), n_rankable.numpy().tolist()
+  ([[100, 200]], [[2.0, 1.0]], [2])
 """
 import numpy as np
 import tensorflow as tf
@@ -38,9 +41,12 @@ class ItemTopK(tfrs.layers.factorized_top_k.BruteForce):
 
     The query is a pair ``(hidden [B, h], penalty [B, n] or None)``.
 
-    Example:
-      >>> top = ItemTopK(model.item_vectors, model.item_bias, tf.constant(vocab.item_ids))
-      >>> scores, ids = top((hidden, None), k=20)
+    Example (in an export: ``ItemTopK(model.item_vectors, model.item_bias, identifiers, block=80)``):
+      >>> top = ItemTopK(tf.Variable([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), tf.Variable([0.0, 0.0, -0.5]),
+      ...                tf.constant([100, 200, 300], tf.int64))
+      >>> scores, ids = top((tf.constant([[2.0, 1.0]]), None), k=2)
+      >>> ids.numpy().tolist(), scores.numpy().tolist()
+      ([[300, 100]], [[2.5, 2.0]])
     """
 
     def __init__(self, item_vectors: tf.Variable, item_bias: tf.Variable, identifiers, name: str = "item_top_k",
@@ -81,7 +87,12 @@ class ItemTopK(tfrs.layers.factorized_top_k.BruteForce):
 
 def default_top_k_block(n_items: int, typical_k: int = 20) -> int | None:
     """Block size of :func:`blocked_top_k` for a catalogue: about ``sqrt(n_items / typical_k)`` (which balances the
-    two stages), preferring a divisor of ``n_items`` (no padding); ``None`` (plain top-k) for small catalogues."""
+    two stages), preferring a divisor of ``n_items`` (no padding); ``None`` (plain top-k) for small catalogues.
+
+    Example:
+      >>> default_top_k_block(100_000), default_top_k_block(1000)
+      (80, None)
+    """
     if n_items < 4096:
         return None
     target = max(2, round((n_items / typical_k) ** 0.5))
@@ -101,6 +112,11 @@ def blocked_top_k(scores, k, block: int | None):
     any block left out, which would otherwise give k items ranked before it. Those blocks, in index order, are
     ranked in full, so ties among their items again resolve by lower index. Returns the same values and indices as
     ``tf.math.top_k`` for ``0 <= k <= n`` (NaN scores aside); ``block`` None or >= n is ``tf.math.top_k`` itself.
+
+    Example (a tie at 0.9: the lower index first, as ``tf.math.top_k``):
+      >>> values, indices = blocked_top_k(tf.constant([[0.1, 0.9, 0.3, 0.9, 0.5]]), 3, block=2)
+      >>> indices.numpy().tolist()
+      [[1, 3, 4]]
     """
     n = int(scores.shape[1])
     if block is None or block >= n:
