@@ -19,6 +19,7 @@ import numpy as np
 from gru4rec_tf.evaluation import full_catalogue
 
 from gru4rec_tf.train import routine
+from gru4rec_tf.train.options import DEFAULT_CUTOFFS, TrainOptions
 from gru4rec_tf.data.vocabulary import ItemVocabulary
 from gru4rec_tf.data.session_data import SessionData
 from gru4rec_tf.data.event_log import load_events
@@ -36,8 +37,8 @@ def run_once(config, epochs, seed, train_events, test_events):
     vocab = ItemVocabulary.from_events(train_events)
     train_data = SessionData.from_events(train_events, vocab)
     test_data = SessionData.from_events(test_events, vocab)
-    trained = routine.train(train_data, vocab, params, seed=seed, log_every_s=1e9)
-    metrics = full_catalogue.Evaluator(trained.model).evaluate(test_data, cutoffs=(1, 5, 10, 20), mode="standard")
+    trained = routine.train(train_data, vocab, params, TrainOptions(seed=seed, log_every_s=1e9))
+    metrics = full_catalogue.Evaluator(trained.model).evaluate(test_data, cutoffs=DEFAULT_CUTOFFS, mode="standard")
     return {**metrics, "train_seconds": trained.train_seconds, "train_events_per_sec": trained.train_events_per_sec}
 
 

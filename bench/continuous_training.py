@@ -56,6 +56,7 @@ from gru4rec_tf.data import synthetic
 from gru4rec_tf.train import routine
 
 from gru4rec_tf.train import warm_start
+from gru4rec_tf.train.options import TrainOptions
 from gru4rec_tf.data.event_columns import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
 from gru4rec_tf.data.event_log import load_events
 from gru4rec_tf.params import GRU4RecParams
@@ -164,7 +165,7 @@ def _costs(result, seconds) -> dict:
 
 def parse_warm_setting(spec: str, params, epochs: int) -> dict:
     """A warm run's setting from ``key=value`` parts joined by ``+``: ``epochs=N``, ``optimizer=fresh`` (do not carry
-    the saved Adagrad state), ``jit=0`` (``routine.train(jit_compile=False)``: no XLA compilation), or any
+    the saved Adagrad state), ``jit=0`` (``TrainOptions(jit_compile=False)``: no XLA compilation), or any
     hyperparameter that a warm start may change (``learning_rate=0.1``)."""
     setting = {"name": spec, "epochs": epochs, "fresh_optimizer": False, "params": params, "jit_compile": True}
     overrides = {}
@@ -206,9 +207,9 @@ def run_one(spec: dict) -> dict:
         if spec["fresh_optimizer"]:
             saved.optimizer_state = None
         vocab = warm_start.warm_vocabulary(saved.vocab, ItemVocabulary.from_events(events))
+    options = TrainOptions(seed=spec["seed"], epochs=spec["epochs"], log_every_s=1e9, jit_compile=spec["jit_compile"])
     result = routine.train(SessionData.from_events(events, vocab), vocab, GRU4RecParams.from_string(spec["params"]),
-                            seed=spec["seed"], epochs=spec["epochs"], log_every_s=1e9, warm_start=saved,
-                            jit_compile=spec["jit_compile"])
+                           options, warm_start=saved)
     seconds = time.perf_counter() - start
     out = {**evaluate(result.model, vocab, load_events(spec["test"]), np.load(spec["new_items"], allow_pickle=True)),
            **_costs(result, seconds), "capacity": compile_cache.item_capacity(len(vocab))

@@ -26,6 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from rsc15_configs import CONFIG_A, CONFIG_B, RSC15  # pylint: disable=wrong-import-position
+from gru4rec_tf.train.options import DEFAULT_EARLY_STOPPING_METRIC  # pylint: disable=wrong-import-position
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS = os.path.join(REPO, "bench", "results")
@@ -72,6 +73,7 @@ def tune(loss, args):
 def evaluate(params_text, epochs, seeds, train_events, test_events):
     from gru4rec_tf.evaluation import full_catalogue
     from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.train.options import TrainOptions  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.data.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
@@ -80,7 +82,7 @@ def evaluate(params_text, epochs, seeds, train_events, test_events):
     train_data, test_data = SessionData.from_events(train_events, vocab), SessionData.from_events(test_events, vocab)
     runs = []
     for seed in range(1, seeds + 1):
-        trained = routine.train(train_data, vocab, params, seed=seed, log_every_s=1e9)
+        trained = routine.train(train_data, vocab, params, TrainOptions(seed=seed, log_every_s=1e9))
         metrics = full_catalogue.Evaluator(trained.model).evaluate(test_data, cutoffs=(5, 20), mode="standard")
         runs.append({"recall@20": metrics["recall@20"], "mrr@20": metrics["mrr@20"],
                      "train_seconds": trained.train_seconds})
@@ -95,7 +97,7 @@ def main():
     parser.add_argument("--trials", type=int, default=40, help="trials per loss (each study's total)")
     parser.add_argument("--epochs", type=int, default=4, help="epochs per trial (the best epoch is kept)")
     parser.add_argument("--timeout_s", type=float, default=1140.0, help="per loss: no new trial after this")
-    parser.add_argument("--objective", default="mrr@20")
+    parser.add_argument("--objective", default=DEFAULT_EARLY_STOPPING_METRIC)
     parser.add_argument("--initial_params", default="", help="passed to gru4rec tune, e.g. best_known (each "
                         "study's first trial: configuration A / the authors' XE paramfile)")
     parser.add_argument("--seeds", type=int, default=2, help="seeds of the final train_full -> test runs")

@@ -14,6 +14,7 @@ from gru4rec_tf.model import model_dir as model_dir_lib
 from gru4rec_tf.data import synthetic
 from gru4rec_tf.train import routine
 from gru4rec_tf.train import warm_start
+from gru4rec_tf.train.options import TrainOptions
 from gru4rec_tf.params import GRU4RecParams
 from gru4rec_tf.data.session_data import SessionData
 from gru4rec_tf.data.vocabulary import ItemVocabulary
@@ -59,16 +60,16 @@ def test_padded_item_tables_give_the_unpadded_results(days, params, monkeypatch,
     history, losses and evaluation are exactly those of the unpadded runs with the same seed."""
     day1, day2, day3 = days
     vocab1 = ItemVocabulary.from_events(day1)
-    kwargs = dict(seed=3, steps_per_call=4, log_every_s=1e9)
+    options = TrainOptions(seed=3, steps_per_call=4, log_every_s=1e9)
 
     def runs():
         valid = routine.Validation(SessionData.from_events(day2, vocab1), patience=5)
-        cold = routine.train(SessionData.from_events(day1, vocab1), vocab1, params, validation=valid, **kwargs)
+        cold = routine.train(SessionData.from_events(day1, vocab1), vocab1, params, options, validation=valid)
         model_dir = str(tmp_path / f"cold_{compile_cache.enabled()}")
         model_dir_lib.save_model(model_dir, cold.model, vocab1, optimizer_state=cold.optimizer_state)
         saved = model_dir_lib.load_model(model_dir)
         vocab2 = warm_start.warm_vocabulary(saved.vocab, ItemVocabulary.from_events(day2))
-        warm = routine.train(SessionData.from_events(day2, vocab2), vocab2, params, warm_start=saved, **kwargs)
+        warm = routine.train(SessionData.from_events(day2, vocab2), vocab2, params, options, warm_start=saved)
         metrics = full_catalogue.Evaluator(warm.model).evaluate(SessionData.from_events(day3, vocab2), cutoffs=(5, 20))
         return cold, warm, metrics
 
@@ -99,10 +100,10 @@ def test_a_checkpoint_of_padded_tables_resumes_only_with_the_same_capacity(days,
     data, ckpt = SessionData.from_events(day1, vocab), str(tmp_path / "ckpt")
     monkeypatch.setenv("TF_XLA_FLAGS", f"{compile_cache.FLAG}={tmp_path / 'cache'}")
     monkeypatch.setattr(compile_cache, "item_capacity", lambda n: n + 37)
-    routine.train(data, vocab, PARAMS[0], seed=3, epochs=1, steps_per_call=4, checkpoint_dir=ckpt)
+    routine.train(data, vocab, PARAMS[0], TrainOptions(seed=3, epochs=1, steps_per_call=4, checkpoint_dir=ckpt))
     monkeypatch.delenv("TF_XLA_FLAGS")
     with pytest.raises(ValueError, match="item_capacity"):
-        routine.train(data, vocab, PARAMS[0], seed=3, epochs=2, steps_per_call=4, checkpoint_dir=ckpt)
+        routine.train(data, vocab, PARAMS[0], TrainOptions(seed=3, epochs=2, steps_per_call=4, checkpoint_dir=ckpt))
 
 
 def test_padded_rows_are_never_sampled_nor_ranked(days, monkeypatch):
@@ -136,6 +137,7 @@ _RUN = textwrap.dedent("""
     import gru4rec_tf, numpy as np, tensorflow as tf
     from gru4rec_tf.data import synthetic
     from gru4rec_tf.train import routine
+    from gru4rec_tf.train.options import TrainOptions
     from gru4rec_tf.params import GRU4RecParams
     from gru4rec_tf.data.session_data import SessionData
     from gru4rec_tf.data.vocabulary import ItemVocabulary
@@ -144,8 +146,8 @@ _RUN = textwrap.dedent("""
     events = synthetic.generate_sessions(n_items=int(sys.argv[3]), n_sessions=200, seed=4, span_days=2.0)
     vocab = ItemVocabulary.from_events(events)
     params = GRU4RecParams.from_string(sys.argv[4])
-    result = routine.train(SessionData.from_events(events, vocab), vocab, params, seed=1, steps_per_call=4,
-                            log_every_s=1e9, compile_cache_dir=sys.argv[1])
+    options = TrainOptions(seed=1, steps_per_call=4, log_every_s=1e9, compile_cache_dir=sys.argv[1])
+    result = routine.train(SessionData.from_events(events, vocab), vocab, params, options)
     print("ITEMS", len(vocab), result.model.n_items)
 """)
 
@@ -183,8 +185,8 @@ def test_padding_changes_nothing_where_the_distinct_row_budget_applies(monkeypat
     monkeypatch.setenv("TF_XLA_FLAGS", f"{compile_cache.FLAG}={tmp_path / 'cache'}")
     plain = routine.build_trainer(vocab.support, params, seed=3, steps_per_call=8)
     padded = routine.build_trainer(vocab.support, params, seed=3, steps_per_call=8, capacity=len(vocab) + 37)
-    assert plain._row_budget is not None and plain._row_budget == padded._row_budget
-    assert compile_cache.round_up(plain._row_budget) == plain._row_budget
+    assert plain.row_budget.budget is not None and plain.row_budget.budget == padded.row_budget.budget
+    assert compile_cache.round_up(plain.row_budget.budget) == plain.row_budget.budget
     assert [h.loss for h in plain.fit(data)] == [h.loss for h in padded.fit(data)]
     unpadded = routine.unpadded_model(padded.model, len(vocab))
     for x, y in zip(_weights(plain.model), _weights(unpadded), strict=True):

@@ -9,6 +9,7 @@ from gru4rec_tf.model import model_dir
 from gru4rec_tf.data import synthetic
 from gru4rec_tf.train import routine
 from gru4rec_tf.train import warm_start
+from gru4rec_tf.train.options import TrainOptions
 from gru4rec_tf.data.session_data import SessionData
 from gru4rec_tf.data.vocabulary import ItemVocabulary
 from param_variants import BPR_MAX, PARAM_VARIANTS
@@ -45,7 +46,7 @@ class _Interrupt(Exception):
 def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(split, tmp_path, params, device_sampling):
     vocab, train_data, _ = split
     kwargs = dict(seed=5, steps_per_call=4, log_every_s=1e9, device_sampling=device_sampling)
-    reference = routine.train(train_data, vocab, params, **kwargs)
+    reference = routine.train(train_data, vocab, params, TrainOptions(**kwargs))
     ckpt = str(tmp_path / "ckpt")
     chunks_seen = []
 
@@ -78,8 +79,9 @@ def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(split, 
         while True:
             attempts += 1
             try:
-                resumed = routine.train(train_data, vocab, params, checkpoint_dir=ckpt, checkpoint_every_s=0.0,
-                                         on_epoch_end=interrupt_at(points), **kwargs)
+                resumed = routine.train(train_data, vocab, params,
+                                        TrainOptions(checkpoint_dir=ckpt, checkpoint_every_s=0.0, **kwargs),
+                                        on_epoch_end=interrupt_at(points))
                 break
             except _Interrupt:
                 assert attempts < 10
@@ -95,8 +97,9 @@ def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(split, 
 def test_a_finished_run_resumed_again_trains_nothing(split, tmp_path):
     vocab, train_data, _ = split
     ckpt = str(tmp_path / "ckpt")
-    first = routine.train(train_data, vocab, PARAMS, seed=1, epochs=1, checkpoint_dir=ckpt, log_every_s=1e9)
-    again = routine.train(train_data, vocab, PARAMS, seed=1, epochs=1, checkpoint_dir=ckpt, log_every_s=1e9)
+    options = TrainOptions(seed=1, epochs=1, checkpoint_dir=ckpt, log_every_s=1e9)
+    first = routine.train(train_data, vocab, PARAMS, options)
+    again = routine.train(train_data, vocab, PARAMS, options)
     _assert_same_weights(_weights(first.model), _weights(again.model), atol=0)
     assert again.resumed_from_epoch == 1.0 and len(again.history) == 1
 
@@ -104,27 +107,28 @@ def test_a_finished_run_resumed_again_trains_nothing(split, tmp_path):
 def test_checkpoint_of_another_run_is_refused_naming_the_differences(split, tmp_path):
     vocab, train_data, _ = split
     ckpt = str(tmp_path / "ckpt")
-    routine.train(train_data, vocab, PARAMS, seed=1, epochs=1, checkpoint_dir=ckpt, log_every_s=1e9)
+    routine.train(train_data, vocab, PARAMS, TrainOptions(seed=1, epochs=1, checkpoint_dir=ckpt, log_every_s=1e9))
     before = os.path.getmtime(os.path.join(ckpt, "checkpoint.npz"))
     other = PARAMS.with_overrides({"learning_rate": 0.2, "n_sample": 8})
     with pytest.raises(ValueError, match=r"another run.*learning_rate: 0\.1 in the checkpoint, 0\.2 now.*n_sample"):
-        routine.train(train_data, vocab, other, seed=1, epochs=1, checkpoint_dir=ckpt)
+        routine.train(train_data, vocab, other, TrainOptions(seed=1, epochs=1, checkpoint_dir=ckpt))
     with pytest.raises(ValueError, match=r"seed: 1 in the checkpoint, 2 now"):
-        routine.train(train_data, vocab, PARAMS, seed=2, epochs=1, checkpoint_dir=ckpt)
+        routine.train(train_data, vocab, PARAMS, TrainOptions(seed=2, epochs=1, checkpoint_dir=ckpt))
     with pytest.raises(ValueError, match=r"train_data: "):
-        routine.train(train_data.first_sessions(100), vocab, PARAMS, seed=1, epochs=1, checkpoint_dir=ckpt)
+        routine.train(train_data.first_sessions(100), vocab, PARAMS,
+                      TrainOptions(seed=1, epochs=1, checkpoint_dir=ckpt))
     assert os.path.getmtime(os.path.join(ckpt, "checkpoint.npz")) == before
     a_file = tmp_path / "file"
     a_file.write_text("x")
     with pytest.raises(ValueError, match="exists and is not a directory"):
-        routine.train(train_data, vocab, PARAMS, seed=1, epochs=1, checkpoint_dir=str(a_file))
+        routine.train(train_data, vocab, PARAMS, TrainOptions(seed=1, epochs=1, checkpoint_dir=str(a_file)))
 
 
 def test_validation_keeps_the_best_epoch_and_stops_early(split):
     vocab, train_data, valid_data = split
     params = PARAMS.with_overrides({"learning_rate": 0.4})
-    result = routine.train(train_data, vocab, params, seed=3, epochs=6, log_every_s=1e9,
-                            validation=routine.Validation(valid_data, metric="recall@5", patience=1))
+    result = routine.train(train_data, vocab, params, TrainOptions(seed=3, epochs=6, log_every_s=1e9),
+                           validation=routine.Validation(valid_data, metric="recall@5", patience=1))
     history = [m["recall@5"] for m in result.valid_history]
     assert len(history) == len(result.history) <= 6
     best = int(np.argmax(history))
@@ -153,7 +157,7 @@ def test_validation_rejects_bad_settings(split):
 
 def test_warm_start_carries_rows_and_adds_new_items(split, tmp_path):
     vocab, train_data, _ = split
-    first = routine.train(train_data, vocab, PARAMS, seed=1, epochs=1, log_every_s=1e9)
+    first = routine.train(train_data, vocab, PARAMS, TrainOptions(seed=1, epochs=1, log_every_s=1e9))
     model_dir.save_model(str(tmp_path / "m"), first.model, vocab, seed=1, optimizer_state=first.optimizer_state)
     saved = model_dir.load_model(str(tmp_path / "m"))
     assert saved.optimizer_state is not None
@@ -182,7 +186,7 @@ def test_warm_start_carries_rows_and_adds_new_items(split, tmp_path):
 
 def test_warm_start_refuses_other_architectures(split, tmp_path):
     vocab, train_data, _ = split
-    first = routine.train(train_data, vocab, PARAMS, seed=1, epochs=1, log_every_s=1e9)
+    first = routine.train(train_data, vocab, PARAMS, TrainOptions(seed=1, epochs=1, log_every_s=1e9))
     model_dir.save_model(str(tmp_path / "m"), first.model, vocab)
     saved = model_dir.load_model(str(tmp_path / "m"))
     assert saved.optimizer_state is None
@@ -190,14 +194,14 @@ def test_warm_start_refuses_other_architectures(split, tmp_path):
     with pytest.raises(ValueError, match=r"layers=\[8\] \(the saved model has \[16\]\).*constrained_embedding"):
         routine.train(train_data, vocab, other, warm_start=saved)
     compatible = PARAMS.with_overrides({"learning_rate": 0.01, "n_sample": 4, "dropout_p_hidden": 0.0})
-    result = routine.train(train_data, vocab, compatible, epochs=1, warm_start=saved, log_every_s=1e9)
+    result = routine.train(train_data, vocab, compatible, TrainOptions(epochs=1, log_every_s=1e9), warm_start=saved)
     assert result.summary()["warm_start"]["carried_items"] == len(vocab)
 
 
 def test_tensorboard_scalars(split, tmp_path):
     vocab, train_data, valid_data = split
-    routine.train(train_data, vocab, PARAMS, seed=1, epochs=2, steps_per_call=8, log_every_s=1e9,
-                   tensorboard_dir=str(tmp_path / "tb"), validation=routine.Validation(valid_data))
+    options = TrainOptions(seed=1, epochs=2, steps_per_call=8, log_every_s=1e9, tensorboard_dir=str(tmp_path / "tb"))
+    routine.train(train_data, vocab, PARAMS, options, validation=routine.Validation(valid_data))
     tags = {}
     for path in tf.io.gfile.glob(str(tmp_path / "tb" / "events.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
@@ -213,7 +217,7 @@ def test_unreadable_checkpoint_is_refused_and_left_as_it_is(split, tmp_path):
     ckpt.mkdir()
     (ckpt / "checkpoint.npz").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"checkpoint.npz: not a readable gru4rec_tf checkpoint"):
-        routine.train(train_data, vocab, PARAMS, seed=1, epochs=1, checkpoint_dir=str(ckpt))
+        routine.train(train_data, vocab, PARAMS, TrainOptions(seed=1, epochs=1, checkpoint_dir=str(ckpt)))
     assert (ckpt / "checkpoint.npz").read_bytes() == b"not a checkpoint"
 
 
@@ -228,5 +232,5 @@ def test_device_sampling_defaults_to_the_loop_only_where_a_gpu_is_visible(monkey
 
 def test_default_training_on_this_machine_samples_where_use_device_sampling_says(split):
     vocab, train, _ = split
-    result = routine.train(train, vocab, PARAMS, epochs=1, log_every_s=1e9)
+    result = routine.train(train, vocab, PARAMS, TrainOptions(epochs=1, log_every_s=1e9))
     assert result.identity.get("device_sampling", False) is routine.use_device_sampling(None)

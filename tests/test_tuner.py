@@ -9,6 +9,7 @@ import pytest
 
 from gru4rec_tf.data import synthetic
 from gru4rec_tf.train import routine
+from gru4rec_tf.train.options import TrainOptions
 from gru4rec_tf.tune import tuner as tuner_lib
 from gru4rec_tf.params import GRU4RecParams
 from gru4rec_tf.tune.search_space import SearchSpace
@@ -31,8 +32,7 @@ def data():
 
 
 def make_tuner(directory, trials, epochs=2, base=BASE, space=SPACE, **kwargs):
-    kwargs.setdefault("jit_compile", False)
-    kwargs.setdefault("steps_per_call", 8)
+    kwargs.setdefault("training", TrainOptions(jit_compile=False, steps_per_call=8))
     return tuner_lib.GRU4RecTuner(base, space, "mrr@20", epochs, max_trials=trials, directory=str(directory),
                                **kwargs)
 
@@ -61,8 +61,9 @@ def test_a_study_reports_every_epoch_and_writes_the_reports(data, tmp_path):
     assert all(r["state"] == "COMPLETED" and float(r["seconds"]) > 0 for r in rows)
     assert (tmp_path / "optimization_history.png").read_bytes()[:4] == b"\x89PNG"
     # the best trial's parameters and epochs reproduce its validation value through the training routine
-    again = routine.train(data["train_data"], data["vocab"], params, seed=42, steps_per_call=8,
-                           jit_compile=False, validation=routine.Validation(data["valid_data"], cutoffs=(20,)))
+    again = routine.train(data["train_data"], data["vocab"], params,
+                          TrainOptions(seed=42, steps_per_call=8, jit_compile=False),
+                          validation=routine.Validation(data["valid_data"], cutoffs=(20,)))
     assert again.valid_history[-1]["mrr@20"] == pytest.approx(saved["value"], abs=1e-6)
 
 

@@ -6,24 +6,36 @@ from absl import flags
 from absl import logging
 
 from gru4rec_tf import fileio
+from gru4rec_tf.commands import option_flags
+from gru4rec_tf.evaluation.options import EvalOptions
 
 from gru4rec_tf.data import event_columns
 
 from gru4rec_tf.data import event_log
 
 
-def define_data_flags() -> None:
-    flags.DEFINE_string("session_key", event_columns.DEFAULT_SESSION_KEY, "Session ID column of the event logs.")
-    flags.DEFINE_string("item_key", event_columns.DEFAULT_ITEM_KEY, "Item ID column of the event logs.")
-    flags.DEFINE_string("time_key", event_columns.DEFAULT_TIME_KEY, "Timestamp column of the event logs.")
+def define_data_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    fv = flag_values
+    flags.DEFINE_string("session_key", event_columns.DEFAULT_SESSION_KEY, "Session ID column of the event logs.",
+                        flag_values=fv)
+    flags.DEFINE_string("item_key", event_columns.DEFAULT_ITEM_KEY, "Item ID column of the event logs.",
+                        flag_values=fv)
+    flags.DEFINE_string("time_key", event_columns.DEFAULT_TIME_KEY, "Timestamp column of the event logs.",
+                        flag_values=fv)
 
 
-def define_eval_flags() -> None:
-    flags.DEFINE_list("cutoffs", ["1", "5", "10", "20"], "Cut-offs K of Recall@K and MRR@K.")
-    flags.DEFINE_enum("eval_mode", "standard", ["standard", "conservative", "median"],
-                      "How ties with the target's score are ranked (spec §7).")
-    flags.DEFINE_integer("eval_batch_size", 512, "Session-parallel batch size of the evaluation.")
-    flags.DEFINE_string("metrics_json", None, "Write the metrics to this JSON file.")
+def define_eval_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """The evaluation's flags: one per field of :class:`~gru4rec_tf.evaluation.options.EvalOptions`, and
+    ``--metrics_json``."""
+    option_flags.define_option_flags(EvalOptions, flag_values)
+    flags.DEFINE_string("metrics_json", None, "Write the metrics to this JSON file.", flag_values=flag_values)
+
+
+def eval_options(fields=None):
+    """The :class:`~gru4rec_tf.evaluation.options.EvalOptions` of the flags (of those named in ``fields``, the others
+    at their defaults); a ValueError names the flag at fault."""
+    with option_flags.flag_wording():
+        return EvalOptions(**option_flags.option_values(EvalOptions, fields=fields))
 
 
 def load_events(path: str):
@@ -33,17 +45,6 @@ def load_events(path: str):
     if not all(keys) or len(set(keys)) != len(keys):
         raise ValueError(f"--session_key, --item_key and --time_key must name three different columns, got {keys}")
     return event_log.load_events(path, session_key=f.session_key, item_key=f.item_key, time_key=f.time_key)
-
-
-def parse_cutoffs(values) -> tuple:
-    """The ``--cutoffs`` flag's values as positive integers; raises ValueError naming the flag."""
-    try:
-        cutoffs = tuple(int(v) for v in values)
-    except ValueError:
-        raise ValueError(f"--cutoffs must be integers, got {','.join(values)}") from None
-    if not cutoffs or min(cutoffs) < 1:
-        raise ValueError(f"--cutoffs must be positive integers, got {','.join(values)}")
-    return cutoffs
 
 
 def check_outputs(save_model: str = None, metrics_json: str = None) -> None:

@@ -9,11 +9,14 @@ from gru4rec_tf.commands import common
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-    flags.DEFINE_string("model", None, "Model directory written by 'gru4rec train --save_model'.", required=True)
-    flags.DEFINE_string("test", None, "Test event log.", required=True)
-    common.define_data_flags()
-    common.define_eval_flags()
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines this command's flags (in ``flag_values``; the options' flags derived from their classes)."""
+    fv = flag_values
+    flags.DEFINE_string("model", None, "Model directory written by 'gru4rec train --save_model'.", required=True,
+                        flag_values=fv)
+    flags.DEFINE_string("test", None, "Test event log.", required=True, flag_values=fv)
+    common.define_data_flags(fv)
+    common.define_eval_flags(fv)
 
 
 def main(argv) -> None:
@@ -28,7 +31,7 @@ def run() -> dict:
     from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
 
     # Checks that need no TensorFlow first: bad input fails fast.
-    cutoffs = common.parse_cutoffs(FLAGS.cutoffs)
+    evaluation = common.eval_options()
     common.check_outputs(metrics_json=FLAGS.metrics_json)
     common.check_model_dir(FLAGS.model)
     test_events = common.load_events(FLAGS.test)
@@ -41,11 +44,12 @@ def run() -> dict:
     logging.info("test: %d events in %d sessions (%d events with unknown items dropped)", test_data.n_events,
                  test_data.n_sessions, test_data.n_dropped_unknown)
     start = time.perf_counter()
-    metrics = full_catalogue.Evaluator(saved.model, FLAGS.eval_batch_size).evaluate(test_data, cutoffs, FLAGS.eval_mode)
+    metrics = full_catalogue.Evaluator(saved.model, evaluation.eval_batch_size).evaluate(
+        test_data, evaluation.cutoffs, evaluation.eval_mode)
     seconds = time.perf_counter() - start
     result = {**metrics, "n_items": len(saved.vocab), "params": saved.params.to_dict(), "eval_seconds": seconds,
               "eval_events_per_sec": metrics["eval_events"] / seconds if seconds else 0.0}
-    common.log_metrics(metrics, cutoffs)
+    common.log_metrics(metrics, evaluation.cutoffs)
     if FLAGS.metrics_json:
         common.write_json(FLAGS.metrics_json, result)
     return result

@@ -10,44 +10,43 @@ import time
 from absl import flags
 from absl import logging
 
-from gru4rec_tf.commands import common
+from gru4rec_tf.commands import common, option_flags
+from gru4rec_tf.train.options import TrainOptions
 
 FLAGS = flags.FLAGS
 
 
-def define_flags() -> None:
-    flags.DEFINE_string("train", None, "Training event log (TSV/CSV with header, or Parquet).", required=True)
-    flags.DEFINE_string("test", None, "Test event log, evaluated after training.")
-    flags.DEFINE_string("params", "", "Hyperparameters as 'k=v,k=v' with official names (lists with '/').")
+# The fields of TrainOptions that are flags of this command (jit_compile and log_every_s are for programs).
+OPTION_FLAGS = ("epochs", "seed", "steps_per_call", "device_sampling", "early_stopping_metric", "patience",
+                "checkpoint_dir", "checkpoint_every_s", "tensorboard_dir", "compile_cache_dir")
+
+
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines this command's flags (in ``flag_values``; the options' flags derived from their classes)."""
+    fv = flag_values
+    flags.DEFINE_string("train", None, "Training event log (TSV/CSV with header, or Parquet).", required=True,
+                        flag_values=fv)
+    flags.DEFINE_string("test", None, "Test event log, evaluated after training.", flag_values=fv)
+    flags.DEFINE_string("params", "", "Hyperparameters as 'k=v,k=v' with official names (lists with '/').",
+                        flag_values=fv)
     flags.DEFINE_string("params_file", None, "Parameter file (official .py paramfile, JSON, or k=v text); "
-                        "--params overrides it.")
-    flags.DEFINE_integer("epochs", None, "Number of epochs (overrides n_epochs).")
-    flags.DEFINE_string("save_model", None, "Directory to save the trained model to.")
-    flags.DEFINE_integer("seed", 42, "Random seed (initialisation, sampling, dropout).")
-    flags.DEFINE_integer("steps_per_call", 256, "Training steps per compiled TensorFlow call.")
-    flags.DEFINE_boolean("device_sampling", None, "Draw the negative samples and find each step's distinct item "
-                         "rows inside the compiled loop instead of on the host (default: inside when a GPU is "
-                         "visible; the host is faster on CPU); --nodevice_sampling forces the host.")
+                        "--params overrides it.", flag_values=fv)
+    flags.DEFINE_string("save_model", None, "Directory to save the trained model to.", flag_values=fv)
     flags.DEFINE_string("valid", None, "Validation event log, evaluated after every epoch (--eval_mode); the weights "
-                        "of the best epoch are kept, and --epochs becomes the maximum.")
-    flags.DEFINE_string("early_stopping_metric", "mrr@20", "Validation metric that picks the best epoch "
-                        "(recall@K or mrr@K).")
-    flags.DEFINE_integer("patience", None, "Stop after this many epochs without improvement on --valid "
-                         "(default: no early stop).")
-    flags.DEFINE_string("checkpoint_dir", None, "Write a checkpoint there after every epoch and every "
-                        "--checkpoint_every_s seconds; running the same command again resumes from it.")
-    flags.DEFINE_float("checkpoint_every_s", 600.0, "Seconds between checkpoints inside an epoch.")
+                        "of the best epoch are kept, and --epochs becomes the maximum.", flag_values=fv)
     flags.DEFINE_string("warm_start", None, "A saved model directory (--save_model) to start from: its GRU weights, "
-                        "item rows and optimizer state carry over; new items get fresh rows.")
+                        "item rows and optimizer state carry over; new items get fresh rows.", flag_values=fv)
     flags.DEFINE_boolean("drop_items_unseen", False, "With --warm_start: drop the saved model's items that do not "
-                         "occur in --train (default: keep them recommendable).")
-    flags.DEFINE_string("tensorboard_dir", None, "Write TensorBoard scalars there (training loss, events/s, "
-                        "validation metrics).")
-    flags.DEFINE_string("compile_cache_dir", None, "Keep the compiled (XLA) training loop there and load it in later "
-                        "runs of a similar catalogue size instead of compiling again (the daily loop: seconds a "
-                        "run); results do not change.")
-    common.define_data_flags()
-    common.define_eval_flags()
+                         "occur in --train (default: keep them recommendable).", flag_values=fv)
+    option_flags.define_option_flags(TrainOptions, fv, fields=OPTION_FLAGS)
+    common.define_data_flags(fv)
+    common.define_eval_flags(fv)
+
+
+def train_options() -> TrainOptions:
+    """The :class:`TrainOptions` of the flags; a ValueError names the flag at fault."""
+    with option_flags.flag_wording():
+        return TrainOptions(**option_flags.option_values(TrainOptions, fields=OPTION_FLAGS))
 
 
 def resolve_params():
@@ -80,10 +79,6 @@ def check_flags() -> None:
     """Flag combinations and paths that can be refused before anything is read or written."""
     if FLAGS.patience is not None and not FLAGS.valid:
         raise ValueError("--patience needs --valid (early stopping watches the validation metric)")
-    if FLAGS.patience is not None and FLAGS.patience < 1:
-        raise ValueError(f"--patience must be >= 1, got {FLAGS.patience}")
-    if FLAGS.checkpoint_every_s < 0:
-        raise ValueError(f"--checkpoint_every_s must be >= 0, got {FLAGS.checkpoint_every_s}")
     if FLAGS.drop_items_unseen and not FLAGS.warm_start:
         raise ValueError("--drop_items_unseen needs --warm_start")
     if FLAGS.warm_start:
@@ -99,12 +94,14 @@ def run() -> dict:
     # Everything that can be checked without TensorFlow is checked first, so bad input fails in about a second and
     # before anything is written.
     params = resolve_params()
-    cutoffs = common.parse_cutoffs(FLAGS.cutoffs)
+    evaluation = common.eval_options()
+    cutoffs = evaluation.cutoffs
     check_flags()
+    options = train_options()
     common.check_outputs(save_model=FLAGS.save_model, metrics_json=FLAGS.metrics_json)
-    if FLAGS.compile_cache_dir:  # before TensorFlow's first operation: it reads its XLA flags once
+    if options.compile_cache_dir:  # before TensorFlow's first operation: it reads its XLA flags once
         from gru4rec_tf.train import compile_cache  # pylint: disable=g-import-not-at-top
-        compile_cache.enable(FLAGS.compile_cache_dir)
+        compile_cache.enable(options.compile_cache_dir)
     logging.info("params: %s", params.to_string())
     train_events = common.load_events(FLAGS.train)
     test_events = common.load_events(FLAGS.test) if FLAGS.test else None
@@ -127,13 +124,9 @@ def run() -> dict:
     train_data = SessionData.from_events(train_events, vocab)
     validation = None
     if valid_events is not None:
-        validation = routine.Validation(SessionData.from_events(valid_events, vocab), FLAGS.early_stopping_metric,
-                                         FLAGS.patience, cutoffs, FLAGS.eval_mode, FLAGS.eval_batch_size)
-    trained = routine.train(train_data, vocab, params, seed=FLAGS.seed, steps_per_call=FLAGS.steps_per_call,
-                             device_sampling=FLAGS.device_sampling,
-                             validation=validation, checkpoint_dir=FLAGS.checkpoint_dir,
-                             checkpoint_every_s=FLAGS.checkpoint_every_s, warm_start=saved,
-                             tensorboard_dir=FLAGS.tensorboard_dir, compile_cache_dir=FLAGS.compile_cache_dir)
+        validation = routine.Validation.from_options(SessionData.from_events(valid_events, vocab), options,
+                                                     evaluation)
+    trained = routine.train(train_data, vocab, params, options, validation=validation, warm_start=saved)
     model = trained.model
     result = trained.summary()
     if test_events is not None:
@@ -141,13 +134,14 @@ def run() -> dict:
         logging.info("test: %d events in %d sessions (%d events with unknown items dropped)", test_data.n_events,
                      test_data.n_sessions, test_data.n_dropped_unknown)
         start = time.perf_counter()
-        metrics = full_catalogue.Evaluator(model, FLAGS.eval_batch_size).evaluate(test_data, cutoffs, FLAGS.eval_mode)
+        metrics = full_catalogue.Evaluator(model, evaluation.eval_batch_size).evaluate(test_data, cutoffs,
+                                                                                       evaluation.eval_mode)
         eval_seconds = time.perf_counter() - start
         result.update(metrics, eval_seconds=eval_seconds,
                       eval_events_per_sec=metrics["eval_events"] / eval_seconds if eval_seconds else 0.0)
         common.log_metrics(metrics, cutoffs)
     if FLAGS.save_model:
-        model_dir.save_model(FLAGS.save_model, model, vocab, seed=FLAGS.seed, optimizer_state=trained.optimizer_state,
+        model_dir.save_model(FLAGS.save_model, model, vocab, seed=options.seed, optimizer_state=trained.optimizer_state,
                             training={"identity": trained.identity})
         logging.info("saved the model to %s", FLAGS.save_model)
     if FLAGS.metrics_json:

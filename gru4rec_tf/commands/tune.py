@@ -21,44 +21,55 @@ import sys
 from absl import flags
 from absl import logging
 
-from gru4rec_tf.commands import common
+from gru4rec_tf.commands import common, option_flags
+from gru4rec_tf.evaluation.options import EvalOptions
+from gru4rec_tf.train.options import DEFAULT_EARLY_STOPPING_METRIC, DEFAULT_SEED, TrainOptions
 
 FLAGS = flags.FLAGS
 STUDY_FILE = "study.json"
 STUDY_DIR = "study"
+# The fields of TrainOptions and EvalOptions that are flags of this command (--epochs is per trial, its own flag).
+TRAIN_OPTION_FLAGS = ("seed", "steps_per_call")
+EVAL_OPTION_FLAGS = ("eval_mode",)
 _IDENTITY_KEYS = ("objective", "epochs", "fixed", "space", "algorithm", "seed", "eval_mode", "train", "valid",
                   "initial")
 
 
-def define_flags() -> None:
-    flags.DEFINE_string("train", None, "Training event log (TSV/CSV with header, or Parquet).", required=True)
+def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
+    """Defines this command's flags (in ``flag_values``; the options' flags derived from their classes)."""
+    fv = flag_values
+    flags.DEFINE_string("train", None, "Training event log (TSV/CSV with header, or Parquet).", required=True,
+                        flag_values=fv)
     flags.DEFINE_string("valid", None, "Validation event log scored after every epoch of every trial.",
-                        required=True)
+                        required=True, flag_values=fv)
     flags.DEFINE_string("output", None, "Output directory (the study is stored there and resumed from it).",
-                        required=True)
-    flags.DEFINE_integer("trials", 20, "Total number of trials of the study (resumed trials count).")
-    flags.DEFINE_integer("epochs", 3, "Epochs per trial (the objective is reported after each).")
-    flags.DEFINE_string("objective", "mrr@20", "Validation metric to maximise: recall@K or mrr@K.")
+                        required=True, flag_values=fv)
+    flags.DEFINE_integer("trials", 20, "Total number of trials of the study (resumed trials count).", flag_values=fv)
+    flags.DEFINE_integer("epochs", 3, "Epochs per trial (the objective is reported after each).", flag_values=fv)
+    flags.DEFINE_string("objective", DEFAULT_EARLY_STOPPING_METRIC, "Validation metric to maximise: recall@K or "
+                        "mrr@K.", flag_values=fv)
     flags.DEFINE_string("fixed_params", "", "Fixed hyperparameters 'k=v,k=v' (official names); loss=... picks "
-                        "the default space (default loss: cross-entropy, with logq=1).")
+                        "the default space (default loss: cross-entropy, with logq=1).", flag_values=fv)
     flags.DEFINE_string("space", None, "Search space JSON file replacing the default space (format: README, "
-                        "gru4rec_tf/search_space.py).")
-    flags.DEFINE_float("timeout_s", None, "Start no new trial after this many seconds (the running ones finish).")
+                        "gru4rec_tf/search_space.py).", flag_values=fv)
+    flags.DEFINE_float("timeout_s", None, "Start no new trial after this many seconds (the running ones finish).",
+                       flag_values=fv)
     flags.DEFINE_enum("algorithm", "bayesian", ["bayesian", "random"], "KerasTuner oracle: Bayesian optimisation "
-                      "(Gaussian process) or random search.")
+                      "(Gaussian process) or random search.", flag_values=fv)
     flags.DEFINE_integer("prune_after", 4, "Median pruning starts once this many trials reached an epoch "
-                         "(0: no pruning).")
+                         "(0: no pruning).", flag_values=fv)
     flags.DEFINE_string("initial_params", "", "The study's first trial: 'k=v,...' giving every searched parameter "
                         "(within the space), or 'best_known' (the loss's best-known configuration: README). A "
-                        "resumed study does not rerun it.")
+                        "resumed study does not rerun it.", flag_values=fv)
     flags.DEFINE_float("divergence_factor", 10.0, "Stop a trial as DIVERGED once a chunk's mean training loss "
-                       "exceeds this many times its first step's loss (0: never).")
-    flags.DEFINE_integer("workers", 1, "Worker processes on this machine (one oracle, trials in parallel).")
-    flags.DEFINE_integer("seed", 42, "Seed of the oracle and of every trial's training.")
-    flags.DEFINE_integer("steps_per_call", 256, "Training steps per compiled TensorFlow call.")
-    flags.DEFINE_enum("eval_mode", "standard", ["standard", "conservative", "median"],
-                      "How ties with the target's score are ranked (spec §7).")
-    common.define_data_flags()
+                       "exceeds this many times its first step's loss (0: never).", flag_values=fv)
+    flags.DEFINE_integer("workers", 1, "Worker processes on this machine (one oracle, trials in parallel).",
+                         flag_values=fv)
+    # --seed is TrainOptions.seed, and also seeds the oracle: defined here first, with its own help text
+    flags.DEFINE_integer("seed", DEFAULT_SEED, "Seed of the oracle and of every trial's training.", flag_values=fv)
+    option_flags.define_option_flags(TrainOptions, fv, fields=TRAIN_OPTION_FLAGS)
+    option_flags.define_option_flags(EvalOptions, fv, fields=EVAL_OPTION_FLAGS)
+    common.define_data_flags(fv)
 
 
 def main(argv) -> None:
@@ -70,6 +81,12 @@ def main(argv) -> None:
 
 
 # ------------------------------------------------------------------------------------------ checks (no TF)
+def training_options() -> TrainOptions:
+    """Every trial's :class:`TrainOptions` (seed, steps per call) of the flags; a ValueError names the flag."""
+    with option_flags.flag_wording():
+        return TrainOptions(**option_flags.option_values(TrainOptions, fields=TRAIN_OPTION_FLAGS))
+
+
 def resolve_base(fixed_text: str):
     """``(base GRU4RecParams, names the user fixed)`` from ``--fixed_params``; loss-specific defaults added."""
     from gru4rec_tf.tune import search_space  # pylint: disable=g-import-not-at-top
@@ -102,7 +119,7 @@ def resolve_initial(space, base) -> dict:
 def check_settings() -> None:
     from gru4rec_tf.tune.search_space import check_objective  # pylint: disable=g-import-not-at-top
     check_objective(FLAGS.objective)
-    for name, low in (("trials", 1), ("epochs", 1), ("workers", 1), ("steps_per_call", 1)):
+    for name, low in (("trials", 1), ("epochs", 1), ("workers", 1)):
         if getattr(FLAGS, name) < low:
             raise ValueError(f"--{name} must be >= {low}, got {getattr(FLAGS, name)}")
     if FLAGS.prune_after < 0:
@@ -111,6 +128,7 @@ def check_settings() -> None:
         raise ValueError(f"--divergence_factor must be >= 0, got {FLAGS.divergence_factor}")
     if FLAGS.timeout_s is not None and FLAGS.timeout_s <= 0:
         raise ValueError(f"--timeout_s must be > 0, got {FLAGS.timeout_s}")
+    training_options()
     import importlib.util  # pylint: disable=g-import-not-at-top
     missing = [m for m in ("keras_tuner", "sklearn") if importlib.util.find_spec(m) is None]
     if missing:
@@ -213,8 +231,8 @@ def _make_tuner(base, space, initial=None):
     return tuner_lib.GRU4RecTuner(
         base, space, FLAGS.objective, FLAGS.epochs, max_trials=FLAGS.trials,
         directory=os.path.join(FLAGS.output, STUDY_DIR), algorithm=FLAGS.algorithm, seed=FLAGS.seed,
-        train_seed=FLAGS.seed, prune_after=FLAGS.prune_after, timeout_s=FLAGS.timeout_s,
-        eval_mode=FLAGS.eval_mode, steps_per_call=FLAGS.steps_per_call, divergence_factor=FLAGS.divergence_factor,
+        prune_after=FLAGS.prune_after, timeout_s=FLAGS.timeout_s, training=training_options(),
+        evaluation=common.eval_options(fields=EVAL_OPTION_FLAGS), divergence_factor=FLAGS.divergence_factor,
         initial=[initial] if initial else ())
 
 

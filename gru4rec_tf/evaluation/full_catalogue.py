@@ -7,8 +7,8 @@ from tensorflow.core.protobuf import config_pb2
 from tensorflow.python.eager import context as tf_context  # no public API sets call options for one call site
 
 from gru4rec_tf.data import batching
+from gru4rec_tf.evaluation.options import DEFAULT_CUTOFFS, DEFAULT_EVAL_BATCH_SIZE, DEFAULT_EVAL_MODE, EVAL_MODES
 
-EVAL_MODES = ("standard", "conservative", "median")
 _MAX_SCORE_ELEMENTS = 1 << 25  # caps eval batch × n_items (128 MiB of float32 scores per step)
 
 
@@ -84,7 +84,8 @@ class Evaluator:
       True
     """
 
-    def __init__(self, model, batch_size: int = 512, steps_per_call: int = 128, n_items: int | None = None):
+    def __init__(self, model, batch_size: int = DEFAULT_EVAL_BATCH_SIZE, steps_per_call: int = 128,
+                 n_items: int | None = None):
         if batch_size < 1:
             raise ValueError(f"eval batch_size must be >= 1, got {batch_size}")
         self.model = model
@@ -184,7 +185,7 @@ class Evaluator:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32)
         return np.concatenate(ranks_out), np.concatenate(targets_out).astype(np.int32, copy=False)
 
-    def evaluate(self, test_data, cutoffs=(1, 5, 10, 20), mode: str = "standard") -> dict:
+    def evaluate(self, test_data, cutoffs=DEFAULT_CUTOFFS, mode: str = DEFAULT_EVAL_MODE) -> dict:
         """``{"recall@K", "mrr@K" for each cutoff, "eval_mode", "eval_events"}``."""
         ranks = self.ranks(test_data, mode)
         return {**metrics_from_ranks(ranks, cutoffs), "eval_mode": mode, "eval_events": int(len(ranks))}

@@ -7,7 +7,7 @@ the very same computation: same argument shapes, same traced function names. So,
 
 * the item-indexed variables are allocated at a **capacity** (:func:`item_capacity`: the catalogue size rounded up
   to a half octave, at most 50% larger), so that consecutive days whose catalogues grow a little share one
-  program; the padding rows are never sampled, trained, evaluated, saved or exported (``training.train`` returns a
+  program; the padding rows are never sampled, trained, evaluated, saved or exported (``routine.train`` returns a
   model of the real size, identical to an unpadded run with the same seed);
 * the **distinct-row budget** of a step (the trainer's computation size for the sampled output rows, which depends
   on the day's popularity distribution) is rounded up to a quarter octave (:func:`round_up`), so it stays the same

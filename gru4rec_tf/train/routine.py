@@ -5,19 +5,25 @@ benchmarks), so everything around the epochs is written once here:
 
 * **validation and early stopping** (:class:`Validation`): full-catalogue evaluation after every epoch, stop after
   ``patience`` epochs without improvement, and keep the weights of the best epoch;
-* **resumable runs** (``checkpoint_dir``): a checkpoint after every epoch and every ``checkpoint_every_s`` seconds;
-  the same call after a kill continues from it and ends with the weights of an uninterrupted run;
-* **warm start** (``warm_start``): continue a saved model on new data with a grown or changed catalogue;
-* **TensorBoard** (``tensorboard_dir``): training loss and events/second per chunk, validation metrics per epoch;
-* **reusing compiled loops** (``compile_cache_dir``, :mod:`.compile_cache`): with TensorFlow's persistent
+* **resumable runs** (``options.checkpoint_dir``): a checkpoint after every epoch and every ``checkpoint_every_s``
+  seconds; the same call after a kill continues from it and ends with the weights of an uninterrupted run;
+* **warm start** (the ``warm_start`` argument): continue a saved model on new data with a grown or changed catalogue;
+* **TensorBoard** (``options.tensorboard_dir``): training loss and events/second per chunk, validation metrics per
+  epoch;
+* **reusing compiled loops** (``options.compile_cache_dir``, :mod:`.compile_cache`): with TensorFlow's persistent
   XLA cache on, item tables are allocated at a rounded-up capacity so that the next day's run loads the compiled
   loop instead of compiling it; the returned model has the real size and the same weights as without the cache;
 * a progress bar per epoch on an interactive terminal.
 
+The run's settings are one :class:`~gru4rec_tf.train.options.TrainOptions` (the flags of ``gru4rec train`` and the
+pipeline Trainer's ``custom_config`` are derived from it); what is not an option (the validation data, a loaded
+warm-start model, callbacks) is passed as an argument.
+
 Example:
   >>> vocab = ItemVocabulary.from_events(train_events)
-  >>> result = train(SessionData.from_events(train_events, vocab), vocab, params, seed=42,
-  ...                validation=Validation(SessionData.from_events(valid_events, vocab), patience=2))
+  >>> options = TrainOptions(seed=42, patience=2)
+  >>> result = train(SessionData.from_events(train_events, vocab), vocab, params, options,
+  ...                validation=Validation.from_options(SessionData.from_events(valid_events, vocab), options))
   >>> result.best_epoch, result.summary()["valid_history"]
   >>> model_dir.save_model("model/", result.model, result.vocab, seed=result.seed,
   ...                      optimizer_state=result.optimizer_state)
@@ -38,6 +44,9 @@ from gru4rec_tf.model import network as model_lib
 from gru4rec_tf.train import progress as progress_lib
 from gru4rec_tf.train import trainer as trainer_lib
 from gru4rec_tf.train import warm_start as warm_start_lib
+from gru4rec_tf.evaluation.options import EvalOptions, metric_cutoff
+from gru4rec_tf.train.options import (DEFAULT_CUTOFFS, DEFAULT_EARLY_STOPPING_METRIC, DEFAULT_EVAL_BATCH_SIZE,
+                                      DEFAULT_EVAL_MODE, DEFAULT_SEED, DEFAULT_STEPS_PER_CALL, TrainOptions)
 from gru4rec_tf.params import GRU4RecParams
 from gru4rec_tf.data.session_data import SessionData
 from gru4rec_tf.data.vocabulary import ItemVocabulary
@@ -48,21 +57,32 @@ class Validation:
     """Evaluation of a validation split after every epoch, and early stopping on one of its metrics.
 
     ``metric`` (``recall@K`` or ``mrr@K``; higher is better) picks the best epoch, whose weights the run keeps;
-    ``patience`` stops training after that many epochs without improvement (None: run every epoch).
+    ``patience`` stops training after that many epochs without improvement (None: run every epoch). The defaults
+    are those of :class:`~gru4rec_tf.train.options.TrainOptions` and
+    :class:`~gru4rec_tf.evaluation.options.EvalOptions`.
+
+    Example:
+      >>> Validation.from_options(valid_data, TrainOptions(patience=2), EvalOptions(eval_mode="conservative"))
     """
     data: SessionData
-    metric: str = "mrr@20"
+    metric: str = DEFAULT_EARLY_STOPPING_METRIC
     patience: int | None = None
-    cutoffs: Sequence[int] = (1, 5, 10, 20)
-    mode: str = "standard"
-    batch_size: int = 512
+    cutoffs: Sequence[int] = DEFAULT_CUTOFFS
+    mode: str = DEFAULT_EVAL_MODE
+    batch_size: int = DEFAULT_EVAL_BATCH_SIZE
+
+    @classmethod
+    def from_options(cls, data: SessionData, options: TrainOptions,
+                     evaluation: EvalOptions | None = None) -> "Validation":
+        """Validation of ``data`` with the early-stopping settings of ``options`` and the ranking of ``evaluation``."""
+        evaluation = evaluation or EvalOptions()
+        return cls(data, metric=options.early_stopping_metric, patience=options.patience,
+                   cutoffs=evaluation.cutoffs, mode=evaluation.eval_mode, batch_size=evaluation.eval_batch_size)
 
     def __post_init__(self):
-        name, _, k = self.metric.partition("@")
-        if name not in ("recall", "mrr") or not k.isdigit() or int(k) < 1:
-            raise ValueError(f"the early-stopping metric must be recall@K or mrr@K, got {self.metric!r}")
-        if int(k) not in self.cutoffs:
-            self.cutoffs = tuple(sorted(set(self.cutoffs) | {int(k)}))
+        k = metric_cutoff(self.metric, "the early-stopping metric")
+        if k not in self.cutoffs:
+            self.cutoffs = tuple(sorted(set(self.cutoffs) | {k}))
         if self.patience is not None and self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
         if self.data.n_transitions == 0:
@@ -125,7 +145,8 @@ def use_device_sampling(requested: bool | None = None) -> bool:
     return on_gpu
 
 
-def build_trainer(support, params: GRU4RecParams, *, seed: int = 42, steps_per_call: int = 256,
+def build_trainer(support, params: GRU4RecParams, *, seed: int = DEFAULT_SEED,
+                  steps_per_call: int = DEFAULT_STEPS_PER_CALL,
                   jit_compile: bool = True, capacity: int | None = None,
                   device_sampling: bool = False) -> trainer_lib.Trainer:
     """A new model (initialised from ``seed``) and its :class:`~gru4rec_tf.train.trainer.Trainer` (``.model``).
@@ -176,32 +197,33 @@ def _unpadded_arrays(arrays: dict, model, n_items: int) -> dict:
     return {k: v[:n_items] if int(k.partition("/")[2]) in tables else v for k, v in arrays.items()}
 
 
-def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams, *, seed: int = 42,
-          epochs: int | None = None, steps_per_call: int = 256, jit_compile: bool = True,
-          device_sampling: bool | None = None, log_every_s: float = 10.0, validation: Validation | None = None,
-          checkpoint_dir: str | None = None, checkpoint_every_s: float = 600.0, warm_start=None,
-          tensorboard_dir: str | None = None, on_epoch_end: Callable[[int, dict], None] | None = None,
-          on_chunk_end: Callable[[trainer_lib.EpochProgress], None] | None = None,
-          compile_cache_dir: str | None = None) -> TrainResult:
-    """Trains GRU4Rec on ``train_data`` for at most ``epochs`` (default ``params.n_epochs``) epochs.
+def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams, options: TrainOptions | None = None,
+          *, validation: Validation | None = None, warm_start=None,
+          on_epoch_end: Callable[[int, dict], None] | None = None,
+          on_chunk_end: Callable[[trainer_lib.EpochProgress], None] | None = None) -> TrainResult:
+    """Trains GRU4Rec on ``train_data`` for at most ``options.epochs`` (default ``params.n_epochs``) epochs.
 
     Args:
       train_data, vocab: the sessions and their vocabulary (with warm start: :func:`warm_start.warm_vocabulary`).
-      device_sampling: draw the negative samples and find each step's distinct rows inside the compiled loop
+      options: the run's settings (:class:`~gru4rec_tf.train.options.TrainOptions`; default: its defaults):
+        ``seed``, ``steps_per_call``, ``jit_compile``, ``log_every_s``;
+        ``device_sampling``: draw the negative samples and find each step's distinct rows inside the compiled loop
         (:class:`~.trainer.Trainer`) instead of on the host; None (default): inside the loop when a GPU is
         visible, so that no step waits for the host, else on the host, which is faster on CPU
-        (:func:`use_device_sampling`).
-      validation: evaluate after every epoch, keep the best epoch's weights, stop early (:class:`Validation`).
-      checkpoint_dir: resume from / write checkpoints (:mod:`gru4rec_tf.train.checkpoints`).
-      warm_start: a loaded saved model (:class:`~gru4rec_tf.model.model_dir.SavedGRU4Rec`) to start from.
-      tensorboard_dir: write TensorBoard scalars there.
-      on_epoch_end: ``on_epoch_end(epoch, metrics)`` after every epoch's validation (e.g. a tuner's pruning);
-        it may raise to stop the run.
-      compile_cache_dir: TensorFlow's persistent XLA cache there (:func:`compile_cache.enable`; it must be set
+        (:func:`use_device_sampling`);
+        ``checkpoint_dir``: resume from / write checkpoints (:mod:`gru4rec_tf.train.checkpoints`), also every
+        ``checkpoint_every_s`` seconds inside an epoch;
+        ``tensorboard_dir``: write TensorBoard scalars there;
+        ``compile_cache_dir``: TensorFlow's persistent XLA cache there (:func:`compile_cache.enable`; it must be set
         before TensorFlow's first operation in the process, else a warning). Whenever the cache is on (also via
         ``TF_XLA_FLAGS``) and ``jit_compile``, item tables are padded to :func:`compile_cache.item_capacity` during
         training; the returned model is that of an unpadded run (the distinct-row budget, rounded up with the
         cache on, changes results by float rounding only).
+        Its ``early_stopping_metric`` and ``patience`` are read by :meth:`Validation.from_options`, not here.
+      validation: evaluate after every epoch, keep the best epoch's weights, stop early (:class:`Validation`).
+      warm_start: a loaded saved model (:class:`~gru4rec_tf.model.model_dir.SavedGRU4Rec`) to start from.
+      on_epoch_end: ``on_epoch_end(epoch, metrics)`` after every epoch's validation (e.g. a tuner's pruning);
+        it may raise to stop the run.
       on_chunk_end: ``on_chunk_end(progress)`` after every compiled chunk of ``steps_per_call`` steps, with the
         epoch's :class:`~.trainer.EpochProgress` (``last_chunk_losses``: that chunk's step losses; e.g. a
         tuner's divergence check); it may raise to stop the run.
@@ -210,29 +232,32 @@ def train(train_data: SessionData, vocab: ItemVocabulary, params: GRU4RecParams,
       ValueError: a checkpoint of another run, or parameters that do not fit the warm-start model.
       FloatingPointError: the loss became NaN or infinite.
     """
-    n_epochs = params.n_epochs if epochs is None else epochs
-    if compile_cache_dir:
-        compile_cache.enable(compile_cache_dir)  # before anything starts TensorFlow (use_device_sampling does)
-    device_sampling = use_device_sampling(device_sampling)
-    capacity = compile_cache.item_capacity(len(vocab)) if jit_compile and compile_cache.enabled() else None
-    gru_trainer = build_trainer(vocab.support, params, seed=seed, steps_per_call=steps_per_call,
-                                jit_compile=jit_compile, capacity=capacity, device_sampling=device_sampling)
+    options = options or TrainOptions()
+    seed = options.seed
+    n_epochs = params.n_epochs if options.epochs is None else options.epochs
+    if options.compile_cache_dir:
+        compile_cache.enable(options.compile_cache_dir)  # before anything starts TensorFlow (use_device_sampling does)
+    device_sampling = use_device_sampling(options.device_sampling)
+    capacity = compile_cache.item_capacity(len(vocab)) if options.jit_compile and compile_cache.enabled() else None
+    gru_trainer = build_trainer(vocab.support, params, seed=seed, steps_per_call=options.steps_per_call,
+                                jit_compile=options.jit_compile, capacity=capacity, device_sampling=device_sampling)
     report = None
     if warm_start is not None:
         report = warm_start_lib.carry_over(warm_start, gru_trainer, vocab, source=warm_start.source)
         logging.info("warm start: %d items carried over, %d new, %d dropped", report.carried_items,
                      report.new_items, report.dropped_items)
-    identity = checkpoints.run_identity(params, seed, steps_per_call, train_data, vocab,
+    identity = checkpoints.run_identity(params, seed, options.steps_per_call, train_data, vocab,
                                         report.source if report else None, device_sampling=device_sampling)
     checkpoint_identity = dict(identity)  # the run's identity (recorded with the model) is that of the unpadded run
     if gru_trainer.model.n_items != len(vocab):  # a checkpoint holds the padded tables: same capacity to resume
         checkpoint_identity["item_capacity"] = gru_trainer.model.n_items
-    store, state = _restore(checkpoint_dir, gru_trainer, checkpoint_identity)
+    store, state = _restore(options.checkpoint_dir, gru_trainer, checkpoint_identity)
     resumed_from = None if state.epoch == 0 and state.progress is None else _epochs_done(state)
     logging.info("training on %d events, %d sessions, %d items; params %s", train_data.n_events,
                  train_data.n_sessions, len(vocab), params.to_string())
     loop = _EpochLoop(gru_trainer, gru_trainer.make_schedule(train_data), n_epochs, state, validation, store,
-                      checkpoint_every_s, tensorboard_dir, log_every_s, on_epoch_end, on_chunk_end)
+                      options.checkpoint_every_s, options.tensorboard_dir, options.log_every_s, on_epoch_end,
+                      on_chunk_end)
     loop.run()
     if state.best_weights is not None:
         checkpoints.assign_variable_arrays(gru_trainer, state.best_weights)

@@ -52,7 +52,9 @@ from keras_tuner.engine import base_tuner
 from keras_tuner.engine import trial as trial_lib
 
 from gru4rec_tf import fileio
+from gru4rec_tf.evaluation.options import EvalOptions
 from gru4rec_tf.params import GRU4RecParams
+from gru4rec_tf.train.options import TrainOptions
 from gru4rec_tf.tune.search_space import EPOCHS_KEY, FIXED_KEY, SearchSpace, check_objective, clean_value, \
     params_from_values
 
@@ -148,22 +150,33 @@ class GRU4RecTuner(base_tuner.BaseTuner):
       directory: the study's directory (resumed when it holds one, unless ``overwrite``).
       prune_after: the median rule starts once this many trials have reached an epoch (0 disables pruning).
       timeout_s: no trial starts after this many seconds (the running one finishes).
+      training: every trial's training settings (:class:`~gru4rec_tf.train.options.TrainOptions`: seed, steps
+        per call, ...); its ``epochs`` is replaced by ``epochs``, it must have no ``checkpoint_dir``, and its
+        early-stopping settings are unused (each trial runs every epoch and reports the objective).
+      evaluation: how the validation ranks (``eval_mode``, ``eval_batch_size``); only the objective's cut-off is
+        computed.
       initial: searched values of the study's first trials (:func:`gru4rec_tf.tune.search_space.initial_values`).
       divergence_factor: stop a trial as DIVERGED once a chunk's mean training loss exceeds this many times its
         first step's loss (0 disables the check; a non-finite loss always fails the trial at once).
     """
 
     def __init__(self, base: GRU4RecParams, space: SearchSpace, objective: str, epochs: int, *, max_trials: int,
-                 directory: str, algorithm: str = "bayesian", seed: int = 42, train_seed: int = 42,
-                 prune_after: int = 4, timeout_s: float | None = None, eval_mode: str = "standard",
-                 steps_per_call: int = 256, jit_compile: bool = True, overwrite: bool = False,
+                 directory: str, algorithm: str = "bayesian", seed: int = 42, prune_after: int = 4,
+                 timeout_s: float | None = None, training: TrainOptions | None = None,
+                 evaluation: EvalOptions | None = None, overwrite: bool = False,
                  divergence_factor: float = DIVERGENCE_FACTOR, initial: Sequence[Mapping[str, Any]] = ()):
         if not divergence_factor >= 0:
             raise ValueError(f"divergence_factor must be >= 0, got {divergence_factor}")
+        training = training or TrainOptions()
+        if training.checkpoint_dir is not None:
+            raise ValueError("training.checkpoint_dir must be None: the trials are different runs and cannot share "
+                             "one checkpoint directory")
         self.divergence_factor = float(divergence_factor)
         self.base, self.space, self.objective, self.epochs = base, space, check_objective(objective), int(epochs)
-        self.train_seed, self.prune_after, self.timeout_s = train_seed, prune_after, timeout_s
-        self.eval_mode, self.steps_per_call, self.jit_compile = eval_mode, steps_per_call, jit_compile
+        self.prune_after, self.timeout_s = prune_after, timeout_s
+        # trials log no progress lines (the tuner logs one line per trial)
+        self.training = dataclasses.replace(training, epochs=self.epochs, log_every_s=1e9)
+        self.evaluation = evaluation or EvalOptions()
         oracle = make_oracle(self.objective, make_hyperparameters(base, space), max_trials, algorithm, seed,
                              initial)
         super().__init__(oracle, directory=os.path.dirname(os.path.abspath(directory)) or ".",
@@ -200,7 +213,8 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         params = params_from_values(trial.hyperparameters.values, epochs=self.epochs)
         started = time.monotonic()
         k = int(self.objective.partition("@")[2])
-        validation = routine.Validation(valid_data, metric=self.objective, cutoffs=(k,), mode=self.eval_mode)
+        validation = routine.Validation(valid_data, metric=self.objective, cutoffs=(k,),
+                                        mode=self.evaluation.eval_mode, batch_size=self.evaluation.eval_batch_size)
 
         def on_epoch_end(epoch, metrics):
             value = float(metrics[self.objective])
@@ -213,10 +227,8 @@ class GRU4RecTuner(base_tuner.BaseTuner):
                 self._maybe_prune(trial, epoch + 1)
 
         try:
-            routine.train(train_data, vocab, params, seed=self.train_seed, epochs=self.epochs,
-                           steps_per_call=self.steps_per_call, jit_compile=self.jit_compile, log_every_s=1e9,
-                           validation=validation, on_epoch_end=on_epoch_end,
-                           on_chunk_end=DivergenceCheck(self.divergence_factor))
+            routine.train(train_data, vocab, params, self.training, validation=validation,
+                          on_epoch_end=on_epoch_end, on_chunk_end=DivergenceCheck(self.divergence_factor))
         except Pruned as pruned:
             trial.message = f"pruned: {pruned}"
         except Diverged as diverged:
