@@ -49,6 +49,24 @@ def test_training_options_use_official_names_and_round_trip():
         options.TrainingOptions.from_custom_config({"epochs": 3})
 
 
+def test_training_options_take_the_library_training_settings_and_keep_their_json_keys():
+    from gru4rec_tf.train.options import TrainOptions  # pylint: disable=g-import-not-at-top
+    config = options.TrainingOptions().to_custom_config()
+    assert set(config) == {"params", "seed", "steps_per_call", "max_k", "valid_days", "early_stopping_metric",
+                           "patience", "warm_start", "checkpoint_every_s", "device_sampling"}  # compiled pipelines
+    library = TrainOptions()
+    assert {name: config[name] for name in options.TRAINER_FIELDS} == {
+        name: getattr(library, name) for name in options.TRAINER_FIELDS}
+    trained = options.TrainingOptions(seed=3, steps_per_call=8, valid_days=1.0, patience=2,
+                                      early_stopping_metric="recall@5").train_options(checkpoint_dir="ckpt")
+    assert trained == TrainOptions(seed=3, steps_per_call=8, patience=2, early_stopping_metric="recall@5",
+                                   checkpoint_dir="ckpt")
+    with pytest.raises(ValueError, match="early_stopping_metric must be recall@K or mrr@K"):
+        options.TrainingOptions(early_stopping_metric="ndcg@10")
+    with pytest.raises(ValueError, match="steps_per_call must be an integer >= 1"):
+        options.TrainingOptions.from_custom_config({"steps_per_call": 0})
+
+
 @pytest.mark.parametrize("value", [None, True, False])
 def test_device_sampling_option_round_trips(value):
     config = options.TrainingOptions(device_sampling=value).to_custom_config()

@@ -24,8 +24,9 @@ import math
 import re
 from collections.abc import Mapping
 
+from gru4rec_tf.evaluation.options import DEFAULT_CUTOFFS, DEFAULT_EVAL_BATCH_SIZE, DEFAULT_EVAL_MODE, EVAL_MODES
+
 _METRIC = re.compile(r"(recall|mrr)@([1-9][0-9]*)\Z")
-EVAL_MODES = ("standard", "conservative", "median")
 
 
 def parse_thresholds(text: str) -> dict:
@@ -63,11 +64,11 @@ class BlessingOptions:
         ('recall@5',)
     """
 
-    cutoffs: tuple[int, ...] = (1, 5, 10, 20)
+    cutoffs: tuple[int, ...] = DEFAULT_CUTOFFS
     thresholds: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"recall@20": 0.1, "mrr@20": 0.03})
     regression_margin: float = 0.01
-    eval_mode: str = "standard"
-    eval_batch_size: int = 512
+    eval_mode: str = DEFAULT_EVAL_MODE
+    eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE
     split: str = "test"
 
     def __post_init__(self):

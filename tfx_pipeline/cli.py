@@ -26,9 +26,15 @@ from absl import logging
 
 from gru4rec_tf import fileio
 from gru4rec_tf.commands import common, option_flags
+from gru4rec_tf.evaluation.options import EvalOptions
+from gru4rec_tf.train.options import TrainOptions
 
 FLAGS = flags.FLAGS
 SUBCOMMANDS = ("run", "compile")
+# The fields of TrainOptions and EvalOptions that are flags of this command (the Trainer's other settings keep their
+# defaults; the evaluator's batch size is BlessingOptions').
+TRAIN_OPTION_FLAGS = ("epochs", "seed", "device_sampling", "early_stopping_metric", "patience")
+EVAL_OPTION_FLAGS = ("cutoffs", "eval_mode")
 SYNTHETIC_FILE = "clicks.tsv"
 
 
@@ -72,27 +78,18 @@ def _define_training_flags(fv: flags.FlagValues) -> None:
     from tfx_pipeline import options as opts  # pylint: disable=g-import-not-at-top
     flags.DEFINE_string("params", opts.DEFAULT_PARAMS, "GRU4Rec hyperparameters, official names: 'k=v,k=v'.",
                         flag_values=fv)
-    flags.DEFINE_integer("epochs", None, "Number of epochs (overrides n_epochs of --params).", flag_values=fv)
-    flags.DEFINE_integer("seed", 42, "Training seed.", flag_values=fv)
-    flags.DEFINE_boolean("device_sampling", None, "The Trainer draws the negative samples and finds each step's "
-                         "distinct item rows inside the compiled loop (default: when its machine has a GPU; the "
-                         "host path is faster on CPU).", flag_values=fv)
-    flags.DEFINE_list("cutoffs", ["1", "5", "10", "20"], "Cut-offs K of Recall@K and MRR@K.", flag_values=fv)
+    # --epochs, --seed, --device_sampling, --early_stopping_metric, --patience (it needs --valid_days)
+    option_flags.define_option_flags(TrainOptions, fv, fields=TRAIN_OPTION_FLAGS)
+    option_flags.define_option_flags(EvalOptions, fv, fields=EVAL_OPTION_FLAGS)  # --cutoffs, --eval_mode
     flags.DEFINE_string("thresholds", "recall@20=0.1,mrr@20=0.03", "Blessing floors: 'metric=value,...'.",
                         flag_values=fv)
     flags.DEFINE_float("regression_margin", 0.01, "Largest allowed drop of a gated metric vs the last blessed model.",
                        flag_values=fv)
-    flags.DEFINE_enum("eval_mode", "standard", ["standard", "conservative", "median"], "Tie handling (spec §7).",
-                      flag_values=fv)
     # continuous training
     flags.DEFINE_boolean("no_warm_start", False, "Train from scratch even when a blessed model exists (default: "
                          "warm-start the Trainer from the last blessed model, its base_model).", flag_values=fv)
     flags.DEFINE_float("valid_days", None, "Hold out the last D days of the training split for validation after "
                        "every epoch (the best epoch's weights are kept).", flag_values=fv)
-    flags.DEFINE_string("early_stopping_metric", "mrr@20", "Validation metric that picks the best epoch.",
-                        flag_values=fv)
-    flags.DEFINE_integer("patience", None, "Stop after this many epochs without improvement (needs --valid_days).",
-                         flag_values=fv)
     flags.DEFINE_integer("window_days", 1, "With daily partitions (--data DIR of YYYY-MM-DD folders, or a {SPAN} "
                          "or {YYYY}-{MM}-{DD} pattern): ingest the latest this many spans (default: the latest).",
                          lower_bound=1, flag_values=fv)
@@ -151,6 +148,7 @@ def _pipeline_options() -> dict:
     from tfx_pipeline import blessing, options as opts, tuning_options  # pylint: disable=g-import-not-at-top
     ingest = opts.IngestOptions(**option_flags.option_values(opts.IngestOptions))
     sessions = opts.SessionOptions(**option_flags.option_values(opts.SessionOptions))
+    evaluation = common.eval_options(fields=EVAL_OPTION_FLAGS)
     with option_flags.flag_wording():
         opts.preprocess_options(ingest, sessions, input="unused", output="unused")  # validates them now
         return {
@@ -160,23 +158,25 @@ def _pipeline_options() -> dict:
             "window_spans": FLAGS.window_days,
             "tuning": tuning_options.from_flags(),  # the optional Tuner (--tune_trials N)
             "blessing": blessing.BlessingOptions(
-                cutoffs=common.parse_cutoffs(FLAGS.cutoffs), thresholds=blessing.parse_thresholds(FLAGS.thresholds),
-                regression_margin=FLAGS.regression_margin, eval_mode=FLAGS.eval_mode),
+                cutoffs=evaluation.cutoffs, thresholds=blessing.parse_thresholds(FLAGS.thresholds),
+                regression_margin=FLAGS.regression_margin, eval_mode=evaluation.eval_mode),
         }
 
 
 def _training_options():
-    """The Trainer's options from --params, --epochs and --seed; an error names the flag at fault."""
+    """The Trainer's options from --params, --epochs, --valid_days, --no_warm_start and the TrainOptions flags; an
+    error names the flag at fault."""
     from tfx_pipeline import options as opts  # pylint: disable=g-import-not-at-top
     for flag, kwargs in (("--params", {}), ("--epochs", {"n_epochs": FLAGS.epochs})):
         try:
             opts.TrainingOptions(params=FLAGS.params, **kwargs)
         except ValueError as err:
             raise ValueError(f"{flag}: {err}") from None
-    return opts.TrainingOptions(params=FLAGS.params, n_epochs=FLAGS.epochs, seed=FLAGS.seed,
-                                valid_days=FLAGS.valid_days, patience=FLAGS.patience,
-                                early_stopping_metric=FLAGS.early_stopping_metric,
-                                warm_start=not FLAGS.no_warm_start, device_sampling=FLAGS.device_sampling)
+    settings = option_flags.option_values(TrainOptions, fields=TRAIN_OPTION_FLAGS)
+    epochs = settings.pop("epochs")
+    with option_flags.flag_wording():
+        return opts.TrainingOptions(params=FLAGS.params, n_epochs=epochs, valid_days=FLAGS.valid_days,
+                                    warm_start=not FLAGS.no_warm_start, **settings)
 
 
 def resolve_data(paths, layout) -> tuple:

@@ -8,7 +8,8 @@ Three small frozen dataclasses travel to the components as JSON execution proper
 
 The first two are built from the fields of :class:`gru4rec_tf.preprocessing.options.PreprocessOptions` (names
 listed per component in ``INGEST_FIELDS`` and ``SESSION_FIELDS``; types, defaults and help texts taken from there),
-and the Beam preprocessing validates them with its own rules (:func:`preprocess_options`). No TFX import here.
+and the Beam preprocessing validates them with its own rules (:func:`preprocess_options`). The training settings of
+the third are fields of :class:`gru4rec_tf.train.options.TrainOptions` (``TRAINER_FIELDS``). No TFX import here.
 
 Example::
 
@@ -28,6 +29,7 @@ from typing import Any
 from collections.abc import Mapping
 
 from gru4rec_tf.preprocessing.options import PreprocessOptions
+from gru4rec_tf.train.options import TrainOptions
 
 DEFAULT_PIPELINE_NAME = "gru4rec"
 DEFAULT_MODEL_NAME = "gru4rec"
@@ -116,12 +118,27 @@ def preprocess_options(ingest: IngestOptions, sessions: SessionOptions, input: s
     return PreprocessOptions(input=input, output=output, **fields)
 
 
+# The fields of gru4rec_tf.train.options.TrainOptions that the Trainer's custom_config carries (same names, defaults,
+# help texts and validation); the run's directories come from the Trainer's own artifacts instead.
+TRAINER_FIELDS = ("seed", "steps_per_call", "early_stopping_metric", "patience", "checkpoint_every_s",
+                  "device_sampling")
+
+
+def _library_field(name: str):
+    """A field with the default and help text of ``TrainOptions``'s field ``name``."""
+    field = {f.name: f for f in dataclasses.fields(TrainOptions)}[name]
+    return dataclasses.field(default=field.default, metadata=field.metadata)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainingOptions:
     """GRU4Rec hyperparameters (official names, as a ``k=v,k=v`` string or a mapping) and training settings.
 
     ``n_epochs`` (when set) overrides the parameter string's. ``max_k`` is the largest ``k`` the serving
     signature accepts. :meth:`to_custom_config` gives the Trainer component's ``custom_config``.
+
+    The training settings ``TRAINER_FIELDS`` are fields of :class:`gru4rec_tf.train.options.TrainOptions` (defaults,
+    help texts and validation taken from there; :meth:`train_options` gives the library's options).
 
     Continuous training: ``valid_days`` holds out the sessions of the last D days *of the training split* (never
     the test period) for validation after every epoch, ``early_stopping_metric`` picks the best epoch (whose weights
@@ -134,32 +151,38 @@ class TrainingOptions:
 
         >>> TrainingOptions(params={"loss": "bpr-max", "final_act": "elu-0.5", "layers": [32]}).gru4rec_params().layers
         (32,)
+        >>> TrainingOptions(seed=3, patience=2, valid_days=1).train_options(checkpoint_dir="ckpt").patience
+        2
     """
 
     params: Any = DEFAULT_PARAMS
     n_epochs: int | None = None
-    seed: int = 42
-    steps_per_call: int = 256
+    seed: int = _library_field("seed")
+    steps_per_call: int = _library_field("steps_per_call")
     max_k: int = 100
     valid_days: float | None = None
-    early_stopping_metric: str = "mrr@20"
-    patience: int | None = None
+    early_stopping_metric: str = _library_field("early_stopping_metric")
+    patience: int | None = _library_field("patience")
     warm_start: bool = True
-    checkpoint_every_s: float = 600.0
-    device_sampling: bool | None = None
+    checkpoint_every_s: float = _library_field("checkpoint_every_s")
+    device_sampling: bool | None = _library_field("device_sampling")
 
     def __post_init__(self):
         self.gru4rec_params()  # validates
+        self.train_options()  # validates the training settings with the library's rules
         if self.valid_days is not None and not (isinstance(self.valid_days, (int, float)) and self.valid_days > 0):
             raise ValueError(f"valid_days must be a positive number, got {self.valid_days!r}")
-        if self.device_sampling is not None and not isinstance(self.device_sampling, bool):
-            raise ValueError(f"device_sampling must be true, false or null, got {self.device_sampling!r}")
         if self.patience is not None and self.valid_days is None:
             raise ValueError("patience needs valid_days (early stopping watches the validation split)")
-        for name, low in (("seed", 0), ("steps_per_call", 1), ("max_k", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if isinstance(self.max_k, bool) or not isinstance(self.max_k, int) or self.max_k < 1:
+            raise ValueError(f"max_k must be an integer >= 1, got {self.max_k!r}")
+
+    def train_options(self, **runtime) -> TrainOptions:
+        """The library's :class:`TrainOptions` of these settings, plus ``runtime`` ones (e.g. ``checkpoint_dir``).
+
+        The epochs are those of :meth:`gru4rec_params` (``n_epochs``), so ``TrainOptions.epochs`` stays None.
+        """
+        return TrainOptions(**{name: getattr(self, name) for name in TRAINER_FIELDS}, **runtime)
 
     def gru4rec_params(self):
         """The validated :class:`gru4rec_tf.params.GRU4RecParams`."""

@@ -7,7 +7,7 @@ Hyperparameters come from the component's ``custom_config``, with the official G
 (:class:`tfx_pipeline.options.TrainingOptions`)::
 
     custom_config={"params": "loss=bpr-max,final_act=elu-0.5,layers=100,batch_size=32,n_epochs=3",
-                   "seed": 42, "steps_per_call": 256, "max_k": 100}
+                   "seed": 42, "steps_per_call": 256, "max_k": 100}   # other keys: TrainingOptions' defaults
 
 What ``run_fn`` writes into the ``Model`` artifact (``<uri>`` = parent of ``fn_args.serving_model_dir``):
 
@@ -66,13 +66,11 @@ def run_fn(fn_args) -> None:
         vocab = warm_start.warm_vocabulary(base.vocab, vocab)
     train = SessionData.from_events(train_events, vocab)
     validation = None
+    train_options = options.train_options(checkpoint_dir=os.path.join(fn_args.model_run_dir, CHECKPOINT_DIR),
+                                          tensorboard_dir=fn_args.model_run_dir)
     if valid_events is not None:
-        validation = routine.Validation(SessionData.from_events(valid_events, vocab),
-                                         options.early_stopping_metric, options.patience)
-    trained = routine.train(train, vocab, params, seed=options.seed, steps_per_call=options.steps_per_call,
-                             device_sampling=options.device_sampling, validation=validation, warm_start=base,
-                             checkpoint_dir=os.path.join(fn_args.model_run_dir, CHECKPOINT_DIR),
-                             checkpoint_every_s=options.checkpoint_every_s, tensorboard_dir=fn_args.model_run_dir)
+        validation = routine.Validation.from_options(SessionData.from_events(valid_events, vocab), train_options)
+    trained = routine.train(train, vocab, params, train_options, validation=validation, warm_start=base)
     summary = {
         **trained.summary(), "train_sessions": train.n_sessions, "train_events": train.n_events,
         "epochs": [{"epoch": h.epoch, "loss": h.loss, "events": h.events, "seconds": h.seconds}

@@ -17,6 +17,8 @@ from tfx_pipeline import session_data
 from tfx_pipeline.tuning_options import TuningOptions
 
 TUNER_FN = "tfx_pipeline.tuner_module.tuner_fn"
+# The Trainer's training settings (fields of gru4rec_tf.train.options.TrainOptions) that the trials use too.
+TRAINING_FIELDS = ("seed", "steps_per_call")
 
 
 def tuner_component(session_tensors, training_options, tuning: TuningOptions):
@@ -27,8 +29,9 @@ def tuner_component(session_tensors, training_options, tuning: TuningOptions):
     return tfx.components.Tuner(
         tuner_fn=TUNER_FN, examples=session_tensors,
         train_args=tfx.proto.TrainArgs(splits=["train"]), eval_args=tfx.proto.EvalArgs(splits=["train"]),
-        custom_config={"params": base.to_string(), "seed": training_options.seed,
-                       "steps_per_call": training_options.steps_per_call, "tuning": tuning.to_json()})
+        custom_config={"params": base.to_string(),
+                       **{name: getattr(training_options, name) for name in TRAINING_FIELDS},
+                       "tuning": tuning.to_json()})
 
 
 def split_for_tuning(events, valid_days: float):
@@ -50,6 +53,7 @@ def tuner_fn(fn_args):
     from tfx.components.tuner.component import TunerFnResult  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.tune import tuner as tuner_lib  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.train.options import TrainOptions  # pylint: disable=g-import-not-at-top
 
     config = fn_args.custom_config or {}
     options = TuningOptions.from_json(config["tuning"])
@@ -65,8 +69,8 @@ def tuner_fn(fn_args):
     tuner = tuner_lib.GRU4RecTuner(
         base, space, options.objective, options.epochs, max_trials=options.trials,
         directory=f"{fn_args.working_dir.rstrip('/')}/{tuner_lib.PROJECT}", algorithm=options.algorithm,
-        seed=options.seed, train_seed=int(config.get("seed", 42)), prune_after=options.prune_after,
-        steps_per_call=int(config.get("steps_per_call", 256)))
+        seed=options.seed, prune_after=options.prune_after,
+        training=TrainOptions(**{name: int(config[name]) for name in TRAINING_FIELDS if name in config}))
     return TunerFnResult(tuner=tuner, fit_kwargs={"train_data": train, "valid_data": valid, "vocab": vocab})
 
 

@@ -21,16 +21,18 @@ import json
 from typing import Any
 from collections.abc import Mapping
 
+from gru4rec_tf.train.options import DEFAULT_EARLY_STOPPING_METRIC, DEFAULT_SEED
+
 
 @dataclasses.dataclass(frozen=True)
 class TuningOptions:
     trials: int = 0  # 0: no Tuner component
     epochs: int = 3
-    objective: str = "mrr@20"
+    objective: str = DEFAULT_EARLY_STOPPING_METRIC
     space: Mapping[str, Any] | None = None  # None: the default space of the Trainer's loss
     valid_days: float = 1.0
     algorithm: str = "bayesian"
-    seed: int = 42
+    seed: int = DEFAULT_SEED
     prune_after: int = 4
 
     def __post_init__(self):
@@ -80,8 +82,8 @@ def define_flags(flag_values=None) -> None:
                          "hyperparameters feed the Trainer.", flag_values=fv)
     flags.DEFINE_integer("tune_epochs", 3, "Tuner: epochs per trial (the Trainer trains the best trial's epochs).",
                          flag_values=fv)
-    flags.DEFINE_string("tune_objective", "mrr@20", "Tuner: validation metric to maximise, recall@K or mrr@K.",
-                        flag_values=fv)
+    flags.DEFINE_string("tune_objective", DEFAULT_EARLY_STOPPING_METRIC, "Tuner: validation metric to maximise, "
+                        "recall@K or mrr@K.", flag_values=fv)
     flags.DEFINE_string("tune_space", None, "Tuner: search space JSON file (default: the Trainer loss's space).",
                         flag_values=fv)
     flags.DEFINE_float("tune_valid_days", 1.0, "Tuner: the last days of the train split validate the trials.",
