@@ -1,10 +1,11 @@
 """Reliability figures (issue 15 §2, §3, §6): many kills per command, many fuzz cases, a 60 s soak.
 
-Runs the CI tests at a larger scale (``tests/test_kill_resume.py`` with ``GRU4REC_KILLS``, ``tests/test_fuzz.py``
-with ``GRU4REC_FUZZ_EXAMPLES``, ``tests/test_fuzz_beam_preprocessing.py`` with ``GRU4REC_FUZZ_BEAM_EXAMPLES`` (a
-Beam pipeline run per case), ``tests/test_serving_soak.py`` with ``GRU4REC_SOAK_S``), collects what they record
-in ``$GRU4REC_RELIABILITY_LOG`` and writes ``bench/results/reliability.md``: kills survived per command, fuzz
-cases per target, soak requests and errors, and every distinct bad-input error with an example case.
+Runs the CI tests at a larger scale (``tests/test_kill_resume.py`` with pytest's ``--kills``, ``tests/test_fuzz.py``
+with ``--fuzz-examples``, ``tests/test_fuzz_beam_preprocessing.py`` with ``--fuzz-beam-examples`` (a Beam pipeline
+run per case), ``tests/test_serving_soak.py`` with ``--soak-seconds``; the options are in ``tests/conftest.py``),
+collects what they record in the ``--reliability-log`` file and writes ``bench/results/reliability.md``: kills
+survived per command, fuzz cases per target, soak requests and errors, and every distinct bad-input error with an
+example case.
 
 ::
 
@@ -26,10 +27,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def run_tests(tests, env: dict) -> tuple:
+def run_tests(tests, options: list) -> tuple:
+    """Runs pytest on TESTS with OPTIONS (the size options of tests/conftest.py); returns (exit, seconds, last line)."""
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests],
-                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **env}, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, *tests],
+                            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
                             text=True, check=False)
     tail = (result.stdout + result.stderr).strip().splitlines()
     return result.returncode, time.monotonic() - started, tail[-1] if tail else ""
@@ -142,15 +144,14 @@ def main() -> None:
     parser.add_argument("--log", help="append to this JSON-lines log (and reuse what it holds) instead of a new one")
     args = parser.parse_args()
     log = Path(args.log) if args.log else Path(tempfile.mkdtemp(prefix="gru4rec-reliability-")) / "log.jsonl"
-    env = {"GRU4REC_RELIABILITY_LOG": str(log), "GRU4REC_KILLS": str(args.kills),
-           "GRU4REC_FUZZ_EXAMPLES": str(args.fuzz), "GRU4REC_FUZZ_BEAM_EXAMPLES": str(args.fuzz_beam),
-           "GRU4REC_SOAK_S": str(args.soak_s)}
+    options = [f"--reliability-log={log}", f"--kills={args.kills}", f"--fuzz-examples={args.fuzz}",
+               f"--fuzz-beam-examples={args.fuzz_beam}", f"--soak-seconds={args.soak_s}"]
     runs = []
     for name, tests in (("fuzz", ["tests/test_fuzz.py", "tests/test_fuzz_beam_preprocessing.py"]),
                         ("soak", ["tests/test_serving_soak.py"]), ("kills", ["tests/test_kill_resume.py"])):
         if name in args.skip:
             continue
-        code, wall, tail = run_tests(tests, env)
+        code, wall, tail = run_tests(tests, options)
         runs.append((" ".join(tests), code, wall, tail))
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"kind": "run", "tests": " ".join(tests), "exit": code, "wall_s": wall,

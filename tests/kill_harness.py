@@ -95,9 +95,10 @@ def kill_and_rerun(args: Sequence, *, kills: int, window: tuple[float, float], s
 
 
 def record(kind: str, **fields) -> None:
-    """Appends a JSON line to ``$GRU4REC_RELIABILITY_LOG`` (read by ``bench/reliability.py``), if it is set."""
+    """Appends a JSON line to pytest's ``--reliability-log`` file (read by ``bench/reliability.py``), if it is set."""
     import json  # pylint: disable=g-import-not-at-top
-    path = os.environ.get("GRU4REC_RELIABILITY_LOG")
+    import sizes  # pylint: disable=g-import-not-at-top
+    path = sizes.current().reliability_log
     if path:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"kind": kind, **fields}) + "\n")

@@ -5,13 +5,12 @@ partial output, and the development server keeps serving afterwards.
 Targets: parameter strings and files, click-log files (encodings, delimiters, quotes, huge/negative numbers,
 NaN/inf, empty fields, BOMs, CRLF), and PredictRequests to the development server over loopback (wrong dtypes,
 ranks, shapes, empty batches, unknown IDs, ``k`` of every sign and size, huge ``exclude``/``candidates``).
-``GRU4REC_FUZZ_EXAMPLES`` sets the examples per target (default 40; ``bench/reliability.py`` runs more);
-``GRU4REC_RELIABILITY_LOG`` names a JSON-lines file that receives every case's outcome (the figures of
-``bench/results/reliability.md``).
+``--fuzz-examples`` sets the examples per target (default 40; ``bench/reliability.py`` runs more);
+``--reliability-log`` names a JSON-lines file that receives every case's outcome (the figures of
+``bench/results/reliability.md``). Options: ``tests/conftest.py``.
 """
 import json
 import math
-import os
 
 import grpc
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import serving_testlib as lib
+import sizes
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
@@ -29,14 +29,15 @@ from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.data.event_log import load_events
 from serving import dev_server  # pylint: disable=g-import-not-at-top
 
-EXAMPLES = int(os.environ.get("GRU4REC_FUZZ_EXAMPLES", "40"))
+pytestmark = pytest.mark.slow
+EXAMPLES = sizes.current().fuzz_examples
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                        HealthCheck.data_too_large, HealthCheck.filter_too_much])
 
 
 def log(target: str, case, outcome: str) -> None:
-    path = os.environ.get("GRU4REC_RELIABILITY_LOG")
+    path = sizes.current().reliability_log
     if path:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"kind": "fuzz", "target": target, "case": str(case)[:160],

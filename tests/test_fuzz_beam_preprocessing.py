@@ -15,14 +15,15 @@ in-memory runner, and checks that it ends in one of:
 
 and that a failure leaves nothing in the output's directory (no output, no staging directory).
 
-Each case costs a pipeline run (seconds): ``GRU4REC_FUZZ_BEAM_EXAMPLES`` sets the number of cases (default 15);
-``GRU4REC_RELIABILITY_LOG`` receives every case's outcome, as in ``test_fuzz``.
+Each case costs a pipeline run (seconds): ``--fuzz-beam-examples`` sets the number of cases (default 15);
+``--reliability-log`` receives every case's outcome, as in ``test_fuzz``.
 """
 import csv
 import io
 import os
 
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import preprocessing_testlib as lib
@@ -30,9 +31,11 @@ from gru4rec_tf.data import tfrecord_io
 from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.preprocessing import PreprocessOptions, build_and_run
 import pandas_reference
+import sizes
 from test_fuzz import FIELDS, assert_clear, log
 
-EXAMPLES = int(os.environ.get("GRU4REC_FUZZ_BEAM_EXAMPLES", "15"))
+pytestmark = pytest.mark.slow
+EXAMPLES = sizes.current().fuzz_beam_examples
 FUZZ_BEAM = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                      suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                             HealthCheck.data_too_large])

@@ -1,7 +1,7 @@
 """scripts/check_install_resolution.py (issue 15 §5): its offline parts here; the resolution itself needs the package
-index and takes minutes per target, so it runs when ``GRU4REC_CHECK_INSTALL=1`` (skipped otherwise)."""
+index and takes minutes per target, so it is marked ``needs_index`` and runs with ``--run-needs-index`` (skipped
+otherwise; tests/conftest.py)."""
 import importlib.util
-import os
 import subprocess
 import sys
 import zipfile
@@ -47,7 +47,8 @@ def test_compare_allows_only_ml_metadata_and_tfdv(tmp_path):
     assert "Version: 0.3.2" in zipfile.ZipFile(wheel).read("pyfarmhash-0.3.2.dist-info/METADATA").decode()
 
 
-@pytest.mark.skipif(os.environ.get("GRU4REC_CHECK_INSTALL") != "1", reason="needs the package index; minutes")
+@pytest.mark.slow
+@pytest.mark.needs_index
 def test_both_install_paths_resolve_to_the_tested_versions():
     result = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=1800,
                             check=False)

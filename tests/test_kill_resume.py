@@ -3,11 +3,11 @@
 After every kill, what a consumer reads is absent or complete (no half-written file or version directory where
 TF Serving, a later command or the pipeline would look); after the rerun the outputs are complete, valid and
 identical to an uninterrupted run where the command is deterministic; what existed before is kept.
-A few kills per command here (CI); ``bench/reliability.py`` runs many and writes ``bench/results/reliability.md``.
+A few kills per command here (CI; ``--kills``, ``--pipeline-kills``); ``bench/reliability.py`` runs many and writes
+``bench/results/reliability.md``.
 The `gru4rec train --checkpoint_dir` resume is in ``test_cli_continuous.py``; ``gru4rec pipeline run`` is here.
 """
 import hashlib
-import os
 import shutil
 from pathlib import Path
 
@@ -15,12 +15,14 @@ import pytest
 
 import kill_harness as harness
 import preprocessing_testlib as plib
+import sizes
 import tf_serving_loader as loader
 from gru4rec_tf.data.synthetic import generate_sessions, train_test_split_by_time
 
-KILLS = int(os.environ.get("GRU4REC_KILLS", "2"))
+pytestmark = pytest.mark.slow
+KILLS = sizes.current().kills
 # a pipeline run is the slowest command to kill and rerun (minutes on 2 cores): one kill in CI, the bench's count there
-PIPELINE_KILLS = int(os.environ.get("GRU4REC_PIPELINE_KILLS", os.environ.get("GRU4REC_KILLS", "1")))
+PIPELINE_KILLS = sizes.current().pipeline_kills
 PARAMS = "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=16,learning_rate=0.1,n_sample=32"
 
 

@@ -1,9 +1,8 @@
 """Soak test of the development server (issue 15 §3): 8 clients at once, mixing valid and invalid requests, over
-loopback, for ``GRU4REC_SOAK_S`` seconds (default 15 here; ``bench/reliability.py`` runs 60 s and records the
+loopback, for ``--soak-seconds`` seconds (default 15 here; ``bench/reliability.py`` runs 60 s and records the
 figures). Every valid request succeeds with the same answer as the model in-process; every invalid one gets its
 own gRPC code; the server serves on afterwards.
 """
-import os
 import threading
 import time
 
@@ -13,13 +12,15 @@ import pytest
 
 import kill_harness as harness
 import serving_testlib as lib
+import sizes
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
 from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
 
 from serving import dev_server  # pylint: disable=g-import-not-at-top
 
-SOAK_S = float(os.environ.get("GRU4REC_SOAK_S", "15"))
+pytestmark = pytest.mark.slow
+SOAK_S = sizes.current().soak_seconds
 CLIENTS = 8
 
 
