@@ -361,19 +361,6 @@ def test_runtime_parameter_reaches_the_task(work, tmp_path):
     assert default["input_base"] == str(tmp_path / "job" / "clicks")
 
 
-def test_condition_over_an_input_the_task_lacks_is_an_error():
-    """What TFX 1.21 compiled for ``channel.future()`` before the fix: the backend cannot evaluate it."""
-    blessing_ = v2_local.Artifact("n/1", "title: tfx.ModelBlessing\n", "/x", {"is_new_model": 1.0}, "SessionEvaluator",
-                                  "r", 0.0)
-    inputs = {"model_blessing": [blessing_]}
-    good = "(inputs.artifacts['model_blessing'].artifacts[0].metadata['is_new_model'] == 1.0)"
-    assert v2_local.evaluate_condition(good, inputs, "Pusher")
-    assert not v2_local.evaluate_condition(good.replace("1.0)", "0.0)"), inputs, "Pusher")
-    assert v2_local.evaluate_condition(f"!{good} || {good} && (1 < 2)", inputs, "Pusher")
-    with pytest.raises(v2_local.SpecError, match=r"_SessionEvaluator\.blessing.*its input artifacts: model_blessing"):
-        v2_local.evaluate_condition(good.replace("model_blessing", "_SessionEvaluator.blessing"), inputs, "Pusher")
-
-
 @pytest.mark.parametrize("metadata,push", [
     ({"blessed": 1.0, "is_new_model": 1.0}, True),
     ({"blessed": 0.0, "is_new_model": 0.0}, True),  # the already-blessed model (same weights): pushed if missing
