@@ -58,8 +58,8 @@ def export_case(name, param_string, train_data, vocab, out_dir):  # pylint: disa
     chunk = next(iter(trainer.make_schedule(train_data).chunks(trainer.steps_per_call)))
     samples = trainer.sampler.sample(chunk.n_steps).numpy()
     rows = trainer.distinct_rows(chunk, samples)
-    n_rows = trainer._segments(rows[0])[0][2]  # pylint: disable=protected-access
-    loop = trainer._loop(n_rows)  # pylint: disable=protected-access
+    n_rows = trainer.row_budget.segments(rows[0])[0][2]
+    loop = trainer.host_steps.loop(n_rows)
     size = trainer.steps_per_call  # the loop's static number of steps (an epoch may have fewer)
 
     def padded(array):

@@ -61,7 +61,7 @@ def run_case(case):
     trainer = routine.build_trainer(vocab.support, params, seed=1, jit_compile=case.get("jit", True))
     model = trainer.model
     if case.get("no_row_budget"):
-        trainer._row_budget = None  # pylint: disable=protected-access  (the ablation: always the full size)
+        trainer.row_budget.budget = None  # the ablation: always the full size
     schedule = trainer.make_schedule(train_data)
     if case.get("max_steps"):
         schedule = schedule.steps(0, min(case["max_steps"], schedule.n_steps))

@@ -136,8 +136,8 @@ def test_distinct_row_budget_and_its_fallback_match_the_full_size():
     support = np.concatenate([[1000, 500, 200, 100], np.ones(196)])  # popular head: samples repeat a lot
     make = lambda: trainer_lib.Trainer(model_lib.GRU4Rec(200, params, seed=5), support, params, seed=5)  # noqa
     budgeted, full = make(), make()
-    assert budgeted._row_budget is not None and budgeted._row_budget < 4 * 2 + 40
-    full._row_budget = None
+    assert budgeted.row_budget.budget is not None and budgeted.row_budget.budget < 4 * 2 + 40
+    full.row_budget.budget = None
     rng = np.random.RandomState(0)
     lengths = rng.randint(2, 6, size=30)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
@@ -163,8 +163,8 @@ def test_compiled_loop_leaves_rows_outside_the_steps_bit_identical(param_string)
     params = GRU4RecParams.from_string(param_string)
     n_items = 400
     tr = trainer_lib.Trainer(model_lib.GRU4Rec(n_items, params, seed=2), np.arange(1, n_items + 1), params, seed=2)
-    tables = [v for v in tr._sparse_vars]  # noqa: C416
-    tables += [slot for v in tr._sparse_vars for slot in tr.optimizer.slots(v) if slot is not None]
+    tables = [v for v in tr.step_math.sparse_vars]  # noqa: C416
+    tables += [slot for v in tr.step_math.sparse_vars for slot in tr.optimizer.slots(v) if slot is not None]
     tr.optimizer.apply_dense(tr.model.item_vectors, tf.random.normal(tr.model.item_vectors.shape))  # non-zero slots
     before = [t.numpy().copy() for t in tables]
     items, offsets = _sessions(seed=4)  # items < 60: rows 60.. are used only as samples
@@ -239,10 +239,10 @@ def test_sampling_inside_the_loop_keeps_the_distinct_row_budget_and_its_fallback
     n_unique = host.distinct_rows(schedule, samples)[0].n_unique
     budget = int(np.median(n_unique))
     assert np.any(n_unique > budget) and np.any(n_unique <= budget)
-    device._row_budget = host._row_budget = budget
+    device.row_budget.budget = host.row_budget.budget = budget
     _, losses_device, samples_device = device.run_steps_sampling_in_loop(schedule, device.model.initial_states(4))
     np.testing.assert_array_equal(samples_device, samples)  # same seed, same stream
-    assert len(host._segments(host.distinct_rows(schedule, samples)[0])) > 2  # both sizes really ran
+    assert len(host.row_budget.segments(host.distinct_rows(schedule, samples)[0])) > 2  # both sizes really ran
     _, losses_host = host.run_steps(schedule, samples, host.model.initial_states(4))
     np.testing.assert_allclose(losses_device, losses_host, rtol=1e-5, atol=1e-7)
     for a, b in zip(device.model.trainable_variables, host.model.trainable_variables, strict=True):
