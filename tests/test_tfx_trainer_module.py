@@ -83,9 +83,9 @@ def test_device_sampling_reaches_the_training_routine(tensors_uri, tmp_path, mon
     requested = []
     original = routine.train
 
-    def spy(*args, **kwargs):
-        requested.append(kwargs.get("device_sampling"))
-        return original(*args, **kwargs)
+    def spy(train_data, vocab, params, options, **kwargs):
+        requested.append(options.device_sampling)
+        return original(train_data, vocab, params, options, **kwargs)
 
     monkeypatch.setattr(routine, "train", spy)
     trainer_module.run_fn(_fn_args(tensors_uri, tmp_path / "device", device_sampling=True))
