@@ -63,15 +63,11 @@ DOCTEST_MODULES = (
     "gru4rec_tf.preprocessing.example_codec",
     "gru4rec_tf.preprocessing.input_files",
     "tfx_pipeline.artifacts",
+    "gru4rec_tf.commands.option_flags",
+    "gru4rec_tf.commands.preprocess",
 )
 
 NOT_RUN = {
-    "gru4rec_tf.commands.option_flags": "flag_wording's example uses `values` from the module example (doctest "
-                                        "gives each docstring its own names); the module is being edited by the "
-                                        "training-options work",
-    "gru4rec_tf.commands.preprocess": "flags_parser's example expects the preprocess flags to be defined "
-                                      "(define_flags) and prints otherwise; the module is being edited by the "
-                                      "training-options work",
     "gru4rec_tf.data.tfrecord_io": "illustration: reads the session tensors that `gru4rec preprocess` wrote to out/",
     "gru4rec_tf.model.model_dir": "illustration: loads a saved model directory",
     "gru4rec_tf.export.saved_model": "illustration: exports a trained model to /models/gru4rec/<version>",

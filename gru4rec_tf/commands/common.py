@@ -9,6 +9,7 @@ from gru4rec_tf import fileio
 from gru4rec_tf.commands import option_flags
 from gru4rec_tf.evaluation.options import EvalOptions
 
+from gru4rec_tf.data import contracts
 from gru4rec_tf.data import event_columns
 
 from gru4rec_tf.data import event_log
@@ -49,16 +50,17 @@ def load_events(path: str):
 
 def check_outputs(save_model: str = None, metrics_json: str = None) -> None:
     """Refuses output paths that would fail only at the end of a run (after training): raises ValueError."""
-    if save_model and os.path.exists(save_model) and not os.path.isfile(os.path.join(save_model, "config.json")):
+    config_path = os.path.join(save_model, contracts.MODEL_CONFIG_FILE) if save_model else None
+    if save_model and os.path.exists(save_model) and not os.path.isfile(config_path):
         raise ValueError(f"--save_model {save_model} exists and is not a gru4rec_tf model directory "
-                         "(no config.json); refusing to replace it")
+                         f"(no {contracts.MODEL_CONFIG_FILE}); refusing to replace it")
     if metrics_json and os.path.isdir(metrics_json):
         raise ValueError(f"--metrics_json {metrics_json} is a directory, not a file")
 
 
 def check_model_dir(path: str, flag: str = "--model") -> None:
     """Fails fast (before TensorFlow is imported) when ``path`` is not a model directory; load_model checks the rest."""
-    config_path = os.path.join(path, "config.json")
+    config_path = os.path.join(path, contracts.MODEL_CONFIG_FILE)
     if not os.path.isfile(config_path):
         raise ValueError(f"{flag} {path} is not a gru4rec_tf model directory: {config_path} does not exist")
     if not os.access(config_path, os.R_OK):

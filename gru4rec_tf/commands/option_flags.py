@@ -75,8 +75,11 @@ def define_option_flags(options_cls, flag_values: flags.FlagValues = flags.FLAGS
 def flag_wording(flag_values: flags.FlagValues = flags.FLAGS):
     """Re-raises an options class's ValueError that starts with a field name as one about the flag of that name.
 
-    Example (``values`` holds the ``PreprocessOptions`` flags, as in the module's example)::
+    Example::
 
+        >>> from gru4rec_tf.preprocessing.options import PreprocessOptions
+        >>> values = flags.FlagValues()
+        >>> define_option_flags(PreprocessOptions, values)
         >>> with flag_wording(values):
         ...     PreprocessOptions(input="x.csv", output="out", min_item_support=0)
         Traceback (most recent call last):

@@ -39,7 +39,9 @@ def flags_parser(argv, flag_values: flags.FlagValues = FLAGS):
 
     Example::
 
-        >>> flags_parser(["gru4rec preprocess", "--input=x.csv", "--output=out", "--runner=DataflowRunner"])
+        >>> values = flags.FlagValues()
+        >>> define_flags(values)
+        >>> flags_parser(["gru4rec preprocess", "--input=x.csv", "--output=out", "--runner=DataflowRunner"], values)
         ['gru4rec preprocess', '--runner=DataflowRunner']
     """
     try:
