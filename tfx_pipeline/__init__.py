@@ -6,8 +6,8 @@ Built on the :mod:`gru4rec_tf` library (never the reverse). Modules:
 * :mod:`tfx_pipeline.components` -- the custom components (ingestion executor, SessionTensors, SessionEvaluator);
 * :mod:`tfx_pipeline.trainer_module` -- the standard Trainer's ``run_fn``;
 * :mod:`tfx_pipeline.runners` -- LocalDagRunner (sqlite MLMD) and the Kubeflow V2 / Vertex compile;
-* :mod:`tfx_pipeline.v2_local` -- runs a compiled Kubeflow V2 spec locally through TFX's container entrypoint
-  (a test and benchmark helper, not a runner);
+* :mod:`tfx_pipeline.v2_local` -- runs a compiled Kubeflow V2 spec locally through TFX's container entrypoint, to
+  try a spec before submitting it (``python -m tfx_pipeline.v2_local --spec SPEC --local_root DIR``);
 * :mod:`tfx_pipeline.cli` -- ``gru4rec pipeline run|compile``.
 
 Importing this package sets ``TF_USE_LEGACY_KERAS=1`` (through :mod:`gru4rec_tf`) before TensorFlow is imported.
