@@ -192,6 +192,7 @@ def test_evaluate_reproduces_train_metrics(trained, dataset, workdir):
     assert metrics["n_items"] == train_metrics["n_items"] and metrics["params"] == train_metrics["params"]
 
 
+@pytest.mark.slow
 def test_params_file_with_override_via_python_m(workdir, dataset, trained):
     """Official .py paramfile + --params override, run as ``python -m gru4rec_tf``; saves over an existing model."""
     paramfile = workdir / "rsc15_bprmax_port.py"

@@ -12,6 +12,8 @@ import pytest
 
 from test_cli import GRU4REC, REPO_ROOT, TRAIN_PARAMS, assert_clean_failure, generate_dataset, run_cli
 
+pytestmark = pytest.mark.slow  # the daily loop end to end: a dozen `gru4rec train` processes, a SIGKILL and resume
+
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):

@@ -52,6 +52,7 @@ def tune_args(files, output, trials=2, *extra):
             "--steps_per_call", 8, *extra]
 
 
+@pytest.mark.slow
 def test_tune_writes_best_params_trials_and_plot_then_resumes_to_the_total(files, tmp_path):
     out = tmp_path / "out"
     result = run_cli(*tune_args(files, out, 2))
@@ -116,6 +117,7 @@ def test_worker_processes_get_the_same_flags_with_one_worker(monkeypatch):
                                        "out", "--workers=1"]
 
 
+@pytest.mark.slow
 def test_two_worker_processes_run_every_trial_once(files, tmp_path):
     out = tmp_path / "out"
     result = run_cli(*tune_args(files, out, 3, "--workers", 2, "--initial_params", "layers=16,learning_rate=0.05"),

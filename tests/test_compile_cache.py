@@ -54,6 +54,7 @@ def _weights(model):
     return [v.numpy() for v in model.trainable_variables]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("params", PARAMS, ids=["bpr-max-momentum-dropout", "xe-logq-separate", "top1-none"])
 def test_padded_item_tables_give_the_unpadded_results(days, params, monkeypatch, tmp_path):
     """Cold run with validation, then a warm start on a grown catalogue: weights, optimizer state, validation
@@ -152,6 +153,7 @@ _RUN = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("params", [
     "loss=bpr-max,layers=8,batch_size=8,n_sample=16,n_epochs=1",
     # the logQ table (log supports, different every day) is a variable, not a constant of the loop

@@ -197,6 +197,7 @@ def test_modules_do_not_import_tensorflow():
 # real data (skipped when ../shared/data is absent)
 
 
+@pytest.mark.slow
 def test_diginetica_sample_semicolon(shared_data):
     ev = load_events(shared_data / "diginetica_sample" / "train-item-views.csv",
                      session_key="session_id", item_key="item_id", time_key="timeframe")

@@ -67,6 +67,7 @@ def test_user_log_splits_equal_pandas(user_log):
     assert all(stats[name]["sessions"] > 10 for name in options.split_names)  # the data exercises every split
 
 
+@pytest.mark.slow
 def test_diginetica_splits_equal_pandas(diginetica):
     options, stats, reference = diginetica
     _check_parity(options, stats, reference)

@@ -39,6 +39,7 @@ class _Interrupt(Exception):
     pass
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("params,device_sampling", [(p, False) for p in PARAM_VARIANTS] + [
     (PARAM_VARIANTS[0], True), (PARAM_VARIANTS[1], True)], ids=[
     "bpr-max-momentum-dropout", "xe-separate", "top1-none", "bpr-max-momentum-dropout-device-sampling",

@@ -153,6 +153,7 @@ def test_bad_arguments():
         PopularitySampler(SUPPORT, alpha=0.5, n_sample=-1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
 def test_in_graph_alias_draws_match_support_power_alpha(alpha):
     """The alias-method draws of the compiled loop follow the same P(v) ∝ supp(v)^α as the inverse-CDF store."""

@@ -1,6 +1,7 @@
 """Tests for gru4rec_tf.data.session_data: session layout for session-parallel batching."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from gru4rec_tf.data.event_log import load_events
 from gru4rec_tf.data.session_data import SessionData
@@ -110,6 +111,7 @@ def test_session_data_matches_reference_on_random_events():
 # real data (skipped when ../shared/data is absent)
 
 
+@pytest.mark.slow
 def test_rsc15_100k(shared_data):
     base = shared_data / "rsc15_100k"
     train = load_events(base / "train_full.tsv")

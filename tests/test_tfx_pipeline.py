@@ -25,6 +25,7 @@ from tfx_pipeline import blessing, options, pipeline, runners, summary
 
 PARAMS = "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=32,learning_rate=0.1,n_sample=64,n_epochs=1"
 EXECUTED = ("ClickLogExampleGen", "SessionTensors", "Trainer", "SessionEvaluator", "Pusher")
+pytestmark = pytest.mark.slow
 
 
 def write_click_log(directory, n_sessions=1500, n_items=200, seed=0):

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 GRU4REC = Path(sys.executable).parent / "gru4rec"
 TINY = ["--synthetic_sessions", "1500", "--synthetic_items", "200", "--min_item_support", "1", "--cutoffs", "5,20",
         "--thresholds", "recall@20=0.05", "--params",
@@ -16,6 +18,7 @@ def gru4rec(*args, cwd):
                           check=False)
 
 
+@pytest.mark.slow
 def test_run_with_no_data_trains_on_the_synthetic_log_and_prints_a_summary(tmp_path):
     result = gru4rec("run", "--work_dir", str(tmp_path / "work"), *TINY, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -28,6 +31,7 @@ def test_run_with_no_data_trains_on_the_synthetic_log_and_prints_a_summary(tmp_p
     assert "Component Trainer is running." in result.stderr  # progress while it runs
 
 
+@pytest.mark.slow
 def test_run_reports_a_failing_component_with_status_1(tmp_path):
     (tmp_path / "clicks.csv").write_text("session,item,time\n1,2,3\n", encoding="utf-8")
     result = gru4rec("run", "--work_dir", str(tmp_path / "work"), "--data", str(tmp_path / "clicks.csv"), cwd=tmp_path)

@@ -25,6 +25,7 @@ from tfx_pipeline import blessing, options, pipeline, run_guard, runners, summar
 from tfx_pipeline.components import pusher
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+pytestmark = pytest.mark.slow
 
 
 def run(work, *, pipeline_root=None, serving_root=None, guard=True):

@@ -50,6 +50,7 @@ def test_span_pattern_of_data_paths(tmp_path):
                                  window_spans=2)
 
 
+@pytest.mark.slow
 def test_day_by_day_ingests_the_latest_span_and_warm_starts(tmp_path):
     data = tmp_path / "clicks"
     day1_rows = write_day(data, "2026-11-01", seed=1)

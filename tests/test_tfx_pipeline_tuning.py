@@ -75,6 +75,7 @@ def run_pipeline(work, data_dir):
     return summary.summarize_latest_run(layout.metadata_path, "tune"), layout
 
 
+@pytest.mark.slow
 def test_pipeline_with_tuner_trains_the_best_parameters_and_caches_it(tmp_path):
     data = tmp_path / "data"
     data.mkdir()

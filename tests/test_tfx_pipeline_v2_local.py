@@ -142,6 +142,7 @@ def third(second, work):
 
 
 # ------------------------------------------------------------------------------------------------------ run 1
+@pytest.mark.slow
 def test_first_run_completes_blesses_and_pushes(first, work):
     result = first["v2"]
     assert result.error is None, result.error
@@ -164,6 +165,7 @@ def test_first_run_completes_blesses_and_pushes(first, work):
     assert json.loads(gen["parameters"]["input_config"])["splits"][0]["pattern"] == "*"
 
 
+@pytest.mark.slow
 def test_same_outcome_as_local_dag_runner(first):
     v2, local = first["v2"].summary, first["local"]
     assert local.succeeded and v2.succeeded
@@ -174,6 +176,7 @@ def test_same_outcome_as_local_dag_runner(first):
     assert v2.push["pushed"] and local.push["pushed"]
 
 
+@pytest.mark.slow
 def test_blessing_reports_model_names_through_the_executor_output(first):
     """The V2 resolver finds the last blessed model by the artifact *name* the blessing reports."""
     summary_ = first["v2"].summary
@@ -185,6 +188,7 @@ def test_blessing_reports_model_names_through_the_executor_output(first):
 
 
 # ------------------------------------------------------------------------------------------------------ run 2
+@pytest.mark.slow
 def test_unchanged_rerun_is_cached_and_pushes_nothing_new(first, second):
     status, printed, versions = second
     assert status == 0
@@ -222,15 +226,18 @@ def _check_pushed_to_other_root(result, versions, fingerprints, first, work):
     assert serving_versions(work / "vertex") == first["versions"]  # the first serving root is left alone
 
 
+@pytest.mark.slow
 def test_a_new_serving_root_gets_the_blessed_model(first, other_serving_root, work):
     _check_pushed_to_other_root(*other_serving_root["new"], first, work)
 
 
+@pytest.mark.slow
 def test_a_wiped_serving_root_gets_the_blessed_model_again(first, other_serving_root, work):
     _check_pushed_to_other_root(*other_serving_root["wiped"], first, work)
 
 
 # ------------------------------------------------------------------------------------------------------ run 3
+@pytest.mark.slow
 def test_new_blessed_model_is_pushed(first, third):
     result, versions, _ = third
     assert result.error is None, result.error
@@ -243,6 +250,7 @@ def test_new_blessed_model_is_pushed(first, third):
     assert push["pushed"] and versions == sorted(first["versions"] + [push["version"]])
 
 
+@pytest.mark.slow
 def test_failing_task_stops_the_run_and_shows_its_output(third):
     result, root = third[2]["result"], third[2]["root"]
     assert isinstance(result.error, v2_local.TaskFailed) and result.error.task == "ClickLogExampleGen"
@@ -261,6 +269,7 @@ def unblessed_after_wipe(third, work):
     return drive(spec, work / "vertex"), serving_versions(work / "vertex")
 
 
+@pytest.mark.slow
 def test_a_wiped_serving_root_gets_the_last_blessed_model_when_the_candidate_is_not(third, unblessed_after_wipe,
                                                                                      work):
     result, versions = unblessed_after_wipe
@@ -279,6 +288,7 @@ def test_a_wiped_serving_root_gets_the_last_blessed_model_when_the_candidate_is_
 
 
 # ------------------------------------------------------------------------------------------------------ run 4
+@pytest.mark.slow
 def test_missing_input_artifact_is_one_clear_error(first, third, unblessed_after_wipe, work):
     tensors = first["v2"].summary.output("SessionTensors", "session_tensors")
     shutil.rmtree(tensors.uri)
