@@ -20,6 +20,7 @@ LIBRARY_COMMANDS = {
     "export": ("gru4rec_tf.commands.export", "export a saved model as a TF Serving SavedModel version"),
     "tune": ("gru4rec_tf.commands.tune", "hyperparameter search; writes the best parameters for gru4rec train"),
     "preprocess": ("gru4rec_tf.commands.preprocess", "Beam pipeline: raw click log -> session tensors"),
+    "recommend": ("gru4rec_tf.commands.recommend", "Beam RunInference: top-k for every session of a log (or item)"),
 }
 
 

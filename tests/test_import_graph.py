@@ -78,7 +78,7 @@ LAYERS = (
     ("gru4rec_tf.preprocessing", "gru4rec_tf.model"),
     ("gru4rec_tf.evaluation",),
     ("gru4rec_tf.train", "gru4rec_tf.export"),
-    ("gru4rec_tf.tune",),
+    ("gru4rec_tf.tune", "gru4rec_tf.batch"),
     ("gru4rec_tf.commands", "gru4rec_tf.__main__"),
 )
 

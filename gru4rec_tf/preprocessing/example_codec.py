@@ -25,7 +25,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 from gru4rec_tf.data import contracts
 
-__all__ = ["encode_session_example", "write_tfrecord", "FEATURES"]
+__all__ = ["encode_session_example", "encode_example", "write_tfrecord", "FEATURES"]
 
 FEATURES = contracts.FEATURES
 _F = descriptor_pb2.FieldDescriptorProto
@@ -78,6 +78,23 @@ def encode_session_example(session_id: str, item_ids: Sequence[str], item_idx: S
     feature[contracts.ITEM_IDX].int64_list.value.extend(item_idx)
     feature[contracts.TIME_US].int64_list.value.extend(times_us)
     feature[contracts.SESSION_START_US].int64_list.value.append(times_us[0])
+    return example.SerializeToString(deterministic=True)
+
+
+def encode_example(features: dict) -> bytes:
+    """Serialized ``tf.train.Example`` of ``{name: (kind, values)}`` with kind ``bytes``, ``int64`` or ``float``.
+
+    Example::
+
+        >>> len(encode_example({"session_id": ("bytes", [b"7"]), "scores": ("float", [0.5, 0.25])})) > 0
+        True
+    """
+    example = _example_class()()
+    feature = example.features.feature
+    for name, (kind, values) in features.items():
+        if kind not in ("bytes", "int64", "float"):
+            raise ValueError(f"feature {name!r}: kind must be bytes, int64 or float, got {kind!r}")
+        getattr(feature[name], f"{kind}_list").value.extend(values)
     return example.SerializeToString(deterministic=True)
 
 
