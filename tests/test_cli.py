@@ -140,6 +140,7 @@ def test_unknown_subcommand():
     assert re.search(r"^\s+train\s+\S", result.stderr, re.M)  # followed by the usage listing the commands
 
 
+@pytest.mark.slow
 def test_train_metrics_json(trained, dataset):
     _, metrics, _ = trained
     for k in CUTOFFS:
@@ -158,6 +159,7 @@ def test_train_metrics_json(trained, dataset):
     assert params["constrained_embedding"] is True and params["sample_alpha"] == 0.5
 
 
+@pytest.mark.slow
 def test_train_log_lines(trained):
     stderr = trained[0].stderr
     for epoch in (1, 2):
@@ -169,6 +171,7 @@ def test_train_log_lines(trained):
     assert "Traceback" not in stderr
 
 
+@pytest.mark.slow
 def test_train_beats_popularity(trained, dataset):
     _, metrics, _ = trained
     pop_recall, pop_mrr, n_targets = popularity_baseline(dataset / "train.tsv", dataset / "test.tsv")
@@ -178,6 +181,7 @@ def test_train_beats_popularity(trained, dataset):
     assert metrics["mrr@20"] >= pop_mrr + 0.08, (metrics["mrr@20"], pop_mrr)
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_train_metrics(trained, dataset, workdir):
     _, train_metrics, model_dir = trained
     out = workdir / "eval.json"

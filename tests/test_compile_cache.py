@@ -95,6 +95,7 @@ def test_padded_item_tables_give_the_unpadded_results(days, params, monkeypatch,
     assert {**padded[1].identity, "warm_start": None} == {**plain[1].identity, "warm_start": None}
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_padded_tables_resumes_only_with_the_same_capacity(days, monkeypatch, tmp_path):
     day1, _, _ = days
     vocab = ItemVocabulary.from_events(day1)
@@ -176,6 +177,7 @@ def test_a_later_process_with_a_grown_catalogue_loads_the_compiled_loop(tmp_path
     assert files_again == files  # same capacity bucket, other uids before: loaded, nothing new compiled
 
 
+@pytest.mark.slow
 def test_padding_changes_nothing_where_the_distinct_row_budget_applies(monkeypatch, tmp_path):
     """With the cache on, the distinct-row budget is rounded up to a quarter octave (shapes stable across days);
     with the same budget, padded tables give the unpadded weights bit for bit."""

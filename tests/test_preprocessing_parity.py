@@ -137,6 +137,7 @@ def test_rejected_rows_are_counted_and_written(user_log):
     assert inp["rows_filtered_event_type"] == int((written["EventType"] == "cart").sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runner", ["multi_process", "bundle_based"])
 def test_other_local_runners_write_identical_files(user_log, tmp_path, runner):
     """Same bytes from the FnApiRunner in memory (DirectRunner's batch engine), the FnApiRunner with two worker

@@ -350,6 +350,7 @@ def test_refuses_non_empty_dir_and_bad_arguments(int_export, tmp_path):
     assert not os.path.exists(tmp_path / "1") and not os.path.exists(tmp_path / "2")
 
 
+@pytest.mark.slow
 def test_export_command(tmp_path):
     from gru4rec_tf.model import model_dir  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.commands import export as export_cmd  # pylint: disable=g-import-not-at-top

@@ -30,6 +30,7 @@ def predict_cli(*args):
     return subprocess.Popen(GRU4REC + ["predict", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_predict_prints_one_json_object(server_target):
     items = f"{lib.ITEM_IDS[4]},{lib.UNKNOWN},{lib.ITEM_IDS[11]}"
     common = ["--server", server_target, "--model", lib.MODEL_NAME, "--items", items, "--k", "7"]

@@ -40,6 +40,7 @@ def test_run_reports_a_failing_component_with_status_1(tmp_path):
     assert "pushed: no" in result.stdout
 
 
+@pytest.mark.slow
 def test_compile_writes_a_vertex_pipeline_spec(tmp_path):
     result = gru4rec("compile", "--output", str(tmp_path / "pipeline.json"), "--image", "example.com/gru4rec:1",
                      "--pipeline_root", "gs://bucket/root", "--trainer_gpu_type", "NVIDIA_L4", cwd=tmp_path)

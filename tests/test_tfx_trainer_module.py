@@ -43,6 +43,7 @@ def _library_weights(root):
     return [v.numpy() for v in saved.model.trainable_variables]
 
 
+@pytest.mark.slow
 def test_a_retried_trainer_resumes_to_the_uninterrupted_model(tensors_uri, tmp_path, monkeypatch):
     trainer_module.run_fn(_fn_args(tensors_uri, tmp_path / "reference"))
     reference = _library_weights(tmp_path / "reference")
@@ -77,6 +78,7 @@ def test_validation_days_hold_out_the_end_of_the_training_split(tensors_uri, tmp
     assert any(name.startswith("events.") for name in os.listdir(args.model_run_dir))  # TensorBoard
 
 
+@pytest.mark.slow
 def test_device_sampling_reaches_the_training_routine(tensors_uri, tmp_path, monkeypatch):
     """``TrainingOptions.device_sampling`` (None: when a GPU is visible) is what ``run_fn`` trains with, and what the
     saved model's run identity records (a re-run on the same data recognises its own model)."""

@@ -40,8 +40,8 @@ CONFIGS = [
 DROPOUT_CONFIG = "loss=cross-entropy,logq=1.0,layers=8,batch_size=4,n_sample=6,dropout_p_embed=0.3,dropout_p_hidden=0.2"
 
 
-@pytest.mark.parametrize("param_string,fast_jit,reference_jit", [(c, jit, False) for c in CONFIGS
-                                                                   for jit in (True, False)] + [
+@pytest.mark.parametrize("param_string,fast_jit,reference_jit", [  # the loop without XLA: slow tier
+    pytest.param(c, jit, False, marks=() if jit else pytest.mark.slow) for c in CONFIGS for jit in (True, False)] + [
     # XLA draws other dropout masks than the TensorFlow kernels, so the reference steps use the fast path's kernels.
     (DROPOUT_CONFIG, True, True), (DROPOUT_CONFIG, False, False)])
 def test_compiled_steps_equal_eager_reference(param_string, fast_jit, reference_jit):
@@ -129,6 +129,7 @@ def test_trainer_rejects_mismatched_support():
     assert trainer.n_items == 3 and trainer.model.n_items == 5
 
 
+@pytest.mark.slow
 def test_distinct_row_budget_and_its_fallback_match_the_full_size():
     """Steps computed on the distinct-row budget (and the full-size fallback) equal the full-size computation."""
     param_string = "loss=bpr-max,final_act=elu-0.5,layers=8,batch_size=4,n_sample=40,sample_alpha=1.0"
@@ -200,6 +201,7 @@ def test_catalogue_smaller_than_a_steps_columns(param_string):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6, err_msg=a.name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("param_string,jit", [(c, True) for c in CONFIGS] + [(CONFIGS[1], False), (CONFIGS[2], False)])
 def test_sampling_inside_the_loop_computes_the_host_paths_steps(param_string, jit):
     """With device sampling, the loop's own samples and distinct rows give exactly the host path's steps."""
@@ -223,6 +225,7 @@ def test_sampling_inside_the_loop_computes_the_host_paths_steps(param_string, ji
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_sampling_inside_the_loop_keeps_the_distinct_row_budget_and_its_fallback():
     """Steps within the budget and steps above it (full size, chosen inside the loop) equal the host path's."""
     params = GRU4RecParams.from_string("loss=bpr-max,final_act=elu-0.5,layers=8,batch_size=4,n_sample=40,"
@@ -249,6 +252,7 @@ def test_sampling_inside_the_loop_keeps_the_distinct_row_budget_and_its_fallback
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7, err_msg=a.name)
 
 
+@pytest.mark.slow
 def test_training_with_device_sampling_learns_like_host_sampling():
     """Same data, both sampling modes: finite, decreasing losses and a similar recall on held-out sequences."""
     events = synthetic.generate_sessions(n_items=50, n_sessions=400, seed=2, span_days=5.0)
