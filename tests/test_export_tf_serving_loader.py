@@ -36,6 +36,7 @@ def requests(vocab, state_size: int, pad, cast):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("id_kind", ["int64", "string"])
 def test_every_signature_and_warmup_record_through_the_v1_graph_loader(tmp_path, id_kind):
     if id_kind == "int64":

@@ -36,6 +36,7 @@ def test_unknown_flags_are_neither_ours_nor_beam_options():
     assert cli.unknown_beam_options(args) == ["min_item_suport"]
 
 
+@pytest.mark.slow
 def test_preprocess_command_writes_session_tensors_and_stats(tmp_path):
     events = generate_sessions(n_items=60, n_sessions=300, mean_length=4.0, seed=5, span_days=5.0)
     path = tmp_path / "clicks.csv.gz"  # compressed text is read by its extension
@@ -59,6 +60,7 @@ def test_preprocess_command_writes_session_tensors_and_stats(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clicks.csv.gz", "out"]  # no staging directory left
 
 
+@pytest.mark.slow
 def test_preprocess_command_fails_clearly_on_a_missing_column_or_a_mistyped_flag(tmp_path):
     path = tmp_path / "clicks.csv"
     path.write_text("SessionId,ItemId,Timestamp\n1,2,3\n")

@@ -95,6 +95,7 @@ def test_interrupted_and_resumed_run_ends_with_the_uninterrupted_weights(split, 
     assert resumed.identity.get("device_sampling", False) == device_sampling
 
 
+@pytest.mark.slow
 def test_a_finished_run_resumed_again_trains_nothing(split, tmp_path):
     vocab, train_data, _ = split
     ckpt = str(tmp_path / "ckpt")
@@ -105,6 +106,7 @@ def test_a_finished_run_resumed_again_trains_nothing(split, tmp_path):
     assert again.resumed_from_epoch == 1.0 and len(again.history) == 1
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_run_is_refused_naming_the_differences(split, tmp_path):
     vocab, train_data, _ = split
     ckpt = str(tmp_path / "ckpt")
@@ -185,6 +187,7 @@ def test_warm_start_carries_rows_and_adds_new_items(split, tmp_path):
     assert report.dropped_items == len(vocab) - len(shared) and report.carried_items == len(shared)
 
 
+@pytest.mark.slow
 def test_warm_start_refuses_other_architectures(split, tmp_path):
     vocab, train_data, _ = split
     first = routine.train(train_data, vocab, PARAMS, TrainOptions(seed=1, epochs=1, log_every_s=1e9))
@@ -199,6 +202,7 @@ def test_warm_start_refuses_other_architectures(split, tmp_path):
     assert result.summary()["warm_start"]["carried_items"] == len(vocab)
 
 
+@pytest.mark.slow
 def test_tensorboard_scalars(split, tmp_path):
     vocab, train_data, valid_data = split
     options = TrainOptions(seed=1, epochs=2, steps_per_call=8, log_every_s=1e9, tensorboard_dir=str(tmp_path / "tb"))

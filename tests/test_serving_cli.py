@@ -52,6 +52,7 @@ def test_predict_prints_one_json_object(server_target):
     assert outputs[0]["signature"] == "serving_default" and outputs[1]["signature"] == "step"
 
 
+@pytest.mark.slow
 def test_predict_unavailable_server_fails_cleanly():
     start = time.monotonic()
     proc = predict_cli("--server", f"127.0.0.1:{lib.free_port()}", "--items", "1", "--attempts", "2",

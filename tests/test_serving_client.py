@@ -143,6 +143,7 @@ def test_client_started_before_server(base_path):
     client.close()
 
 
+@pytest.mark.slow
 def test_importing_the_client_stays_light():
     """The client needs only the serving contract (gru4rec_tf.export.signatures), not the exporter and its TFRS."""
     import os  # pylint: disable=g-import-not-at-top

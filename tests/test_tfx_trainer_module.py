@@ -68,6 +68,7 @@ def test_a_retried_trainer_resumes_to_the_uninterrupted_model(tensors_uri, tmp_p
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_validation_days_hold_out_the_end_of_the_training_split(tensors_uri, tmp_path):
     import json  # pylint: disable=g-import-not-at-top
     args = _fn_args(tensors_uri, tmp_path, valid_days=1.0, patience=1, early_stopping_metric="recall@20")

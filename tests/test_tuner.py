@@ -37,6 +37,7 @@ def make_tuner(directory, trials, epochs=2, base=BASE, space=SPACE, **kwargs):
                                **kwargs)
 
 
+@pytest.mark.slow
 def test_a_study_reports_every_epoch_and_writes_the_reports(data, tmp_path):
     tuner = make_tuner(tmp_path / "study", trials=3, algorithm="random")
     tuner.search(**data)
@@ -97,6 +98,7 @@ def test_a_diverging_learning_rate_fails_its_trial_only(data, tmp_path):
     assert all("FloatingPointError" in r["message"] for r in rows)
 
 
+@pytest.mark.slow
 def test_median_pruning_stops_trials_below_the_median(data, tmp_path, monkeypatch):
     tuner = make_tuner(tmp_path / "study", trials=4, epochs=2, prune_after=2, algorithm="random")
     values = iter([0.5, 0.6, 0.4, 0.5, 0.1, 0.9, 0.9])  # trial 3 is below the median after epoch 1
@@ -116,6 +118,7 @@ def test_median_pruning_stops_trials_below_the_median(data, tmp_path, monkeypatc
     assert tuner_lib.best_trial(tuner.oracle).value == 0.9
 
 
+@pytest.mark.slow
 def test_an_interrupted_study_resumes_to_the_total(data, tmp_path, monkeypatch):
     real_train = routine.train
 
