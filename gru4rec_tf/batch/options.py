@@ -65,7 +65,7 @@ class RecommendOptions:
                                "in all three).")
     item_to_item: bool = _option(False, help="Write the item-to-item table instead: the top-k after a one-event "
                                              "session of every catalogue item (session_id = that item's ID).")
-    batch_size: int = _option(64, help="Most sessions per model call (RunInference batches 1 to this many).")
+    batch_size: int = _option(64, help="Sessions per model call (RunInference batches; fewer at the end of a bundle).")
     model_version: str | None = _option(None, help="The model_version written in each record; default: the "
                                                    "SavedModel's version directory name, or a model directory's "
                                                    "weights fingerprint.")
