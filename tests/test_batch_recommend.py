@@ -109,7 +109,9 @@ def _check_equal_to_serving(records, export, item_lists_by_id, id_dtype, k, excl
     return answers
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "tfrecord"])
+# the fast tier runs jsonl here and Parquet in the model-directory test; both formats again, and TFRecord, in the slow
+@pytest.mark.parametrize("fmt", ["jsonl", pytest.param("parquet", marks=pytest.mark.slow),
+                                 pytest.param("tfrecord", marks=pytest.mark.slow)])
 def test_every_record_is_the_serving_default_answer(data, tmp_path, fmt):
     output = tmp_path / "recs"
     summary = pipeline.build_and_run(RecommendOptions(

@@ -106,7 +106,7 @@ class RecommendOptions:
                 raise ValueError("sessions must not be given with item_to_item (the table covers the catalogue, "
                                  "not a log)")
         elif not isinstance(self.sessions, str) or not self.sessions.strip():
-            raise ValueError(f"sessions must name the click log (or pass item_to_item), got {self.sessions!r}")
+            raise ValueError(f"sessions must name the click log unless item_to_item is set, got {self.sessions!r}")
         if self.sessions is not None:
             reading = self.reading_options()  # validates the reading options as preprocessing does
             object.__setattr__(self, "delimiter", reading.delimiter)
