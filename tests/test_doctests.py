@@ -65,6 +65,7 @@ DOCTEST_MODULES = (
     "tfx_pipeline.artifacts",
     "gru4rec_tf.commands.option_flags",
     "gru4rec_tf.commands.preprocess",
+    "gru4rec_tf.commands.beam_command",
     "gru4rec_tf.commands.recommend",
     "gru4rec_tf.batch.options",
     "gru4rec_tf.batch.model_handler",

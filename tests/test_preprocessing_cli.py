@@ -9,6 +9,7 @@ import pytest
 from absl import flags
 
 import preprocessing_testlib as lib
+from gru4rec_tf.commands import beam_command
 from gru4rec_tf.commands import preprocess as cli
 from gru4rec_tf.data.synthetic import generate_sessions
 
@@ -33,7 +34,7 @@ def test_flags_parser_keeps_unknown_flags_for_beam():
 
 def test_unknown_flags_are_neither_ours_nor_beam_options():
     args = ["--runner=FnApiRunner", "--direct_num_workers=2", "--project", "p", "--min_item_suport=3"]
-    assert cli.unknown_beam_options(args) == ["min_item_suport"]
+    assert beam_command.unknown_beam_options(args) == ["min_item_suport"]
 
 
 @pytest.mark.slow

@@ -14,13 +14,10 @@ Flags this command does not know are passed to Beam as pipeline options; a flag 
 """
 from __future__ import annotations
 
-import difflib
-import sys
-
 from absl import flags
 from absl import logging
 
-from gru4rec_tf.commands import common, option_flags
+from gru4rec_tf.commands import beam_command, common, option_flags
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 
 FLAGS = flags.FLAGS
@@ -44,42 +41,7 @@ def flags_parser(argv, flag_values: flags.FlagValues = FLAGS):
         >>> flags_parser(["gru4rec preprocess", "--input=x.csv", "--output=out", "--runner=DataflowRunner"], values)
         ['gru4rec preprocess', '--runner=DataflowRunner']
     """
-    try:
-        return flag_values(argv, known_only=True)
-    except flags.Error as err:
-        sys.stderr.write(f"gru4rec preprocess: {err}\nPass --helpfull for the flags.\n")
-        sys.exit(1)
-
-
-def unknown_beam_options(args) -> list:
-    """Names of the ``--flags`` in ``args`` that no Beam ``PipelineOptions`` class defines (typos, mostly).
-
-    Example::
-
-        >>> unknown_beam_options(["--runner=DirectRunner", "--min_item_suport=3"])
-        ['min_item_suport']
-    """
-    from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=g-import-not-at-top
-    known = set(PipelineOptions([]).get_all_options())
-    return sorted(set(PipelineOptions(list(args)).get_all_options(retain_unknown_options=True)) - known)
-
-
-def _check_beam_args(args) -> None:
-    unknown = unknown_beam_options(args)
-    if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, list(FLAGS), n=1)
-            hints.append(f"--{name}" + (f" (did you mean --{close[0]}?)" if close else ""))
-        raise ValueError(f"unknown flag(s) {', '.join(hints)}: neither a preprocess flag nor a Beam pipeline option")
-
-
-def _options() -> PreprocessOptions:
-    missing = [name for name in ("input", "output") if not FLAGS[name].value]
-    if missing:
-        raise ValueError(f"missing required flag(s): {', '.join('--' + m for m in missing)}")
-    with option_flags.flag_wording():
-        return PreprocessOptions(**option_flags.option_values(PreprocessOptions))
+    return beam_command.parse_known_flags("preprocess", argv, flag_values)
 
 
 def main(argv) -> None:
@@ -91,8 +53,8 @@ def main(argv) -> None:
     from gru4rec_tf.preprocessing.report import format_summary  # pylint: disable=g-import-not-at-top
     beam_args = list(argv[1:])
     try:
-        options = _options()
-        _check_beam_args(beam_args)
+        options = beam_command.options_from_flags(PreprocessOptions, ("input", "output"), FLAGS)
+        beam_command.check_beam_args("preprocess", beam_args, FLAGS)
         if beam_args:
             logging.info("preprocess: Beam pipeline options: %s", " ".join(beam_args))
         stats = pipeline.build_and_run(options, beam_args)

@@ -14,14 +14,11 @@ the fields of :class:`gru4rec_tf.batch.options.RecommendOptions` (``--helpfull``
 """
 from __future__ import annotations
 
-import difflib
-import sys
-
 from absl import flags
 from absl import logging
 
 from gru4rec_tf.batch.options import RecommendOptions
-from gru4rec_tf.commands import common, option_flags
+from gru4rec_tf.commands import beam_command, common, option_flags
 
 FLAGS = flags.FLAGS
 COMMAND = "recommend"
@@ -43,30 +40,7 @@ def flags_parser(argv, flag_values: flags.FlagValues = FLAGS):
         ...               "--direct_num_workers=2"], values)
         ['gru4rec recommend', '--direct_num_workers=2']
     """
-    try:
-        return flag_values(argv, known_only=True)
-    except flags.Error as err:
-        sys.stderr.write(f"gru4rec {COMMAND}: {err}\nPass --helpfull for the flags.\n")
-        sys.exit(1)
-
-
-def _check_beam_args(args) -> None:
-    from gru4rec_tf.commands.preprocess import unknown_beam_options  # pylint: disable=g-import-not-at-top
-    unknown = unknown_beam_options(args)
-    if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, list(FLAGS), n=1)
-            hints.append(f"--{name}" + (f" (did you mean --{close[0]}?)" if close else ""))
-        raise ValueError(f"unknown flag(s) {', '.join(hints)}: neither a recommend flag nor a Beam pipeline option")
-
-
-def _options() -> RecommendOptions:
-    missing = [name for name in ("model", "output") if not FLAGS[name].value]
-    if missing:
-        raise ValueError(f"missing required flag(s): {', '.join('--' + m for m in missing)}")
-    with option_flags.flag_wording():
-        return RecommendOptions(**option_flags.option_values(RecommendOptions))
+    return beam_command.parse_known_flags(COMMAND, argv, flag_values)
 
 
 def main(argv) -> None:
@@ -77,8 +51,8 @@ def main(argv) -> None:
     from gru4rec_tf.data.event_columns import DataError  # pylint: disable=g-import-not-at-top
     beam_args = list(argv[1:])
     try:
-        options = _options()
-        _check_beam_args(beam_args)
+        options = beam_command.options_from_flags(RecommendOptions, ("model", "output"), FLAGS)
+        beam_command.check_beam_args(COMMAND, beam_args, FLAGS)
         if beam_args:
             logging.info("recommend: Beam pipeline options: %s", " ".join(beam_args))
         summary = pipeline.build_and_run(options, beam_args)
