@@ -17,7 +17,7 @@ What ``run_fn`` writes into the ``Model`` artifact (``<uri>`` = parent of ``fn_a
   (:func:`gru4rec_tf.model.model_dir.save_model`), which the SessionEvaluator loads for the full-catalogue evaluation
   (also of a later run's baseline) and a later Trainer warm-starts from.
 
-and ``routine.json`` (history, parameters, data sizes) into the ``ModelRun`` artifact.
+and ``training.json`` (history, parameters, data sizes) into the ``ModelRun`` artifact.
 """
 import dataclasses
 import json
@@ -35,7 +35,7 @@ from gru4rec_tf.data.vocabulary import ItemVocabulary
 from tfx_pipeline import tuner_module
 from tfx_pipeline.options import TrainingOptions
 
-TRAINING_FILE = "routine.json"
+TRAINING_FILE = "training.json"
 CHECKPOINT_DIR = "checkpoints"  # in the ModelRun artifact: a retried Trainer with the same URIs resumes
 
 
