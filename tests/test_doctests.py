@@ -66,6 +66,7 @@ DOCTEST_MODULES = (
     "gru4rec_tf.commands.option_flags",
     "gru4rec_tf.commands.preprocess",
     "gru4rec_tf.commands.beam_command",
+    "gru4rec_tf.option_fields",
     "gru4rec_tf.commands.recommend",
     "gru4rec_tf.batch.options",
     "gru4rec_tf.batch.model_handler",

@@ -73,7 +73,7 @@ def test_library_never_imports_the_pipeline_or_serving():
 # The library's parts, lowest first: a module may import its own part and the parts below it, never one above.
 # (``gru4rec_tf`` itself and its top-level modules are the foundation every part may use.)
 LAYERS = (
-    ("gru4rec_tf", "gru4rec_tf.params", "gru4rec_tf.fileio", "gru4rec_tf.fingerprint"),
+    ("gru4rec_tf", "gru4rec_tf.params", "gru4rec_tf.fileio", "gru4rec_tf.fingerprint", "gru4rec_tf.option_fields"),
     ("gru4rec_tf.data",),
     ("gru4rec_tf.preprocessing", "gru4rec_tf.model"),
     ("gru4rec_tf.evaluation",),

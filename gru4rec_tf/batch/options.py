@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 
 from gru4rec_tf.preprocessing.options import PreprocessOptions
+from gru4rec_tf.option_fields import option_field as _option
 
 __all__ = ["RecommendOptions", "OUTPUT_FORMATS", "READING_FIELDS"]
 
@@ -17,13 +18,6 @@ OUTPUT_FORMATS = ("jsonl", "parquet", "tfrecord")
 READING_FIELDS = ("input_format", "delimiter", "session_key", "item_key", "time_key", "user_key", "session_gap_s",
                   "event_type_key", "event_type_filter", "time_format", "dedupe_consecutive")
 _PREPROCESS_FIELDS = {f.name: f for f in dataclasses.fields(PreprocessOptions)}
-
-
-# pylint: disable-next=redefined-builtin
-def _option(default=dataclasses.MISSING, *, help: str, choices: tuple[str, ...] = ()):
-    """A field with its description (``metadata["help"]``, also the flag's help) and its allowed values, if any."""
-    metadata = {"help": help, "choices": choices} if choices else {"help": help}
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _reading(name: str):

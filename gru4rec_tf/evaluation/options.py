@@ -18,21 +18,16 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from gru4rec_tf.option_fields import option_field, positive_int
+
 __all__ = ["DEFAULT_CUTOFFS", "DEFAULT_EVAL_BATCH_SIZE", "DEFAULT_EVAL_MODE", "EVAL_MODES", "EvalOptions",
-           "metric_cutoff", "option_field"]
+           "metric_cutoff"]
 
 DEFAULT_CUTOFFS = (1, 5, 10, 20)  # the K of Recall@K and MRR@K reported by default
 EVAL_MODES = ("standard", "conservative", "median")  # how ties with the target's score are ranked (spec §7)
 DEFAULT_EVAL_MODE = "standard"
 DEFAULT_EVAL_BATCH_SIZE = 512
 _METRIC = re.compile(r"(recall|mrr)@([1-9][0-9]*)")
-
-
-# pylint: disable-next=redefined-builtin
-def option_field(default, *, help: str, choices: tuple[str, ...] = ()):
-    """A dataclass field with its description (``metadata["help"]``, also the flag's help) and its allowed values."""
-    metadata = {"help": help, "choices": choices} if choices else {"help": help}
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 def metric_cutoff(metric, name: str) -> int:
@@ -42,13 +37,6 @@ def metric_cutoff(metric, name: str) -> int:
     if match is None:
         raise ValueError(f"{name} must be recall@K or mrr@K, got {metric!r}")
     return int(match.group(2))
-
-
-def positive_int(name: str, value) -> int:
-    """``value`` when it is an integer >= 1 (not a bool), else a ValueError naming the option ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,6 +9,7 @@ import dataclasses
 import math
 import posixpath
 
+from gru4rec_tf.option_fields import option_field as _option
 from gru4rec_tf.data.event_columns import DEFAULT_ITEM_KEY, DEFAULT_SESSION_KEY, DEFAULT_TIME_KEY
 
 __all__ = ["PreprocessOptions", "TIME_FORMATS", "SPLIT_ON", "INPUT_FORMATS", "DAY_US", "parse_delimiter"]
@@ -35,13 +36,6 @@ def _positive_finite(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
-
-
-# pylint: disable-next=redefined-builtin
-def _option(default=dataclasses.MISSING, *, help: str, choices: tuple[str, ...] = ()):
-    """A field with its description (``metadata["help"]``, also the flag's help) and its allowed values, if any."""
-    metadata = {"help": help, "choices": choices} if choices else {"help": help}
-    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclasses.dataclass(frozen=True)

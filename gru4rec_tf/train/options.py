@@ -25,7 +25,8 @@ import dataclasses
 import math
 
 from gru4rec_tf.evaluation.options import (DEFAULT_CUTOFFS, DEFAULT_EVAL_BATCH_SIZE, DEFAULT_EVAL_MODE, EVAL_MODES,
-                                           EvalOptions, metric_cutoff, option_field, positive_int)
+                                           EvalOptions, metric_cutoff)
+from gru4rec_tf.option_fields import option_field, positive_int
 
 __all__ = ["DEFAULT_CHECKPOINT_EVERY_S", "DEFAULT_CUTOFFS", "DEFAULT_EARLY_STOPPING_METRIC", "DEFAULT_EVAL_BATCH_SIZE",
            "DEFAULT_EVAL_MODE", "DEFAULT_SEED", "DEFAULT_STEPS_PER_CALL", "EVAL_MODES", "EvalOptions", "TrainOptions"]

@@ -25,6 +25,7 @@ from gru4rec_tf.train import device_steps as device_steps_lib
 from gru4rec_tf.train import eager_steps as eager_steps_lib
 from gru4rec_tf.train import host_steps as host_steps_lib
 from gru4rec_tf.train import optimizer as optimizer_lib
+from gru4rec_tf.train.options import DEFAULT_SEED, DEFAULT_STEPS_PER_CALL
 from gru4rec_tf.train import row_budget as row_budget_lib
 from gru4rec_tf.train import sampling
 from gru4rec_tf.train import step_math as step_math_lib
@@ -85,7 +86,7 @@ class Trainer:
     prepares them on the host in a prefetch thread, which is faster on CPU.
     """
 
-    def __init__(self, model, support, params, seed: int = 42, steps_per_call: int = 256,
+    def __init__(self, model, support, params, seed: int = DEFAULT_SEED, steps_per_call: int = DEFAULT_STEPS_PER_CALL,
                  jit_compile: bool = True, device_sampling: bool = False):
         if steps_per_call < 1:
             raise ValueError(f"steps_per_call must be >= 1, got {steps_per_call}")
