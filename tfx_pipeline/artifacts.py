@@ -19,6 +19,7 @@ from gru4rec_tf.data import contracts
 
 VOCABULARY_FILE = contracts.VOCAB_FILES["train"]  # a copy of the training split's vocabulary file
 LIBRARY_MODEL_DIR = "gru4rec_model"
+TRAINING_FILE = "training.json"  # in the ModelRun artifact: the Trainer's history, parameters and data sizes
 
 
 def library_model_dir(model_uri: str) -> str:

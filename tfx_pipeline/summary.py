@@ -15,6 +15,7 @@ import os
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
+from tfx_pipeline import artifacts
 from tfx_pipeline.pipeline import NODE_IDS, RESOLVER_ID, TUNER_ID
 
 _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
@@ -126,7 +127,7 @@ class RunSummary:
         if artifact is None or self.node("Trainer").state != "COMPLETE":
             return {}
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        path = os.path.join(artifact.uri, "training.json")
+        path = os.path.join(artifact.uri, artifacts.TRAINING_FILE)
         if not tf.io.gfile.exists(path):
             return {}
         with tf.io.gfile.GFile(path) as handle:

@@ -35,7 +35,7 @@ from gru4rec_tf.data.vocabulary import ItemVocabulary
 from tfx_pipeline import tuner_module
 from tfx_pipeline.options import TrainingOptions
 
-TRAINING_FILE = "training.json"
+TRAINING_FILE = artifacts.TRAINING_FILE
 CHECKPOINT_DIR = "checkpoints"  # in the ModelRun artifact: a retried Trainer with the same URIs resumes
 
 
