@@ -45,6 +45,7 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     _define_training_flags(flag_values)
     _define_execution_flags(flag_values)
     _define_compile_flags(flag_values)
+    _define_recommend_flags(flag_values)
     from tfx_pipeline import tuning_options  # pylint: disable=g-import-not-at-top  (the optional Tuner)
     tuning_options.define_flags(flag_values)
 
@@ -108,6 +109,20 @@ def _define_execution_flags(fv: flags.FlagValues) -> None:
                          flag_values=fv)
 
 
+def _define_recommend_flags(fv: flags.FlagValues) -> None:
+    """The optional bulk inference step after the Pusher (the flags of ``gru4rec recommend``, prefixed)."""
+    from gru4rec_tf.batch.options import OUTPUT_FORMATS, RecommendOptions  # pylint: disable=g-import-not-at-top
+    flags.DEFINE_string("recommend_data", None, "After the Pusher, write the blessed model's recommendations for "
+                        "every session of this click log (file, glob or directory, read with the ingestion's "
+                        "options) as the BulkRecommender's artifact. Default: no such step.", flag_values=fv)
+    flags.DEFINE_integer("recommend_k", 20, "With --recommend_data: " + RecommendOptions.field_help("k"),
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_enum("recommend_format", "jsonl", OUTPUT_FORMATS, "With --recommend_data: "
+                      + RecommendOptions.field_help("format"), flag_values=fv)
+    flags.DEFINE_boolean("recommend_exclude_seen", False, "With --recommend_data: "
+                         + RecommendOptions.field_help("exclude_seen"), flag_values=fv)
+
+
 def _define_compile_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_string("output", "pipeline.json", "compile: where to write the pipeline spec JSON.", flag_values=fv)
     flags.DEFINE_string("image", None, "compile: container image of the components (see tfx_pipeline/Dockerfile).",
@@ -157,10 +172,21 @@ def _pipeline_options() -> dict:
             "training": _training_options(),
             "window_spans": FLAGS.window_days,
             "tuning": tuning_options.from_flags(),  # the optional Tuner (--tune_trials N)
+            "recommend": _recommend_options(),  # the optional BulkRecommender (--recommend_data PATH)
             "blessing": blessing.BlessingOptions(
                 cutoffs=evaluation.cutoffs, thresholds=blessing.parse_thresholds(FLAGS.thresholds),
                 regression_margin=FLAGS.regression_margin, eval_mode=evaluation.eval_mode),
         }
+
+
+def _recommend_options():
+    """The BulkRecommender's options from the --recommend_* flags, or None without --recommend_data."""
+    if not FLAGS.recommend_data:
+        return None
+    from tfx_pipeline import options as opts  # pylint: disable=g-import-not-at-top
+    data = FLAGS.recommend_data if fileio.is_remote(FLAGS.recommend_data) else os.path.abspath(FLAGS.recommend_data)
+    return opts.RecommendStepOptions(data=data, k=FLAGS.recommend_k, format=FLAGS.recommend_format,
+                                     exclude_seen=FLAGS.recommend_exclude_seen)
 
 
 def _training_options():

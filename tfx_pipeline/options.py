@@ -208,3 +208,50 @@ class TrainingOptions:
     def from_custom_config(cls, config: Mapping | None) -> TrainingOptions:
         """Reads :meth:`to_custom_config` (or a hand-written dict with the same keys); missing keys get defaults."""
         return _from_json(cls, config or {})
+
+
+def _recommend_field(name: str):
+    """A field with the default and help text of ``RecommendOptions``'s field ``name``."""
+    from gru4rec_tf.batch.options import RecommendOptions  # pylint: disable=g-import-not-at-top  (no Beam import)
+    field = {f.name: f for f in dataclasses.fields(RecommendOptions)}[name]
+    return dataclasses.field(default=field.default, metadata=field.metadata)
+
+
+@dataclasses.dataclass(frozen=True)
+class RecommendStepOptions(_ComponentOptions):
+    """The optional bulk inference step after the Pusher: recommendations for every session of ``data``.
+
+    ``data`` is a click log (file, glob or directory) read with the pipeline's own ingestion and session options;
+    ``k``, ``format``, ``exclude_seen`` and ``batch_size`` are those of ``gru4rec recommend``
+    (:class:`gru4rec_tf.batch.options.RecommendOptions`: same defaults, help texts and validation).
+
+    Example::
+
+        >>> step = RecommendStepOptions(data="clicks/2026-12-06.tsv", k=10)
+        >>> step.recommend_options(IngestOptions(), SessionOptions(), model="m/1", output="out").sessions
+        'clicks/2026-12-06.tsv'
+        >>> RecommendStepOptions(data="clicks.tsv", k=0)
+        Traceback (most recent call last):
+        ValueError: k must be an integer >= 1, got 0
+    """
+
+    data: str = ""
+    k: int = _recommend_field("k")
+    format: str = _recommend_field("format")
+    exclude_seen: bool = _recommend_field("exclude_seen")
+    batch_size: int = _recommend_field("batch_size")
+
+    def __post_init__(self):
+        if not isinstance(self.data, str) or not self.data.strip():
+            raise ValueError(f"data must name the click log to recommend for, got {self.data!r}")
+        self.recommend_options(IngestOptions(), SessionOptions(), model="unused", output="unused")  # validates
+
+    def recommend_options(self, ingest: IngestOptions, sessions: SessionOptions, *, model: str, output: str,
+                          **overrides):
+        """The :class:`gru4rec_tf.batch.options.RecommendOptions` of this step for the pipeline's reading options."""
+        from gru4rec_tf.batch.options import READING_FIELDS, RecommendOptions  # pylint: disable=g-import-not-at-top
+        settings = {**dataclasses.asdict(ingest), **dataclasses.asdict(sessions)}
+        reading = {name: settings[name] for name in READING_FIELDS}
+        return RecommendOptions(model=model, output=output, sessions=self.data, k=self.k, format=self.format,
+                                exclude_seen=self.exclude_seen, batch_size=self.batch_size,
+                                **{**reading, **overrides})

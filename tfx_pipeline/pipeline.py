@@ -9,6 +9,8 @@
                                                                                                blessing
                                                                                                   v
                         (last blessed model: baseline_model) --> Pusher (blessed model, when the serving root lacks it)
+                                                                                                  |  (after it)
+                                                          (optional) BulkRecommender <-- model, blessing
 
 1. ``ClickLogExampleGen`` ingests the raw click log (a custom ``FileBasedExampleGen`` executor; why not
    ``CsvExampleGen``: see :mod:`tfx_pipeline.components.click_log_gen`).
@@ -23,6 +25,9 @@
    ``<serving_root>/<model_name>/<version>/`` when the candidate is blessed or is the already-blessed model
    (``is_new_model`` 0), and the last blessed model when the candidate is not blessed, unless a version there
    already holds that model: a new or wiped serving root gets the blessed model, an unchanged one no duplicate.
+6. The optional ``BulkRecommender`` (``recommend`` options: ``gru4rec pipeline run --recommend_data PATH``) runs
+   after the Pusher and writes the blessed model's recommendations for every session of that click log
+   (:mod:`tfx_pipeline.components.bulk_recommender`).
 
 Example::
 
@@ -36,11 +41,12 @@ from tfx import v1 as tfx
 
 from tfx_pipeline.blessing import BlessingOptions
 from tfx_pipeline.components import pusher as pusher_component
+from tfx_pipeline.components.bulk_recommender import BulkRecommender
 from tfx_pipeline.components.click_log_gen import ClickLogExampleGen
 from tfx_pipeline.components.session_evaluator import SessionEvaluator
 from tfx_pipeline.components.session_tensors import SessionTensors
 from tfx_pipeline.options import DEFAULT_MODEL_NAME, DEFAULT_PIPELINE_NAME  # noqa: F401  (re-exported)
-from tfx_pipeline.options import IngestOptions, SessionOptions, TrainingOptions
+from tfx_pipeline.options import IngestOptions, RecommendStepOptions, SessionOptions, TrainingOptions
 from tfx_pipeline.tuning_options import TuningOptions
 
 RUN_FN = "tfx_pipeline.trainer_module.run_fn"
@@ -48,6 +54,7 @@ RESOLVER_ID = "latest_blessed_model_resolver"
 # Node ids, in execution order (the Kubeflow V2 spec's task names).
 NODE_IDS = ("ClickLogExampleGen", "SessionTensors", RESOLVER_ID, "Trainer", "SessionEvaluator", "Pusher")
 TUNER_ID = "Tuner"  # optional (TuningOptions.trials > 0), between SessionTensors and the Trainer
+RECOMMENDER_ID = "BulkRecommender"  # optional (recommend options given), after the Pusher
 
 
 def serving_base_directory(serving_root: str, model_name: str = DEFAULT_MODEL_NAME) -> str:
@@ -73,6 +80,7 @@ def create_pipeline(
     trainer_resources=None,
     window_spans: int = 1,
     tuning: TuningOptions = TuningOptions(),
+    recommend: RecommendStepOptions | None = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -92,6 +100,8 @@ def create_pipeline(
             spans (days) instead of the latest one.
         tuning: with ``trials`` > 0, a standard ``Tuner`` searches the hyperparameters on the train split and its
             ``best_hyperparameters`` feed the Trainer (:mod:`tfx_pipeline.tuner_module`).
+        recommend: when given, a ``BulkRecommender`` after the Pusher writes the blessed model's recommendations
+            for the sessions of ``recommend.data`` (read with ``ingest`` and ``sessions``).
     """
     example_gen = ClickLogExampleGen(input_base=data_root, pattern=data_pattern, options=ingest,
                                      window_spans=window_spans)
@@ -129,11 +139,19 @@ def create_pipeline(
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=serving_base_directory(serving_root, model_name))),
     ).with_id("Pusher")
+    recommender = None
+    if recommend is not None:
+        recommender = BulkRecommender(
+            model=trainer.outputs["model"], model_blessing=evaluator.outputs["blessing"], options=recommend,
+            ingest=ingest, sessions=sessions,
+            serving_base_directory=serving_base_directory(serving_root, model_name)).with_id(RECOMMENDER_ID)
+        recommender.add_upstream_node(pusher)  # after the push; no data edge (see bulk_recommender)
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
         components=[example_gen, session_tensors] + ([tuner] if tuner else []) + [resolver, trainer, evaluator,
-                                                                                 pusher],
+                                                                                 pusher]
+        + ([recommender] if recommender else []),
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),

@@ -16,7 +16,7 @@ import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
 from tfx_pipeline import artifacts
-from tfx_pipeline.pipeline import NODE_IDS, RESOLVER_ID, TUNER_ID
+from tfx_pipeline.pipeline import NODE_IDS, RECOMMENDER_ID, RESOLVER_ID, TUNER_ID
 
 _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
@@ -91,6 +91,18 @@ class RunSummary:
                 "version": props.get("pushed_version"), "copied": props.get("copied", 1) == 1, "served": served}
 
     @property
+    def recommendations(self) -> dict | None:
+        """The BulkRecommender's outcome (``recommended``, ``uri``, ``sessions``, ``unknown_items``,
+        ``model_version``, ``files``, ``reason``), or None when the run has no such step."""
+        artifact = self.output(RECOMMENDER_ID, "recommendations")
+        if artifact is None:
+            return None
+        props = _props(artifact)
+        return {"recommended": props.get("recommended") == 1, "uri": artifact.uri, "reason": props.get("reason"),
+                "sessions": props.get("sessions"), "unknown_items": props.get("unknown_items"),
+                "model_version": props.get("model_version"), "files": json.loads(props.get("files") or "[]")}
+
+    @property
     def data(self) -> dict:
         artifact = self.output("SessionTensors", "session_tensors")
         return _props(artifact) if artifact is not None else {}
@@ -118,6 +130,11 @@ class RunSummary:
                 for k in ks))
             lines.append(f"blessed: {'yes' if bless['blessed'] else 'no'} ({bless['message']})")
         lines.append(self._push_line())
+        recs = self.recommendations
+        if recs is not None:
+            lines.append(f"recommendations: {recs['sessions']:,} sessions by model version {recs['model_version']} "
+                         f"({recs['unknown_items']:,} unknown items skipped), {len(recs['files'])} file(s) in "
+                         f"{recs['uri']}" if recs["recommended"] else f"recommendations: none ({recs['reason']})")
         return "\n".join(lines)
 
     @property
@@ -212,6 +229,8 @@ def summarize_run(store, pipeline_name: str, run_context) -> RunSummary:
     order = [n for n in NODE_IDS if n != RESOLVER_ID]
     if TUNER_ID in by_node:  # the optional Tuner, listed only in runs that have it
         order.insert(order.index("Trainer"), TUNER_ID)
+    if RECOMMENDER_ID in by_node:  # the optional bulk inference step, listed only in runs that have it
+        order.append(RECOMMENDER_ID)
     for node_id in order:
         execution = by_node.get(node_id)
         if execution is None:  # after a failure: not run; else skipped by its condition

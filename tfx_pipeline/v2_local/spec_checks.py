@@ -24,6 +24,12 @@ def expected_tasks() -> list[str]:
     return [t for n in NODE_IDS for t in (RESOLVER_TASKS if n == RESOLVER_ID else (n,))]
 
 
+def optional_tasks() -> list[str]:
+    """Tasks a compiled spec may also have: the bulk inference step after the Pusher (``--recommend_data``)."""
+    from tfx_pipeline.pipeline import RECOMMENDER_ID  # pylint: disable=g-import-not-at-top
+    return [RECOMMENDER_ID]
+
+
 def load_spec(path: str) -> dict:
     """Reads and checks a compiled ``PipelineJob`` JSON; raises :class:`SpecError` naming what is wrong."""
     job = _read_job(path)
@@ -77,9 +83,9 @@ def _check_compiler(path: str, spec: dict) -> None:
 
 
 def _check_tasks(path: str, spec: dict) -> None:
-    """The DAG has exactly the tasks of this project's pipeline."""
+    """The DAG has exactly the tasks of this project's pipeline (and possibly its optional ones)."""
     tasks = sorted(spec.get("root", {}).get("dag", {}).get("tasks", {}))
-    if tasks != sorted(expected_tasks()):
+    if sorted(t for t in tasks if t not in optional_tasks()) != sorted(expected_tasks()):
         raise SpecError(f"{path}: not the gru4rec pipeline (pipeline {spec.get('pipelineInfo', {}).get('name')!r} "
                         f"has tasks {', '.join(tasks) or 'none'}; expected {', '.join(sorted(expected_tasks()))})")
 
