@@ -13,6 +13,20 @@ VENV="${GRU4REC_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 REQ=requirements
 stamp="$VENV/.gru4rec-install-stamp"
+
+# redis-server (the Debian package): the session service's Redis store and its tests start one on 127.0.0.1.
+# Before the stamp check, so a machine with an up-to-date venv gets it too; nothing to do when it is on PATH.
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_get=(env DEBIAN_FRONTEND=noninteractive apt-get -q -y)
+  if [ "$(id -u)" -ne 0 ]; then apt_get=(sudo -n "${apt_get[@]}"); fi
+  echo "install.sh: installing redis-server (Debian package)"
+  if ! { "${apt_get[@]}" update >/dev/null && "${apt_get[@]}" install --no-install-recommends redis-server >/dev/null; }
+  then
+    echo "install.sh: could not install redis-server; install it (apt-get install redis-server) for the Redis" \
+      "session store and its tests" >&2
+    exit 1
+  fi
+fi
 want="$(cat "$REQ"/*.txt setup.py | sha256sum | cut -d' ' -f1)"
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
