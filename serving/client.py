@@ -56,6 +56,7 @@ class Recommendation:
     scores: list[float]
     num_unknown: int
     state: np.ndarray
+    version: int | None = None  # the model version that answered (from the response's ModelSpec)
 
     def to_dict(self) -> dict:
         return {"item_ids": self.item_ids, "scores": self.scores, "num_unknown": self.num_unknown}
@@ -138,12 +139,17 @@ class GRU4RecClient:
 
     def predict(self, signature: str, inputs: dict) -> dict:
         """Raw Predict: ``{name: numpy array}`` in and out."""
+        return self.predict_versioned(signature, inputs)[0]
+
+    def predict_versioned(self, signature: str, inputs: dict) -> tuple:
+        """Raw Predict: ``({name: numpy array}, the version that answered)``."""
         request = predict_pb2.PredictRequest()
         self._model_spec(request.model_spec, signature)
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
         response = self._call(self._stub.Predict, request)
-        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        return outputs, response.model_spec.version.value
 
     def info(self) -> ModelInfo:
         """Model metadata (cached after the first call)."""
@@ -183,14 +189,14 @@ class GRU4RecClient:
         except (TypeError, ValueError):
             raise ValueError(f"{what}: this model's item IDs are integers, got {rows!r}") from None
 
-    def _results(self, out: dict) -> list[Recommendation]:
+    def _results(self, out: dict, version: int | None = None) -> list[Recommendation]:
         recs = []
         for row in range(len(out[signatures.NUM_RESULTS])):
             n = int(out[signatures.NUM_RESULTS][row])
             ids = out[signatures.ITEM_IDS][row, :n]
             ids = [i.decode() for i in ids] if ids.dtype == object else [int(i) for i in ids]
             recs.append(Recommendation(ids, [float(s) for s in out[signatures.SCORES][row, :n]],
-                                       int(out[signatures.NUM_UNKNOWN][row]), out[signatures.STATE][row]))
+                                       int(out[signatures.NUM_UNKNOWN][row]), out[signatures.STATE][row], version))
         return recs
 
     @staticmethod
@@ -203,12 +209,12 @@ class GRU4RecClient:
     def recommend(self, sessions: Sequence[Sequence], k: int = 20, exclude_seen: bool = False,
                   candidates: Sequence[Sequence] | None = None) -> list[Recommendation]:
         """Top-k next items for whole sessions (``serving_default``, or ``serving_candidates`` with candidates)."""
-        return self._results(self.predict(*self.session_request(sessions, k, exclude_seen, candidates)))
+        return self._results(*self.predict_versioned(*self.session_request(sessions, k, exclude_seen, candidates)))
 
     def step(self, items: Sequence, states: np.ndarray, k: int = 20, exclude: Sequence[Sequence] | None = None,
              candidates: Sequence[Sequence] | None = None) -> list[Recommendation]:
         """One event per session with the states of the previous call (zeros for new sessions)."""
-        return self._results(self.predict(*self.step_request(items, states, k, exclude, candidates)))
+        return self._results(*self.predict_versioned(*self.step_request(items, states, k, exclude, candidates)))
 
     def session_request(self, sessions: Sequence[Sequence], k: int = 20, exclude_seen: bool = False,
                         candidates: Sequence[Sequence] | None = None) -> tuple:
