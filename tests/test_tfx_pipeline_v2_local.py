@@ -12,10 +12,11 @@ compiled without a data path, so the driver feeds it the built-in synthetic log)
    nothing new pushed, the summary says so as under ``LocalDagRunner``;
    then a spec of another serving root: every other task cached, the Pusher pushes the blessed model there; that
    root wiped and the spec run again: pushed there once more;
-3. a spec of another seed: a new model, blessed against the first one as baseline, pushed (beside it, a spec
+3. a spec of another seed, with the bulk inference step (``--recommend_data``): a new model, blessed against the
+   first one as baseline, pushed, and its recommendations written by the step after the push (beside it, a spec
    whose input file is broken fails at its first task, under its own root); then the serving root wiped and a
-   spec whose threshold no model reaches: its candidate is not blessed, and the Pusher puts the last blessed
-   model (run 3's) back, as ``gru4rec pipeline run``'s run guard does locally;
+   spec whose threshold no model reaches: its candidate is not blessed (so the step writes nothing), and the
+   Pusher puts the last blessed model (run 3's) back, as ``gru4rec pipeline run``'s run guard does locally;
 4. the first spec after the session tensors were deleted from the "bucket": a missing input artifact.
 
 Each task costs ~10 s of TensorFlow/TFX imports in its subprocess, as each container does on Vertex.
@@ -38,6 +39,7 @@ ROOT = "gs://bucket/gru4rec"
 PARAMS = "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=32,learning_rate=0.1,n_sample=64,n_epochs=1"
 SYNTHETIC = ("--synthetic_sessions", "1500", "--synthetic_items", "200")
 EXECUTED = ("ClickLogExampleGen", "SessionTensors", "Trainer", "SessionEvaluator", "Pusher")
+RECOMMEND = options.RecommendStepOptions(data=f"{ROOT}/data/clicks.tsv", k=10)  # the synthetic log itself
 
 
 def build(pipeline_root=ROOT, data_root=None, pattern="*", seed=42, margin=0.01, serving_root=f"{ROOT}/serving",
@@ -130,7 +132,7 @@ def other_serving_root(second, work):
 def third(second, work):
     """Run 3: a spec of another seed (and a regression margin that any sane model passes): a new model; beside
     it, a spec whose input file is broken runs under its own root."""
-    spec = compile_spec(work / "seed7.json", seed=7, margin=1.0)
+    spec = compile_spec(work / "seed7.json", seed=7, margin=1.0, recommend=RECOMMEND)
     broken = work / "broken_root"
     os.makedirs(broken / "bucket" / "broken")
     (broken / "bucket" / "broken" / "clicks.tsv").write_text("SessionId\tItem\tTime\n1\t10\t1.0\n1\t11\t2.0\n")
@@ -242,12 +244,33 @@ def test_new_blessed_model_is_pushed(first, third):
     result, versions, _ = third
     assert result.error is None, result.error
     assert states(result) == [("ClickLogExampleGen", "CACHED"), ("SessionTensors", "CACHED"),
-                              ("Trainer", "COMPLETE"), ("SessionEvaluator", "COMPLETE"), ("Pusher", "COMPLETE")]
+                              ("Trainer", "COMPLETE"), ("SessionEvaluator", "COMPLETE"), ("Pusher", "COMPLETE"),
+                              (pipeline.RECOMMENDER_ID, "COMPLETE")]
     bless = result.summary.blessing
     assert bless["blessed"] and bless["is_new_model"]
     assert bless["baseline_model_id"] == first["v2"].summary.output("Trainer", "model").name
     push = result.summary.push
     assert push["pushed"] and versions == sorted(first["versions"] + [push["version"]])
+
+
+@pytest.mark.slow
+def test_bulk_recommender_writes_the_pushed_models_recommendations(third, work, tmp_path):
+    """The step of the compiled spec, through TFX's container entrypoint: after the push, the pushed version's
+    answers (those of `gru4rec recommend` on that version) for every session of the log."""
+    from gru4rec_tf.batch.options import RecommendOptions  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.batch.pipeline import build_and_run
+    result = third[0]
+    push, recs = result.summary.push, result.summary.recommendations
+    assert recs["recommended"] and recs["model_version"] == push["version"] and recs["sessions"] == 1500
+    assert recs["files"] == ["part-00000-of-00001.jsonl"]
+    out_dir = v2_local.localize(recs["uri"], str(work / "vertex"))
+    local_log = v2_local.localize(RECOMMEND.data, str(work / "vertex"))
+    build_and_run(RecommendOptions(model=v2_local.localize(push["destination"], str(work / "vertex")),
+                                   sessions=local_log, k=10, output=str(tmp_path / "direct")))
+    for name in recs["files"]:
+        with open(os.path.join(out_dir, name), encoding="utf-8") as ours, \
+                open(tmp_path / "direct" / name, encoding="utf-8") as direct:
+            assert sorted(ours) == sorted(direct)
 
 
 @pytest.mark.slow
@@ -265,7 +288,7 @@ def test_failing_task_stops_the_run_and_shows_its_output(third):
 def unblessed_after_wipe(third, work):
     """After run 3: the serving root wiped, then a spec of another seed whose threshold no model reaches."""
     shutil.rmtree(work / "vertex" / "bucket" / "gru4rec" / "serving")
-    spec = compile_spec(work / "unblessed.json", seed=8, threshold=1.0)
+    spec = compile_spec(work / "unblessed.json", seed=8, threshold=1.0, recommend=RECOMMEND)
     return drive(spec, work / "vertex"), serving_versions(work / "vertex")
 
 
@@ -285,6 +308,8 @@ def test_a_wiped_serving_root_gets_the_last_blessed_model_when_the_candidate_is_
     assert _served_fingerprint(work / "vertex", "serving", versions[0]) == pusher.model_fingerprint(
         v2_local.localize(third_model, str(work / "vertex")))
     assert f"serving the last blessed model: {push['served']['destination']} (copied again" in result.format()
+    recs = result.summary.recommendations  # an unblessed candidate: the step writes nothing
+    assert not recs["recommended"] and recs["reason"] == "the model is not blessed"
 
 
 # ------------------------------------------------------------------------------------------------------ run 4
