@@ -27,6 +27,7 @@ setuptools.setup(
             "pipeline = tfx_pipeline.cli",
             "serve = serving.dev_server_cli",
             "predict = serving.client_cli",
+            "sessions = serving.sessions.cli",
         ],
     },
 )

@@ -72,6 +72,10 @@ DOCTEST_MODULES = (
     "gru4rec_tf.batch.model_handler",
     "gru4rec_tf.batch.writers",
     "gru4rec_tf.batch.pipeline",
+    "serving.sessions.api",
+    "serving.sessions.store",
+    "serving.sessions.metrics",
+    "serving.sessions.replay",
 )
 
 NOT_RUN = {
@@ -88,6 +92,8 @@ NOT_RUN = {
     "gru4rec_tf.train.step_math": "illustration: needs a Trainer's parts (model, sampler, optimizer, step inputs)",
     "serving.client": "illustration: talks to a running TF Serving (or development) server",
     "serving.dev_server": "illustration: serves an exported model directory",
+    "serving.sessions.recommender": "illustration: talks to a running TF Serving (or development) server",
+    "serving.sessions.http_service": "illustration: runs the session service over a running model server",
 }
 
 
