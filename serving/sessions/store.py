@@ -282,6 +282,14 @@ def parse_redis_url(url: str) -> dict:
     return {"host": parsed.hostname, "port": port, "db": int(db_text or 0), "password": parsed.password}
 
 
+# KEYS[1]: the session key. Returns {type, seq, data}; seq and data only for a hash (false = nil otherwise).
+_READ_SCRIPT = """
+local kind = redis.call('TYPE', KEYS[1])['ok']
+if kind ~= 'hash' then return {kind, false, false} end
+local fields = redis.call('HMGET', KEYS[1], 'seq', 'data')
+return {kind, fields[1], fields[2]}
+"""
+
 # KEYS[1]: the session key. ARGV: expected sequence number, encoded record, expiry in ms.
 # Returns 1 when written, 0 when the sequence number moved (another writer won), -1 for a key of another type.
 _CAS_SCRIPT = """
@@ -319,13 +327,13 @@ class RedisStore(SessionStore):
         self.url, self.prefix = url, prefix
         address = parse_redis_url(url)
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-        self._response_error = redis.exceptions.ResponseError
         # one immediate retry: a pooled connection that died with a restarted server reconnects; no backoff sleeps
         self._redis = redis.Redis(host=address["host"], port=address["port"], db=address["db"],
                                   password=address["password"], socket_timeout=timeout_s,
                                   socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 1),
                                   max_connections=max_connections)
         self._cas = self._redis.register_script(_CAS_SCRIPT)
+        self._read = self._redis.register_script(_READ_SCRIPT)
 
     def _call(self, what: str, function, *args):
         try:
@@ -335,14 +343,11 @@ class RedisStore(SessionStore):
 
     def get(self, model_name, session_id):
         key = session_key(self.prefix, model_name, session_id)
-        try:
-            seq, data = self._call("get", self._redis.hmget, key, ["seq", "data"])
-        except self._response_error as err:  # WRONGTYPE: a key of another type
-            raise _foreign(session_id, f"a Redis value that is not a session hash: {err}") from None
-        if seq is None and data is None:
-            if self._call("exists", self._redis.exists, key):  # a hash of someone else's
-                raise _foreign(session_id, "a hash without the fields seq and data")
+        kind, seq, data = self._call("get", self._read, [key])  # one round trip, whatever the key holds
+        if kind == b"none":
             return None, 0
+        if kind != b"hash":
+            raise _foreign(session_id, f"a Redis value that is not a session hash (a {kind.decode()})")
         if seq is None or data is None or not seq.isdigit():
             raise _foreign(session_id, "a hash without the fields seq and data")
         return SessionRecord.decode(data, model_name, session_id), int(seq)
