@@ -197,6 +197,56 @@ def test_evaluate_reproduces_train_metrics(trained, dataset, workdir):
 
 
 @pytest.mark.slow
+def test_evaluate_slices_prints_the_table_and_writes_it_to_the_metrics(trained, dataset, workdir):
+    _, train_metrics, model_dir = trained
+    out, sampled_out = workdir / "slices.json", workdir / "slices_sampled.json"
+    args = ("evaluate", "--model", model_dir, "--test", dataset / "test.tsv", "--eval_mode", "conservative",
+            "--cutoffs", "1,5,20", "--slices", "--previous_model", model_dir)
+    result = run_cli(*args, "--metrics_json", out)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(out.read_text())
+    for k in CUTOFFS:  # the sliced evaluation ranks exactly as the plain one
+        assert metrics[f"recall@{k}"] == train_metrics[f"recall@{k}"]
+        assert metrics[f"mrr@{k}"] == train_metrics[f"mrr@{k}"]
+    table = metrics["slices"]
+    assert table["all"]["events"] == metrics["eval_events"] and table["all"]["recall@20"] == metrics["recall@20"]
+    for family in (("target_new", "target_known"), ("position_1", "position_2-3", "position_4-7", "position_8+"),
+                   ("popularity_head", "popularity_torso", "popularity_tail")):
+        assert sum(table[name]["events"] for name in family) == metrics["eval_events"], family
+    assert table["target_new"]["events"] == 0  # the previous model is this one: no new item
+    row = table["position_1"]
+    assert row["events"] == row["sessions"] == metrics["eval_sessions"] > 0
+    for key in ("recall@20", "mrr@20"):
+        lo, hi = row[f"{key}_ci"]
+        assert 0.0 <= lo <= row[key] <= hi <= 1.0
+    assert 0.0 < metrics["coverage@20"] <= 1.0 and metrics["mean_rec_popularity@20"] > 0
+    assert metrics["bootstrap"] == {"resamples": 500, "seed": 0, "confidence": 0.95, "unit": "session"}
+    assert re.search(r"^position_1 +\d+ +\d+ +0\.\d{4} +\[0\.\d{4}, 0\.\d{4}\]", result.stdout, re.MULTILINE), \
+        result.stdout
+    # a sample of every session is the full evaluation; a smaller one ranks fewer sessions, still exactly
+    result = run_cli(*args, "--eval_sample_sessions", 100_000, "--metrics_json", sampled_out)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(sampled_out.read_text())["slices"] == table
+    result = run_cli(*args, "--eval_sample_sessions", 20, "--metrics_json", sampled_out)
+    assert result.returncode == 0, result.stderr
+    sampled = json.loads(sampled_out.read_text())
+    assert sampled["eval_sessions"] == 20 and sampled["slices"]["position_1"]["events"] == 20
+    width = lambda t: t["all"]["recall@20_ci"][1] - t["all"]["recall@20_ci"][0]  # noqa: E731
+    assert width(sampled["slices"]) > width(table)  # the interval shows the cost of sampling
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--eval_sample_sessions", 0, "--eval_sample_sessions must be an integer >= 1, got 0"),
+    ("--bootstrap_resamples", 0, "--bootstrap_resamples must be an integer >= 1, got 0"),
+    ("--eval_seed", -1, "--eval_seed must be an integer >= 0, got -1"),
+])
+def test_evaluate_bad_slice_options(flag, value, message, workdir, dataset):
+    result = run_cli("evaluate", "--model", workdir / "no_model_here", "--test", dataset / "test.tsv", "--slices",
+                     flag, value)
+    assert_clean_failure(result, message)
+
+
+@pytest.mark.slow
 def test_params_file_with_override_via_python_m(workdir, dataset, trained):
     """Official .py paramfile + --params override, run as ``python -m gru4rec_tf``; saves over an existing model."""
     paramfile = workdir / "rsc15_bprmax_port.py"

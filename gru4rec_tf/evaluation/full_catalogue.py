@@ -8,6 +8,7 @@ from tensorflow.python.eager import context as tf_context  # no public API sets 
 
 from gru4rec_tf.data import batching
 from gru4rec_tf.evaluation.options import DEFAULT_CUTOFFS, DEFAULT_EVAL_BATCH_SIZE, DEFAULT_EVAL_MODE, EVAL_MODES
+from gru4rec_tf.evaluation.slices import RankedEvents, positions_in_sessions
 
 _MAX_SCORE_ELEMENTS = 1 << 25  # caps eval batch × n_items (128 MiB of float32 scores per step)
 
@@ -38,6 +39,10 @@ def metrics_from_ranks(ranks: np.ndarray, cutoffs) -> dict:
         out[f"recall@{k}"] = float(hit.mean()) if len(ranks) else 0.0
         out[f"mrr@{k}"] = float(np.where(hit, 1.0 / ranks, 0.0).mean()) if len(ranks) else 0.0
     return out
+
+
+def _concat(parts, dtype, empty_shape=(0,)) -> np.ndarray:
+    return (np.concatenate(parts) if parts else np.zeros(empty_shape, dtype)).astype(dtype, copy=False)
 
 
 @contextlib.contextmanager
@@ -95,8 +100,11 @@ class Evaluator:
         self.steps_per_call = steps_per_call
         self._compiled = {}
 
-    def _rank_steps_fn(self, mode):
-        if mode not in self._compiled:
+    def _rank_steps_fn(self, mode, top_k: int = 0):
+        """The compiled ranking of a chunk of steps; with ``top_k`` > 0 it also returns each event's top-k items
+        (a separate function, so the plain ranking is unchanged)."""
+        key = (mode, top_k)
+        if key not in self._compiled:
             model, batch = self.model, self.batch_size
             state_specs = tuple(tf.TensorSpec([batch, layer.units], tf.float32) for layer in model.gru_layers)
             spec = lambda dtype: tf.TensorSpec([None, batch], dtype)  # noqa: E731
@@ -139,19 +147,22 @@ class Evaluator:
                 event_targets = tf.boolean_mask(targets, valid)
                 n_events = tf.shape(hidden)[0]
 
-                def score(begin, ranks):
+                def score(begin, ranks, tops):
                     end = tf.minimum(begin + score_rows, n_events)
                     scores = tf.matmul(hidden[begin:end], item_vectors, transpose_b=True) + item_bias
                     target_scores = tf.gather(scores, event_targets[begin:end], batch_dims=1)
-                    return end, tf.concat([ranks, rank_of_targets(scores, target_scores, mode)], axis=0)
+                    if top_k:
+                        tops = tf.concat([tops, tf.math.top_k(scores, top_k, sorted=True).indices], axis=0)
+                    return end, tf.concat([ranks, rank_of_targets(scores, target_scores, mode)], axis=0), tops
 
-                _, ranks = tf.while_loop(lambda begin, _: begin < n_events, score,
-                                         (tf.constant(0), tf.zeros([0], tf.float32)),
-                                         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None])))
-                return states, ranks
+                _, ranks, tops = tf.while_loop(
+                    lambda begin, *_: begin < n_events, score,
+                    (tf.constant(0), tf.zeros([0], tf.float32), tf.zeros([0, top_k], tf.int32)),
+                    shape_invariants=(tf.TensorShape([]), tf.TensorShape([None]), tf.TensorShape([None, top_k])))
+                return (states, ranks, tops) if top_k else (states, ranks)
 
-            self._compiled[mode] = rank_steps
-        return self._compiled[mode]
+            self._compiled[key] = rank_steps
+        return self._compiled[key]
 
     def ranks(self, test_data, mode: str = "standard") -> np.ndarray:
         """Rank of every evaluated event (every event after the first of each test session)."""
@@ -184,6 +195,31 @@ class Evaluator:
         if not ranks_out:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int32)
         return np.concatenate(ranks_out), np.concatenate(targets_out).astype(np.int32, copy=False)
+
+    def ranked_events(self, test_data, mode: str = DEFAULT_EVAL_MODE, top_k: int = 0) -> RankedEvents:
+        """Every evaluated event's rank, target, session and position (events so far), and with ``top_k`` > 0 its
+        top-k items (at most the catalogue), for a sliced evaluation (:mod:`gru4rec_tf.evaluation.slices`).
+
+        The ranks are those of :meth:`ranks`, in the same order.
+        """
+        if mode not in EVAL_MODES:
+            raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {mode!r}")
+        top_k = int(min(max(0, top_k), self.n_items))
+        schedule = batching.make_schedule(test_data.item_idx, test_data.session_offsets, self.batch_size)
+        rank_steps = self._rank_steps_fn(mode, top_k)
+        states = self.model.initial_states(self.batch_size)
+        ranks, targets, sessions, tops = [], [], [], []
+        with _without_graph_optimizer():
+            for chunk in schedule.chunks(self.steps_per_call):
+                states, chunk_ranks, *chunk_tops = rank_steps(chunk.inputs, chunk.targets, chunk.valid, chunk.reset,
+                                                              states)
+                ranks.append(chunk_ranks.numpy())
+                targets.append(np.asarray(chunk.targets)[chunk.valid])
+                sessions.append(np.asarray(chunk.session_index)[chunk.valid])
+                tops += [t.numpy() for t in chunk_tops]
+        sessions = _concat(sessions, np.int64)
+        return RankedEvents(_concat(ranks, np.float32), _concat(targets, np.int32), sessions,
+                            positions_in_sessions(sessions), _concat(tops, np.int32, (0, top_k)) if top_k else None)
 
     def evaluate(self, test_data, cutoffs=DEFAULT_CUTOFFS, mode: str = DEFAULT_EVAL_MODE) -> dict:
         """``{"recall@K", "mrr@K" for each cutoff, "eval_mode", "eval_events"}``."""

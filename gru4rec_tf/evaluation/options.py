@@ -21,7 +21,7 @@ import re
 from gru4rec_tf.option_fields import option_field, positive_int
 
 __all__ = ["DEFAULT_CUTOFFS", "DEFAULT_EVAL_BATCH_SIZE", "DEFAULT_EVAL_MODE", "EVAL_MODES", "EvalOptions",
-           "metric_cutoff"]
+           "SliceOptions", "metric_cutoff"]
 
 DEFAULT_CUTOFFS = (1, 5, 10, 20)  # the K of Recall@K and MRR@K reported by default
 EVAL_MODES = ("standard", "conservative", "median")  # how ties with the target's score are ranked (spec §7)
@@ -66,6 +66,35 @@ class EvalOptions:
         if self.eval_mode not in EVAL_MODES:
             raise ValueError(f"eval_mode must be one of {EVAL_MODES}, got {self.eval_mode!r}")
         positive_int("eval_batch_size", self.eval_batch_size)
+
+
+@dataclasses.dataclass(frozen=True)
+class SliceOptions:
+    """How the sliced evaluation samples test sessions and computes its intervals
+    (:mod:`gru4rec_tf.evaluation.slices`); the flags of ``gru4rec evaluate --slices`` and ``gru4rec pipeline run``.
+
+    Example::
+
+        >>> SliceOptions(eval_sample_sessions=1000).bootstrap_resamples
+        500
+        >>> SliceOptions(eval_sample_sessions=0)
+        Traceback (most recent call last):
+        ValueError: eval_sample_sessions must be an integer >= 1, got 0
+    """
+
+    eval_sample_sessions: int | None = option_field(
+        None, help="Rank the whole catalogue exactly for a random sample of this many test sessions (seeded; never "
+        "sampled negatives); the confidence intervals then include the cost of sampling. Default: every session.")
+    bootstrap_resamples: int = option_field(
+        500, help="Resamples of the test sessions behind each 95% bootstrap confidence interval.")
+    eval_seed: int = option_field(0, help="Seed of the session sample and of the bootstrap resamples.")
+
+    def __post_init__(self):
+        if self.eval_sample_sessions is not None:
+            positive_int("eval_sample_sessions", self.eval_sample_sessions)
+        positive_int("bootstrap_resamples", self.bootstrap_resamples)
+        if isinstance(self.eval_seed, bool) or not isinstance(self.eval_seed, int) or self.eval_seed < 0:
+            raise ValueError(f"eval_seed must be an integer >= 0, got {self.eval_seed!r}")
 
 
 def _cutoffs(values) -> tuple[int, ...]:
