@@ -8,7 +8,8 @@ Prometheus scraper. Names start with ``gru4rec_sessions_``:
   (``OK`` or the error code); ``errors_total{code}`` counts the failed ones again by code alone;
 * ``request_latency_seconds{method}``: a histogram of the calls' latency;
 * ``events_total``, ``new_sessions_total``, ``replays_total`` (a session whose pinned version was gone, replayed
-  through ``serving_default`` of the current version), ``expired_total`` (sessions found expired),
+  through ``serving_default`` of the current version), ``expired_total`` (expired sessions replaced by a new one
+  at their next event),
   ``conflicts_total`` (compare-and-set retries: two writers of one session at once);
 * gauges registered by the service, e.g. ``live_sessions`` (memory store only).
 
@@ -32,7 +33,7 @@ COUNTERS = {
     "events_total": "Events applied to sessions.",
     "new_sessions_total": "Sessions started (first event, or first event after expiry).",
     "replays_total": "Sessions whose pinned model version was gone, replayed through serving_default.",
-    "expired_total": "Sessions found expired (no event for --ttl_s).",
+    "expired_total": "Expired sessions (no event for --ttl_s) replaced by a new one at their next event.",
     "conflicts_total": "Compare-and-set retries: another writer updated the session first.",
 }
 

@@ -249,12 +249,11 @@ class SessionRecommender:
     # ---- the calls -----------------------------------------------------------------------------------------------
 
     def _live_record(self, session_id: str) -> tuple:
-        """``(record or None if absent or expired, seq)``; counts expiries."""
+        """``(record or None if absent or expired, seq, expired)``."""
         record, seq = self._get(session_id)
         if record is not None and self._clock() - record.last_seen > self.ttl_s:
-            self.metrics.count("expired_total")
-            return None, seq
-        return record, seq
+            return None, seq, True
+        return record, seq, False
 
     def _event(self, session_id, item_id, k, exclude_seen) -> Answer:
         self.check_session_id(session_id)
@@ -262,24 +261,26 @@ class SessionRecommender:
         self._check_item(item_id)
         item_id = item_id if isinstance(item_id, str) else int(item_id)
         for attempt in range(self.max_conflicts):
-            record, seq = self._live_record(session_id)
+            record, seq, expired = self._live_record(session_id)
             items, dropped = self._bounded((record.items if record else []) + [item_id],
                                            record.dropped_items if record else 0)
             rec, replayed = self._call_server(self._answer_for, record, item_id, items, k, exclude_seen)
             updated = store_lib.SessionRecord(self.model_name, rec.version, rec.state, items, self._clock(),
                                               (record.events if record else 0) + 1, dropped)
             if self._put(session_id, seq, updated):
-                self._count_event(record is None, replayed, attempt)
+                self._count_event(record is None, replayed, expired, attempt)
                 return Answer(session_id, rec.item_ids, rec.scores, rec.version, record is None, replayed,
                               rec.num_unknown)
         self.metrics.count("conflicts_total", self.max_conflicts)
         raise ServiceError("ABORTED", f"session {session_id!r}: {self.max_conflicts} concurrent updates in a row "
                                       f"won over this event; it was not applied, send it again")
 
-    def _count_event(self, new: bool, replayed: bool, conflicts: int) -> None:
+    def _count_event(self, new: bool, replayed: bool, expired: bool, conflicts: int) -> None:
         self.metrics.count("events_total")
         if new:
             self.metrics.count("new_sessions_total")
+        if expired:  # counted once, when the expired session is replaced
+            self.metrics.count("expired_total")
         if replayed:
             self.metrics.count("replays_total")
         if conflicts:
@@ -288,7 +289,7 @@ class SessionRecommender:
     def _recommend(self, session_id, k, exclude_seen) -> Answer:
         self.check_session_id(session_id)
         self._check_k(k, exclude_seen)
-        record, seq = self._live_record(session_id)
+        record, seq, _ = self._live_record(session_id)
         if record is None:
             raise ServiceError("NOT_FOUND", f"no live session {session_id!r} (never started, ended or expired)")
         pad = self._call_server(lambda: self._latest.info().pad_id)
