@@ -52,6 +52,7 @@ DOCTEST_MODULES = (
     "gru4rec_tf.train.prefetch",
     "tfx_pipeline.options",
     "tfx_pipeline.blessing",
+    "tfx_pipeline.slice_summary",
     "tfx_pipeline.tuning_options",
     # TensorFlow, Beam or TFX imports (which the rest of the tests import anyway); the examples themselves are small
     "gru4rec_tf.model.network",

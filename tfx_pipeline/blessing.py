@@ -1,4 +1,5 @@
-"""The blessing rule: thresholds on Recall@k / MRR@k, and no regression against the last blessed model.
+"""The blessing rule: thresholds on Recall@k / MRR@k, no regression against the last blessed model, overall and
+per slice.
 
 Pure Python (no TFX, no TensorFlow), used by the SessionEvaluator component and tested on its own.
 
@@ -6,7 +7,12 @@ A candidate is blessed when, for every *gated* metric (the keys of ``thresholds`
 
 1. ``candidate[m] >= thresholds[m]`` (absolute floor), and
 2. when a baseline (the last blessed model) exists: ``candidate[m] >= baseline[m] - regression_margin``, both
-   measured on the *current* test split (the baseline is re-evaluated on the same data).
+   measured on the *current* test split (the baseline is re-evaluated on the same data), and
+3. (the sliced gate) when a baseline exists, no slice of the test events (:mod:`gru4rec_tf.evaluation.slices`:
+   target item new/known, session position, target popularity) with at least ``min_slice_events`` events falls
+   more than ``slice_regression_margin`` below the baseline *beyond its noise*: a slice fails when the whole 95%
+   bootstrap interval of the paired difference candidate - baseline (the same test sessions resampled for both)
+   lies below ``-slice_regression_margin``. A small slice has a wide interval, so it fails only on a large drop.
 
 Example::
 
@@ -25,6 +31,7 @@ import re
 from collections.abc import Mapping
 
 from gru4rec_tf.evaluation.options import DEFAULT_CUTOFFS, DEFAULT_EVAL_BATCH_SIZE, DEFAULT_EVAL_MODE, EVAL_MODES
+from gru4rec_tf.evaluation.options import SliceOptions
 
 _METRIC = re.compile(r"(recall|mrr)@([1-9][0-9]*)\Z")
 
@@ -57,6 +64,11 @@ class BlessingOptions:
         eval_mode: how ties are ranked (spec §7): ``standard``, ``conservative`` or ``median``.
         eval_batch_size: session-parallel batch size of the evaluation.
         split: the split of the session tensors to evaluate on.
+        min_slice_events: the sliced gate looks only at slices with at least this many test events.
+        slice_regression_margin: the largest allowed drop of a gated metric in a slice below the baseline
+            (absolute); a slice fails when the 95% interval of its drop lies entirely beyond it.
+        eval_sample_sessions, bootstrap_resamples, eval_seed: as in
+            :class:`gru4rec_tf.evaluation.options.SliceOptions` (None: every test session is ranked).
 
     Example::
 
@@ -70,6 +82,11 @@ class BlessingOptions:
     eval_mode: str = DEFAULT_EVAL_MODE
     eval_batch_size: int = DEFAULT_EVAL_BATCH_SIZE
     split: str = "test"
+    min_slice_events: int = 200
+    slice_regression_margin: float = 0.02
+    eval_sample_sessions: int | None = None
+    bootstrap_resamples: int = SliceOptions.bootstrap_resamples
+    eval_seed: int = SliceOptions.eval_seed
 
     def __post_init__(self):
         cutoffs = tuple(self.cutoffs)
@@ -98,6 +115,21 @@ class BlessingOptions:
             raise ValueError(f"eval_batch_size must be an integer >= 1, got {self.eval_batch_size!r}")
         if not isinstance(self.split, str) or not self.split:
             raise ValueError(f"split must be a split name, got {self.split!r}")
+        self._check_slice_gate()
+
+    def _check_slice_gate(self) -> None:
+        if isinstance(self.min_slice_events, bool) or not isinstance(self.min_slice_events, int) \
+                or self.min_slice_events < 1:
+            raise ValueError(f"min_slice_events must be an integer >= 1, got {self.min_slice_events!r}")
+        margin = self.slice_regression_margin
+        if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not math.isfinite(margin) or margin < 0:
+            raise ValueError(f"slice_regression_margin must be a number >= 0, got {margin!r}")
+        self.slice_options()  # validates the sample and bootstrap settings
+
+    def slice_options(self) -> SliceOptions:
+        """The sample and bootstrap settings of the sliced evaluation."""
+        return SliceOptions(eval_sample_sessions=self.eval_sample_sessions,
+                            bootstrap_resamples=self.bootstrap_resamples, eval_seed=self.eval_seed)
 
     @property
     def gated_metrics(self) -> tuple[str, ...]:
@@ -116,12 +148,38 @@ class BlessingOptions:
         return cls(**data)
 
 
+SLICE_GATE_FLAGS = ("min_slice_events", "slice_regression_margin", "eval_sample_sessions")
+
+
+def define_slice_gate_flags(flag_values) -> None:
+    """The sliced gate's flags of ``gru4rec pipeline run|compile`` (defaults: :class:`BlessingOptions`'s)."""
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    defaults = {f.name: f.default for f in dataclasses.fields(BlessingOptions)}
+    flags.DEFINE_integer("min_slice_events", defaults["min_slice_events"], "Sliced gate: only slices of the test "
+                         "events (target new/known, session position, target popularity) with at least this many "
+                         "events are gated.", flag_values=flag_values)
+    flags.DEFINE_float("slice_regression_margin", defaults["slice_regression_margin"], "Sliced gate: a slice fails "
+                       "when the 95% bootstrap interval of its drop below the last blessed model (Recall@k, MRR@k of "
+                       "--thresholds) lies entirely beyond this margin.", flag_values=flag_values)
+    field = next(f for f in dataclasses.fields(SliceOptions) if f.name == "eval_sample_sessions")
+    flags.DEFINE_integer("eval_sample_sessions", None, field.metadata["help"], flag_values=flag_values)
+
+
+def slice_gate_flag_values(flag_values=None) -> dict:
+    """The :class:`BlessingOptions` keyword arguments of the sliced gate's flags."""
+    from absl import flags  # pylint: disable=g-import-not-at-top
+    flag_values = flag_values or flags.FLAGS
+    return {name: flag_values[name].value for name in SLICE_GATE_FLAGS}
+
+
 @dataclasses.dataclass(frozen=True)
 class BlessingDecision:
-    """The outcome: ``blessed`` and one human-readable line per check (failed checks start with ``FAIL``)."""
+    """The outcome: ``blessed``, one human-readable line per check (failed checks start with ``FAIL``) and the
+    slices that failed the sliced gate."""
 
     blessed: bool
     checks: list[str]
+    failed_slices: tuple[str, ...] = ()
 
     @property
     def failures(self) -> list[str]:
@@ -129,8 +187,23 @@ class BlessingDecision:
 
 
 def decide(options: BlessingOptions, candidate: Mapping[str, float],
-           baseline: Mapping[str, float] | None = None) -> BlessingDecision:
-    """Applies the blessing rule of :class:`BlessingOptions` to the candidate's (and baseline's) metrics."""
+           baseline: Mapping[str, float] | None = None, slices: Mapping[str, Mapping] | None = None
+           ) -> BlessingDecision:
+    """Applies the blessing rule of :class:`BlessingOptions` to the candidate's (and baseline's) metrics and, with
+    a baseline, to ``slices``: the paired slice table of
+    :func:`gru4rec_tf.evaluation.slices.paired_slice_table` (``{slice: {"events", "difference": {"recall@20_ci":
+    [lo, hi], ...}}}``).
+
+    Example (the candidate loses 0.1 of Recall@20 on new items, interval [-0.15, -0.05], beyond the margin 0.02):
+        >>> rule = BlessingOptions(thresholds={"recall@20": 0.1}, min_slice_events=100)
+        >>> table = {"target_new": {"events": 400, "difference": {"recall@20": -0.1, "recall@20_ci": [-0.15, -0.05]}}}
+        >>> decision = decide(rule, {"recall@20": 0.5}, {"recall@20": 0.5}, slices=table)
+        >>> decision.blessed, decision.failed_slices
+        (False, ('target_new',))
+        >>> decide(BlessingOptions(thresholds={"recall@20": 0.1}, min_slice_events=500), {"recall@20": 0.5},
+        ...        {"recall@20": 0.5}, slices=table).blessed          # a slice below min_slice_events is not gated
+        True
+    """
     checks = []
     for name, bound in options.thresholds.items():
         value = float(candidate[name])
@@ -141,4 +214,28 @@ def decide(options: BlessingOptions, candidate: Mapping[str, float],
             ok = value >= floor
             checks.append(f"{'ok' if ok else 'FAIL'}: {name} {value:.4f} {'>=' if ok else '<'} baseline "
                           f"{float(baseline[name]):.4f} - margin {options.regression_margin:.4f}")
-    return BlessingDecision(blessed=not any(c.startswith("FAIL") for c in checks), checks=checks)
+    failed_slices = ()
+    if baseline is not None and slices:
+        slice_checks, failed_slices = slice_gate(options, slices)
+        checks += slice_checks
+    return BlessingDecision(blessed=not any(c.startswith("FAIL") for c in checks), checks=checks,
+                            failed_slices=failed_slices)
+
+
+def slice_gate(options: BlessingOptions, slices: Mapping[str, Mapping]) -> tuple[list[str], tuple[str, ...]]:
+    """The sliced gate's check lines and the failed slices (``all`` is the overall rule's, not gated here)."""
+    margin, failures, failed = options.slice_regression_margin, [], []
+    gated = [name for name, row in slices.items() if name != "all" and row["events"] >= options.min_slice_events]
+    for name in gated:
+        difference = slices[name].get("difference") or {}
+        for metric in options.gated_metrics:
+            value, (lo, hi) = difference.get(metric), difference.get(f"{metric}_ci", (None, None))
+            if hi is not None and hi < -margin:
+                failures.append(f"FAIL: slice {name} ({slices[name]['events']} events): {metric} {value:+.4f} "
+                                f"below the baseline, 95% CI [{lo:+.4f}, {hi:+.4f}] entirely below -margin "
+                                f"{margin:.4f}")
+                if name not in failed:
+                    failed.append(name)
+    ok = f"ok: no slice of >= {options.min_slice_events} events ({len(gated)} gated) falls beyond -margin " \
+        f"{margin:.4f} of the baseline with 95% confidence"
+    return failures or [ok], tuple(failed)

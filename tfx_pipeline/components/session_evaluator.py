@@ -7,19 +7,26 @@ which would mean re-running every session prefix (O(L^2)) and re-implementing th
 :class:`~gru4rec_tf.evaluation.full_catalogue.Evaluator` already does it exactly and fast. So this component calls it,
 applies :mod:`tfx_pipeline.blessing`, and writes the standard artifacts:
 
-* ``evaluation`` (``ModelEvaluation``): ``metrics.json`` with the candidate's and the baseline's metrics and the
-  checks made; the metrics are also custom properties (``recall_at_20`` ...);
+* ``evaluation`` (``ModelEvaluation``): ``metrics.json`` with the candidate's and the baseline's metrics, the checks
+  made and the slice table (``slices``: per slice of the test events, candidate and baseline on the same events,
+  each figure with its 95% bootstrap interval over sessions, and the paired difference; ``slice_gate``: the sliced
+  gate's settings and ``failed_slices``); the metrics are also custom properties (``recall_at_20``,
+  ``coverage_at_20`` ...);
 * ``blessing`` (``ModelBlessing``): a ``BLESSED`` or ``NOT_BLESSED`` file and the custom properties the standard
   components read: ``blessed`` (the Pusher pushes only when it is 1), ``current_model``/``current_model_id`` (what
   ``LatestBlessedModelStrategy`` uses to find the last blessed model), ``baseline_model``/``baseline_model_id``;
-  plus ``is_new_model`` (0 when the candidate *is* the last blessed model, e.g. a re-run whose Trainer was
-  cached, or has the same weights, e.g. a warm-started Trainer that found the base model already trained on the
-  same data: the pipeline then does not push the same model again, and such a copy is not blessed a second
-  time, so that the next re-run is cached).
+  plus ``failed_slices`` (comma-separated, empty when the sliced gate passed) and ``is_new_model`` (0 when the
+  candidate *is* the last blessed model, e.g. a re-run whose Trainer was cached, or has the same weights, e.g. a
+  warm-started Trainer that found the base model already trained on the same data: the pipeline then does not push
+  the same model again, and such a copy is not blessed a second time, so that the next re-run is cached).
 
 The baseline (the last blessed model, from a ``LatestBlessedModelStrategy`` resolver) is evaluated on the *same*
 test split as the candidate, each through its own vocabulary (test events with items unknown to a model are
-dropped for that model, spec §7).
+dropped for that model, spec §7). For the slices both models' ranked events are aligned on (session, position in
+the test session, target): an event one model could not rank counts as a miss for it; the *new* items are those of
+the candidate's catalogue that the baseline does not know (so the baseline's figures on them are 0 by
+construction); popularity classes come from the candidate's training data. With ``eval_sample_sessions`` both
+models rank the same seeded sample of test sessions, against the whole catalogue.
 
 Example::
 
@@ -27,6 +34,7 @@ Example::
                                  model=trainer.outputs["model"], baseline_model=resolver.outputs["model"],
                                  options=BlessingOptions(thresholds={"recall@20": 0.1}, regression_margin=0.01))
 """
+import dataclasses
 import json
 import os
 from typing import Any
@@ -70,9 +78,21 @@ def property_name(metric: str) -> str:
     return metric.replace("@", "_at_")
 
 
-def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions) -> dict[str, float]:
-    """Loads the library model of a ``Model`` artifact and evaluates it on ``events`` (spec §7)."""
-    from gru4rec_tf.evaluation import full_catalogue
+@dataclasses.dataclass
+class ModelResult:
+    """A model's evaluation: its ``metrics`` (what metrics.json and the blessing record), its ranked test events
+    (:func:`gru4rec_tf.evaluation.slices.event_frame`) and its vocabulary."""
+
+    metrics: dict
+    events: Any  # pandas DataFrame: session, position, item, rank
+    vocab: Any
+
+
+def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions) -> ModelResult:
+    """Loads the library model of a ``Model`` artifact and evaluates it on ``events`` (spec §7), keeping each ranked
+    event for the slices, and the coverage and popularity of its top-k recommendations (k: the largest cutoff)."""
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.evaluation import full_catalogue, slices
     from gru4rec_tf.model import model_dir as model_dir_lib  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.data.session_data import SessionData
     with remote_paths.local_dir(artifacts.library_model_dir(model_uri)) as model_dir:
@@ -81,9 +101,36 @@ def evaluate_model(model_uri: str, events, options: blessing_lib.BlessingOptions
     logging.info("SessionEvaluator: %s: %d test events in %d sessions (%d events with unknown items dropped)",
                  model_uri, test.n_events, test.n_sessions, test.n_dropped_unknown)
     evaluator = full_catalogue.Evaluator(saved.model, options.eval_batch_size)
-    metrics = evaluator.evaluate(test, options.cutoffs, options.eval_mode)
-    return {**metrics, "n_items": len(saved.vocab), "dropped_unknown": int(test.n_dropped_unknown),
-            "weights_fingerprint": saved.weights_fingerprint}
+    ranked = evaluator.ranked_events(test, options.eval_mode, top_k=max(options.cutoffs))
+    popularity = pd.Series(saved.vocab.support, index=saved.vocab.item_ids)
+    metrics = {**full_catalogue.metrics_from_ranks(ranked.ranks, options.cutoffs), "eval_mode": options.eval_mode,
+               "eval_events": ranked.n_events, "eval_sessions": test.n_sessions,
+               **slices.recommendation_figures(ranked.top_items, saved.vocab.item_ids, popularity),
+               "n_items": len(saved.vocab), "dropped_unknown": int(test.n_dropped_unknown),
+               "weights_fingerprint": saved.weights_fingerprint}
+    return ModelResult(metrics, slices.event_frame(ranked, test, saved.vocab, events=events), saved.vocab)
+
+
+def slice_report(candidate: ModelResult, baseline: ModelResult | None, options: blessing_lib.BlessingOptions):
+    """The slice table: candidate and baseline on the same test events (:func:`~gru4rec_tf.evaluation.slices.align`)
+    with the paired differences, or the candidate alone without a baseline.
+
+    Popularity is the candidate's (its training data: the newest); the *new* items are those of the candidate's
+    catalogue that the baseline does not know (without a baseline there is no such slice).
+    """
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.evaluation import slices  # pylint: disable=g-import-not-at-top
+    popularity = pd.Series(candidate.vocab.support, index=candidate.vocab.item_ids)
+    settings = options.slice_options()
+    args = dict(cutoffs=options.cutoffs, n_resamples=settings.bootstrap_resamples, seed=settings.eval_seed)
+    if baseline is None:
+        masks = slices.slice_masks(candidate.events, popularity)
+        return {name: {"events": row["events"], "sessions": row["sessions"],
+                       "candidate": {k: v for k, v in row.items() if k not in ("events", "sessions")}}
+                for name, row in slices.slice_table(candidate.events, masks, **args).items()}
+    new_items = candidate.vocab.item_ids[baseline.vocab.lookup(candidate.vocab.item_ids) < 0]
+    frame = slices.align(candidate.events, baseline.events)
+    return slices.paired_slice_table(frame, slices.slice_masks(frame, popularity, new_items), **args)
 
 
 class Executor(tfma_evaluator_executor.Executor):
@@ -105,37 +152,52 @@ class Executor(tfma_evaluator_executor.Executor):
         model = artifact_utils.get_single_instance(input_dict["model"])
         baselines = input_dict.get("baseline_model") or []
         baseline = baselines[0] if baselines else None
-        events = session_data.read_events(tensors.uri, options.split)
-        candidate = evaluate_model(model.uri, events, options)
-        baseline_metrics = None
+        from gru4rec_tf.evaluation import session_sample  # pylint: disable=g-import-not-at-top
+        events = session_sample.sample_sessions(session_data.read_events(tensors.uri, options.split),
+                                                options.eval_sample_sessions, options.eval_seed)
+        result = evaluate_model(model.uri, events, options)
+        baseline_result = None
         if baseline is not None:
-            baseline_metrics = candidate if baseline.id == model.id else evaluate_model(baseline.uri, events, options)
-        decision = blessing_lib.decide(options, candidate, baseline_metrics)
+            baseline_result = result if baseline.id == model.id else evaluate_model(baseline.uri, events, options)
+        candidate = result.metrics
+        baseline_metrics = baseline_result.metrics if baseline_result is not None else None
+        table = slice_report(result, baseline_result, options)
+        decision = blessing_lib.decide(options, candidate, baseline_metrics, slices=table)
         same_as_baseline = baseline is not None and baseline.id != model.id and \
             candidate["weights_fingerprint"] == baseline_metrics["weights_fingerprint"]
         if same_as_baseline:  # e.g. a re-run on unchanged data: not blessed again, so the next re-run is cached
             decision = blessing_lib.BlessingDecision(blessed=False, checks=decision.checks + [
-                "FAIL: identical to the last blessed model (same weights): not blessed again"])
+                "FAIL: identical to the last blessed model (same weights): not blessed again"],
+                failed_slices=decision.failed_slices)
         for line in decision.checks:
             logging.info("SessionEvaluator: %s", line)
         logging.info("SessionEvaluator: %s", "BLESSED" if decision.blessed else "NOT BLESSED")
-        self._write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline)
+        self._write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline, table)
         self._write_blessing(output_dict, candidate, decision, model, baseline, same_as_baseline)
 
     @staticmethod
-    def _write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline) -> None:
+    def _write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline, table) -> None:
         import tensorflow as tf  # pylint: disable=g-import-not-at-top
         evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
         payload = {"split": options.split, "eval_mode": options.eval_mode, "candidate": candidate,
                    "baseline": baseline_metrics, "baseline_uri": baseline.uri if baseline is not None else None,
                    "thresholds": dict(options.thresholds), "regression_margin": options.regression_margin,
-                   "checks": decision.checks, "blessed": decision.blessed}
+                   "checks": decision.checks, "blessed": decision.blessed, "slices": table,
+                   "slice_gate": {"min_slice_events": options.min_slice_events,
+                                  "slice_regression_margin": options.slice_regression_margin,
+                                  "failed_slices": list(decision.failed_slices)},
+                   "eval_sample_sessions": options.eval_sample_sessions,
+                   "bootstrap": {"resamples": options.bootstrap_resamples, "seed": options.eval_seed,
+                                 "confidence": 0.95, "unit": "session"}}
         tf.io.gfile.makedirs(evaluation.uri)
         with tf.io.gfile.GFile(os.path.join(evaluation.uri, METRICS_FILE), "w") as handle:
             handle.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
         for key in _metric_keys(candidate):
             evaluation.set_float_custom_property(property_name(key), float(candidate[key]))
         evaluation.set_int_custom_property("eval_events", int(candidate["eval_events"]))
+        for key in _recommendation_keys(candidate):
+            evaluation.set_float_custom_property(property_name(key), float(candidate[key]))
+        evaluation.set_string_custom_property("failed_slices", ",".join(decision.failed_slices))
 
     @staticmethod
     def _write_blessing(output_dict, candidate, decision, model, baseline: types.Artifact | None,
@@ -156,12 +218,17 @@ class Executor(tfma_evaluator_executor.Executor):
         is_new = baseline is None or (baseline.id != model.id and not same_as_baseline)
         blessing.set_int_custom_property("is_new_model", int(is_new))
         blessing.set_string_custom_property("blessing_message", "; ".join(decision.failures) or "all checks passed")
+        blessing.set_string_custom_property("failed_slices", ",".join(decision.failed_slices))
         for key in _metric_keys(candidate):
             blessing.set_float_custom_property(property_name(key), float(candidate[key]))
 
 
 def _metric_keys(metrics: dict) -> list[str]:
     return [k for k in metrics if k.startswith(("recall@", "mrr@"))]
+
+
+def _recommendation_keys(metrics: dict) -> list[str]:
+    return [k for k in metrics if k.startswith(("coverage@", "mean_rec_popularity@"))]
 
 
 class SessionEvaluator(base_beam_component.BaseBeamComponent):
