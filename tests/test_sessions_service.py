@@ -10,9 +10,11 @@ import pytest
 import serving_testlib as lib
 import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
+from sessions_testlib import RedisServer
 from serving import dev_server  # pylint: disable=g-import-not-at-top
 from serving.sessions import http_service  # pylint: disable=g-import-not-at-top
 from serving.sessions import recommender as rec_lib  # pylint: disable=g-import-not-at-top
+from serving.sessions import store as store_lib  # pylint: disable=g-import-not-at-top
 
 ITEMS = [int(i) for i in lib.ITEM_IDS]
 
@@ -142,3 +144,28 @@ def test_client_refusals_and_unreachable_service():
     with pytest.raises(http_service.SessionServiceError) as info:
         client.event("s", 1)
     assert info.value.code == "UNAVAILABLE"
+
+
+def test_store_down_is_503_unavailable_and_the_service_recovers(service):
+    _, server, loaded = service
+    redis = RedisServer().start()
+    recommender = rec_lib.SessionRecommender(server.recommender.serving_target, lib.MODEL_NAME, max_k=25,
+                                             store=store_lib.RedisStore(redis.url, timeout_s=0.5))
+    try:
+        with http_service.SessionHTTPServer(recommender, port=0) as redis_server:
+            client = http_service.SessionServiceClient(redis_server.target)
+            client.event("down", ITEMS[1], k=5)
+            redis.stop()
+            with pytest.raises(http_service.SessionServiceError) as info:
+                client.event("down", ITEMS[2], k=5)
+            assert (info.value.code, info.value.http_status) == ("UNAVAILABLE", 503)
+            status, report = client.health()
+            assert status == 503 and report["status"] == "NOT_SERVING" and "unavailable" in report["store"]
+            redis.start()
+            assert client.health()[0] == 200
+            answer = client.event("down", ITEMS[2], k=5)  # Redis restarted empty: a new session
+            assert answer["item_ids"] == reference(loaded, [ITEMS[2]], 5)[0]
+            client.close()
+    finally:
+        recommender.close()
+        redis.stop()
