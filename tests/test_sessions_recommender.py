@@ -93,7 +93,7 @@ def test_expiry_after_ttl(served):
     clock = FakeClock()
     with make(served, ttl_s=60, clock=clock) as recommender:
         recommender.event("e", ITEMS[1])
-        clock.now += 59
+        clock.now += 60  # a gap of exactly ttl_s keeps the session (preprocessing splits at longer gaps)
         assert not recommender.event("e", ITEMS[2]).new_session
         clock.now += 61  # 61 s without events
         answer = recommender.event("e", ITEMS[3], k=5)
@@ -104,6 +104,13 @@ def test_expiry_after_ttl(served):
             with pytest.raises(rec_lib.ServiceError, match="no live session"):
                 recommender.recommend("e")
         assert recommender.metrics.value("expired_total") == 1  # counted when replaced, not when looked at
+
+
+def test_default_ttl_is_the_preprocessing_session_gap():
+    import dataclasses  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.preprocessing.options import PreprocessOptions  # pylint: disable=g-import-not-at-top
+    gap = next(f.default for f in dataclasses.fields(PreprocessOptions) if f.name == "session_gap_s")
+    assert rec_lib.DEFAULT_TTL_S == gap
 
 
 def test_items_are_bounded(served):
