@@ -286,3 +286,31 @@ def test_two_processes_one_session_at_once(served, redis_server):  # noqa: F811
     assert_answer(recommenders[1].recommend("hot", k=5), loaded, record.items)
     for recommender in recommenders:
         recommender.close()
+
+
+def test_string_item_ids(tmp_path):
+    from gru4rec_tf import params as params_lib  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.export import saved_model  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.model import network as model_lib  # pylint: disable=g-import-not-at-top
+    ids = np.array([f"p{i}" for i in range(lib.N_ITEMS)])
+    model = model_lib.GRU4Rec(lib.N_ITEMS, params_lib.GRU4RecParams.from_string("layers=8,n_sample=0"), seed=3)
+    path = saved_model.export_saved_model(model, ItemVocabulary(ids), str(tmp_path / "m" / "1"), max_k=25)
+    loaded = tf.saved_model.load(path)
+    server = dev_server.DevModelServer(str(tmp_path / "m"), lib.MODEL_NAME, port=lib.free_port()).start()
+    try:
+        with rec_lib.SessionRecommender(server.target, lib.MODEL_NAME, timeout_s=10, max_k=25) as recommender:
+            with pytest.raises(rec_lib.ServiceError, match="item_id must be of the model's ID type: strings"):
+                recommender.event("s", 3)
+            session = ["p3", "nope", "p7"]
+            for n, item in enumerate(session, 1):
+                answer = recommender.event("s", item, k=5, exclude_seen=True)
+                out = lib.run_signature(loaded, "serving_default", {
+                    "items": np.array([session[:n]], object), "lengths": np.array([n], np.int32),
+                    "k": np.array([5], np.int32), "exclude_seen": np.array([True])})
+                count = int(out["num_results"][0])
+                assert answer.item_ids == [i.decode() for i in out["item_ids"][0, :count]]
+                assert answer.scores == [float(s) for s in out["scores"][0, :count]]
+            assert recommender.recommend("s", k=5, exclude_seen=True).item_ids == answer.item_ids
+    finally:
+        server.stop()
