@@ -160,20 +160,24 @@ def slice_masks(frame: pd.DataFrame, popularity: pd.Series, new_items=None) -> d
     return masks
 
 
-def _columns(rank_columns, masks, cutoffs) -> tuple[np.ndarray, list]:
-    """Per-event values ``[n, c]`` (per slice: its count, then per model and cutoff: hit, reciprocal rank) and the
-    (slice, count column, [(model, k, hit column, rr column)]) layout."""
-    values, layout = [], []
+def _session_columns(rank_columns, masks, cutoffs, sessions, n_sessions) -> tuple[np.ndarray, list]:
+    """Per-session totals ``[n_sessions, c]`` (per slice: its event count, then per model and cutoff: hits and
+    reciprocal ranks) and the (slice, count column, [(model, k, hit column, rr column)]) layout. Column by column,
+    so memory follows the sessions, not the events."""
+    columns, layout = [], []
+
+    def add(values) -> int:
+        columns.append(np.bincount(sessions, weights=values, minlength=n_sessions))
+        return len(columns) - 1
+
     for name, mask in masks.items():
-        count_column, metrics = len(values), []
-        values.append(mask.astype(np.float64))
+        count_column, metrics = add(mask.astype(np.float64)), []
         for model, ranks in enumerate(rank_columns):
             for k in cutoffs:
                 hit = mask & (ranks <= k)
-                metrics.append((model, k, len(values), len(values) + 1))
-                values += [hit.astype(np.float64), np.where(hit, 1.0 / ranks, 0.0)]
+                metrics.append((model, k, add(hit.astype(np.float64)), add(np.where(hit, 1.0 / ranks, 0.0))))
         layout.append((name, count_column, metrics))
-    return np.stack(values, axis=1), layout
+    return np.stack(columns, axis=1), layout
 
 
 def _statistic(layout, n_models):
@@ -218,9 +222,8 @@ def _figures(point, lo, hi, start, metrics) -> dict:
 
 def _slice_figures(frame, rank_names, masks, cutoffs, n_resamples, seed, confidence) -> dict:
     rank_columns = [frame[name].to_numpy(dtype=np.float64) for name in rank_names]
-    values, layout = _columns(rank_columns, masks, cutoffs)
     codes, uniques = pd.factorize(frame["session"].to_numpy(), sort=False)
-    totals = bootstrap.session_totals(values, codes, len(uniques))
+    totals, layout = _session_columns(rank_columns, masks, cutoffs, codes, len(uniques))
     statistic = _statistic(layout, len(rank_columns))
     with np.errstate(invalid="ignore", divide="ignore"):
         point = statistic(totals.sum(axis=0, keepdims=True))[0]
@@ -228,7 +231,7 @@ def _slice_figures(frame, rank_names, masks, cutoffs, n_resamples, seed, confide
     out, start, n_per_model = {}, 0, 2 * len(cutoffs)
     diff_start = sum(len(m) * 2 for _, _, m in layout)
     for name, count_column, metrics in layout:
-        row = {"events": int(values[:, count_column].sum()),
+        row = {"events": int(round(totals[:, count_column].sum())),
                "sessions": int(np.count_nonzero(totals[:, count_column]))}
         models = []
         for model in range(len(rank_columns)):
