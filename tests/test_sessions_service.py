@@ -169,3 +169,19 @@ def test_store_down_is_503_unavailable_and_the_service_recovers(service):
     finally:
         recommender.close()
         redis.stop()
+
+
+def test_http_09_and_keep_alive(service):
+    client, server, _ = service
+    import socket  # pylint: disable=g-import-not-at-top
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz\r\n\r\n")  # HTTP/0.9: the body only, then the connection closes
+        data = b"".join(iter(lambda: sock.recv(4096), b""))
+    assert json.loads(data)["status"] == "SERVING"
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    for n in range(3):  # three requests on one kept-alive connection
+        connection.request("POST", "/v1/end", body=json.dumps({"session_id": f"ka{n}"}).encode())
+        response = connection.getresponse()
+        assert response.status == 200 and json.loads(response.read()) == {"session_id": f"ka{n}", "ended": False}
+    connection.close()
+    assert client.health()[0] == 200

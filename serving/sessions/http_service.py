@@ -71,8 +71,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        if hasattr(self, "_headers_buffer"):  # end_headers() with the body appended: one send instead of two
+            self._headers_buffer.append(b"\r\n" + data)
+            self.flush_headers()
+        else:  # an HTTP/0.9 request has no headers
+            self.end_headers()
+            self.wfile.write(data)
 
     def _error(self, err: api.ServiceError) -> None:
         self._send(HTTP_STATUS.get(err.code, 500), {"error": err.to_dict()})
