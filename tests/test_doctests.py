@@ -54,6 +54,8 @@ DOCTEST_MODULES = (
     "tfx_pipeline.blessing",
     "tfx_pipeline.slice_summary",
     "tfx_pipeline.tuning_options",
+    "tfx_pipeline.validation_options",
+    "tfx_pipeline.data_checks",
     # TensorFlow, Beam or TFX imports (which the rest of the tests import anyway); the examples themselves are small
     "gru4rec_tf.model.network",
     "gru4rec_tf.model.losses",

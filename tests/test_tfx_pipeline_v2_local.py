@@ -12,8 +12,9 @@ compiled without a data path, so the driver feeds it the built-in synthetic log)
    nothing new pushed, the summary says so as under ``LocalDagRunner``;
    then a spec of another serving root: every other task cached, the Pusher pushes the blessed model there; that
    root wiped and the spec run again: pushed there once more;
-3. a spec of another seed, with the bulk inference step (``--recommend_data``): a new model, blessed against the
-   first one as baseline, pushed, and its recommendations written by the step after the push (beside it, a spec
+3. a spec of another seed, with data validation and the bulk inference step (``--recommend_data``): the span
+   passes, a new model, blessed against the first one as baseline, pushed, and its recommendations written by the
+   step after the push (beside it, a spec
    whose input file is broken fails at its first task, under its own root); then the serving root wiped and a
    spec whose threshold no model reaches: its candidate is not blessed (so the step writes nothing), and the
    Pusher puts the last blessed model (run 3's) back, as ``gru4rec pipeline run``'s run guard does locally;
@@ -32,7 +33,7 @@ import shutil
 import pytest
 
 import tfx_pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
-from tfx_pipeline import blessing, cli, options, pipeline, runners, summary, v2_local
+from tfx_pipeline import blessing, cli, options, pipeline, runners, summary, v2_local, validation_options
 from tfx_pipeline.components import pusher
 
 ROOT = "gs://bucket/gru4rec"
@@ -40,6 +41,7 @@ PARAMS = "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=32,learning_rate=0
 SYNTHETIC = ("--synthetic_sessions", "1500", "--synthetic_items", "200")
 EXECUTED = ("ClickLogExampleGen", "SessionTensors", "Trainer", "SessionEvaluator", "Pusher")
 RECOMMEND = options.RecommendStepOptions(data=f"{ROOT}/data/clicks.tsv", k=10)  # the synthetic log itself
+VALIDATION = ("StatisticsGen", "SchemaGen", "ExampleValidator", "DataValidator")
 
 
 def build(pipeline_root=ROOT, data_root=None, pattern="*", seed=42, margin=0.01, serving_root=f"{ROOT}/serving",
@@ -132,7 +134,8 @@ def other_serving_root(second, work):
 def third(second, work):
     """Run 3: a spec of another seed (and a regression margin that any sane model passes): a new model; beside
     it, a spec whose input file is broken runs under its own root."""
-    spec = compile_spec(work / "seed7.json", seed=7, margin=1.0, recommend=RECOMMEND)
+    spec = compile_spec(work / "seed7.json", seed=7, margin=1.0, recommend=RECOMMEND,
+                        validation=validation_options.ValidationOptions())
     broken = work / "broken_root"
     os.makedirs(broken / "bucket" / "broken")
     (broken / "bucket" / "broken" / "clicks.tsv").write_text("SessionId\tItem\tTime\n1\t10\t1.0\n1\t11\t2.0\n")
@@ -255,9 +258,12 @@ def test_a_wiped_serving_root_gets_the_blessed_model_again(first, other_serving_
 def test_new_blessed_model_is_pushed(first, third):
     result, versions, _ = third
     assert result.error is None, result.error
-    assert states(result) == [("ClickLogExampleGen", "CACHED"), ("SessionTensors", "CACHED"),
-                              ("Trainer", "COMPLETE"), ("SessionEvaluator", "COMPLETE"), ("Pusher", "COMPLETE"),
-                              (pipeline.RECOMMENDER_ID, "COMPLETE")]
+    # with data validation (its tasks run through the container entrypoint; the Cond on the verdict lets the rest
+    # run), so SessionTensors (a new data_verdict input) runs again
+    assert states(result) == [("ClickLogExampleGen", "CACHED")] + [(n, "COMPLETE") for n in VALIDATION] + [
+        ("SessionTensors", "COMPLETE"), ("Trainer", "COMPLETE"), ("SessionEvaluator", "COMPLETE"),
+        ("Pusher", "COMPLETE"), (pipeline.RECOMMENDER_ID, "COMPLETE")]
+    assert result.summary.validation == {"valid": True, "mode": "fail", "anomalies": []}
     bless = result.summary.blessing
     assert bless["blessed"] and bless["is_new_model"]
     assert bless["baseline_model_id"] == first["v2"].summary.output("Trainer", "model").name

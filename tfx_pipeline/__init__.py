@@ -16,9 +16,10 @@ import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything impor
 
 
 def __getattr__(name):
-    """``tfx_pipeline.ItemVocabulary``: the custom artifact type under its schema title (imported lazily, so that
+    """``tfx_pipeline.ItemVocabulary``, ``tfx_pipeline.DataVerdict``: the custom artifact types under their schema
+    titles (imported lazily, so that
     ``import tfx_pipeline`` stays free of TFX); see :mod:`tfx_pipeline.artifacts`."""
-    if name == "ItemVocabulary":
-        from tfx_pipeline.artifacts import ItemVocabulary  # pylint: disable=g-import-not-at-top
-        return ItemVocabulary
+    if name in ("ItemVocabulary", "DataVerdict"):
+        from tfx_pipeline import artifacts  # pylint: disable=g-import-not-at-top
+        return getattr(artifacts, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

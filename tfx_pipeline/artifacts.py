@@ -40,3 +40,13 @@ class ItemVocabulary(artifact.Artifact):
     # a custom artifact class *by that title* (kubeflow_v2_entrypoint_utils._retrieve_class_path), so any other
     # name fails every task that reads or writes the vocabulary on Vertex.
     TYPE_NAME = "tfx_pipeline.ItemVocabulary"
+
+
+DATA_PROFILE_DIR = "data_profile"  # a span's statistics, schema and profile (DataVerdict -> session tensors -> Model)
+
+
+class DataVerdict(artifact.Artifact):
+    """A span's data validation: ``<uri>/anomalies.json``, ``<uri>/data_profile/`` and the custom property ``valid``
+    (0: the run stops before SessionTensors). Written by :mod:`tfx_pipeline.components.data_validator`."""
+
+    TYPE_NAME = "tfx_pipeline.DataVerdict"  # the import path of this class (see ItemVocabulary)

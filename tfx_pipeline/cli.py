@@ -30,7 +30,7 @@ from gru4rec_tf.evaluation.options import EvalOptions
 from gru4rec_tf.train.options import TrainOptions
 
 FLAGS = flags.FLAGS
-SUBCOMMANDS = ("run", "compile")
+SUBCOMMANDS = ("run", "compile", "schema")
 # The fields of TrainOptions and EvalOptions that are flags of this command (the Trainer's other settings keep their
 # defaults; the evaluator's batch size is BlessingOptions').
 TRAIN_OPTION_FLAGS = ("epochs", "seed", "device_sampling", "early_stopping_metric", "patience")
@@ -46,8 +46,12 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     _define_execution_flags(flag_values)
     _define_compile_flags(flag_values)
     _define_recommend_flags(flag_values)
+    from tfx_pipeline import blessing  # pylint: disable=g-import-not-at-top  (light: no TFX)
+    blessing.define_slice_gate_flags(flag_values)  # the sliced gate's flags
     from tfx_pipeline import tuning_options  # pylint: disable=g-import-not-at-top  (the optional Tuner)
     tuning_options.define_flags(flag_values)
+    from tfx_pipeline import validation_options  # pylint: disable=g-import-not-at-top  (data validation)
+    validation_options.define_flags(flag_values)
 
 
 def _define_location_flags(fv: flags.FlagValues) -> None:
@@ -124,7 +128,8 @@ def _define_recommend_flags(fv: flags.FlagValues) -> None:
 
 
 def _define_compile_flags(fv: flags.FlagValues) -> None:
-    flags.DEFINE_string("output", "pipeline.json", "compile: where to write the pipeline spec JSON.", flag_values=fv)
+    flags.DEFINE_string("output", "pipeline.json", "compile: where to write the pipeline spec JSON; schema: where to "
+                        "write the schema (default schema.pbtxt).", flag_values=fv)
     flags.DEFINE_string("image", None, "compile: container image of the components (see tfx_pipeline/Dockerfile).",
                         flag_values=fv)
     flags.DEFINE_string("trainer_gpu_type", None, "compile: Vertex accelerator of the Trainer, e.g. NVIDIA_TESLA_T4.",
@@ -145,6 +150,8 @@ def main(argv) -> None:
     try:
         if argv[1] == "run":
             ok = run_command()
+        elif argv[1] == "schema":
+            ok = schema_command()
         else:
             ok = compile_command()
     except (DataError, ValueError) as err:
@@ -153,14 +160,14 @@ def main(argv) -> None:
         if type(err).__name__ != "InUseError":  # tfx_pipeline.run_guard.InUseError (TFX-free import)
             raise
         common.fail(str(err), command="pipeline")
-    if not ok:
-        sys.exit(1)
+    if ok is not True:
+        sys.exit(1 if ok is False else ok)
 
 
 # ----------------------------------------------------------------------------------------------------- options
 def _pipeline_options() -> dict:
     """The components' options from the flags (validated by their constructors)."""
-    from tfx_pipeline import blessing, options as opts, tuning_options  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import blessing, options as opts, tuning_options, validation_options  # pylint: disable=g-import-not-at-top
     ingest = opts.IngestOptions(**option_flags.option_values(opts.IngestOptions))
     sessions = opts.SessionOptions(**option_flags.option_values(opts.SessionOptions))
     evaluation = common.eval_options(fields=EVAL_OPTION_FLAGS)
@@ -173,9 +180,11 @@ def _pipeline_options() -> dict:
             "window_spans": FLAGS.window_days,
             "tuning": tuning_options.from_flags(),  # the optional Tuner (--tune_trials N)
             "recommend": _recommend_options(),  # the optional BulkRecommender (--recommend_data PATH)
+            "validation": validation_options.from_flags(),  # data validation (--validation fail|warn|off)
             "blessing": blessing.BlessingOptions(
                 cutoffs=evaluation.cutoffs, thresholds=blessing.parse_thresholds(FLAGS.thresholds),
-                regression_margin=FLAGS.regression_margin, eval_mode=evaluation.eval_mode),
+                regression_margin=FLAGS.regression_margin, eval_mode=evaluation.eval_mode,
+                **blessing.slice_gate_flag_values()),
         }
 
 
@@ -349,6 +358,32 @@ def run_command() -> bool:
         print(f"gru4rec pipeline: error: {failed or 'the pipeline'} failed: {type(error).__name__}: {error}",
               file=sys.stderr)
         return False
+    if result is not None and result.stopped_by_validation:
+        from tfx_pipeline.validation_options import EXIT_STOPPED_BY_VALIDATION  # pylint: disable=g-import-not-at-top
+        print("gru4rec pipeline: stopped by data validation: the span is anomalous (see above); nothing was "
+              f"trained or pushed (exit status {EXIT_STOPPED_BY_VALIDATION})", file=sys.stderr)
+        return EXIT_STOPPED_BY_VALIDATION
+    return True
+
+
+# ----------------------------------------------------------------------------------------------------- schema
+def schema_command() -> bool:
+    """``gru4rec pipeline schema --output FILE``: the newest inferred schema of the pipeline's local runs."""
+    from tfx_pipeline import runners, summary  # pylint: disable=g-import-not-at-top
+    layout = runners.LocalLayout.create(FLAGS.work_dir, FLAGS.pipeline_name, FLAGS.pipeline_root,
+                                        FLAGS.metadata_path, FLAGS.serving_root)
+    if not os.path.exists(layout.metadata_path):
+        raise ValueError(f"{layout.metadata_path}: no run of pipeline {FLAGS.pipeline_name!r} yet; run `gru4rec "
+                         "pipeline run` (with --validation fail or warn) first")
+    source = summary.latest_schema_file(layout.metadata_path, FLAGS.pipeline_name)
+    if source is None:
+        raise ValueError(f"{layout.metadata_path}: no inferred schema recorded (the runs had --validation off)")
+    output = FLAGS.output if FLAGS.output != "pipeline.json" else "schema.pbtxt"
+    with open(source, encoding="utf-8") as handle, fileio.atomic_write_path(output) as tmp:
+        with open(tmp, "w", encoding="utf-8") as out:
+            out.write(handle.read())
+    print(f"wrote {os.path.abspath(output)}: the schema inferred from {source}; review it and pin it with "
+          f"--schema {output}")
     return True
 
 

@@ -48,6 +48,7 @@ from tfx_pipeline.components.session_tensors import SessionTensors
 from tfx_pipeline.options import DEFAULT_MODEL_NAME, DEFAULT_PIPELINE_NAME  # noqa: F401  (re-exported)
 from tfx_pipeline.options import IngestOptions, RecommendStepOptions, SessionOptions, TrainingOptions
 from tfx_pipeline.tuning_options import TuningOptions
+from tfx_pipeline.validation_options import ValidationOptions
 
 RUN_FN = "tfx_pipeline.trainer_module.run_fn"
 RESOLVER_ID = "latest_blessed_model_resolver"
@@ -55,6 +56,9 @@ RESOLVER_ID = "latest_blessed_model_resolver"
 NODE_IDS = ("ClickLogExampleGen", "SessionTensors", RESOLVER_ID, "Trainer", "SessionEvaluator", "Pusher")
 TUNER_ID = "Tuner"  # optional (TuningOptions.trials > 0), between SessionTensors and the Trainer
 RECOMMENDER_ID = "BulkRecommender"  # optional (recommend options given), after the Pusher
+# Data validation (ValidationOptions.mode fail or warn), between ClickLogExampleGen and SessionTensors; with a pinned
+# schema, ImportSchemaGen replaces SchemaGen.
+VALIDATION_IDS = ("StatisticsGen", "SchemaGen", "ImportSchemaGen", "ExampleValidator", "DataValidator")
 
 
 def serving_base_directory(serving_root: str, model_name: str = DEFAULT_MODEL_NAME) -> str:
@@ -81,6 +85,7 @@ def create_pipeline(
     window_spans: int = 1,
     tuning: TuningOptions = TuningOptions(),
     recommend: RecommendStepOptions | None = None,
+    validation: ValidationOptions | None = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline.
 
@@ -102,19 +107,61 @@ def create_pipeline(
             ``best_hyperparameters`` feed the Trainer (:mod:`tfx_pipeline.tuner_module`).
         recommend: when given, a ``BulkRecommender`` after the Pusher writes the blessed model's recommendations
             for the sessions of ``recommend.data`` (read with ``ingest`` and ``sessions``).
+        validation: data validation of the ingested span before SessionTensors (None or mode ``off``: none);
+            with mode ``fail`` an anomalous span skips SessionTensors and every later component.
     """
     example_gen = ClickLogExampleGen(input_base=data_root, pattern=data_pattern, options=ingest,
                                      window_spans=window_spans)
-    session_tensors = SessionTensors(examples=example_gen.outputs["examples"], options=sessions)
-    tuner = None  # the optional standard Tuner; its best_hyperparameters feed the Trainer
-    if tuning.enabled:
-        from tfx_pipeline import tuner_module  # pylint: disable=g-import-not-at-top
-        tuner = tuner_module.tuner_component(session_tensors.outputs["session_tensors"], training, tuning)
     resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(RESOLVER_ID)
+    validators = []
+    if validation is not None and validation.enabled:
+        validators = _validation_components(example_gen, resolver, validation, sessions.test_days)
+    if validators and validation.mode == "fail":
+        with tfx.dsl.Cond(validators[-1].outputs["verdict"].future()[0].custom_property("valid") == 1):
+            trained = _training_components(example_gen, resolver, validators, serving_root, model_name, sessions,
+                                           ingest, training, blessing, tuning, recommend, trainer_resources)
+    else:
+        trained = _training_components(example_gen, resolver, validators, serving_root, model_name, sessions,
+                                       ingest, training, blessing, tuning, recommend, trainer_resources)
+    return tfx.dsl.Pipeline(
+        pipeline_name=pipeline_name,
+        pipeline_root=pipeline_root,
+        components=[example_gen] + validators + [resolver] + trained,
+        enable_cache=enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args),
+    )
+
+
+def _validation_components(example_gen, resolver, validation: ValidationOptions, span_days: float) -> list:
+    """StatisticsGen, SchemaGen (or ImportSchemaGen with a pinned schema), ExampleValidator and DataValidator."""
+    from tfx_pipeline.components.data_validator import DataValidator  # pylint: disable=g-import-not-at-top
+    statistics = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    if validation.schema_file:
+        schema = tfx.components.ImportSchemaGen(schema_file=validation.schema_file)
+    else:
+        schema = tfx.components.SchemaGen(statistics=statistics.outputs["statistics"], infer_feature_shape=True)
+    example_validator = tfx.components.ExampleValidator(statistics=statistics.outputs["statistics"],
+                                                        schema=schema.outputs["schema"])
+    verdict = DataValidator(statistics=statistics.outputs["statistics"], schema=schema.outputs["schema"],
+                            anomalies=example_validator.outputs["anomalies"], examples=example_gen.outputs["examples"],
+                            baseline_model=resolver.outputs["model"], options=validation, span_days=span_days)
+    return [statistics, schema, example_validator, verdict]
+
+
+def _training_components(example_gen, resolver, validators, serving_root, model_name, sessions, ingest, training,
+                         blessing, tuning, recommend, trainer_resources) -> list:
+    """SessionTensors, the optional Tuner, the Trainer, SessionEvaluator, the Pusher, the optional BulkRecommender."""
+    session_tensors = SessionTensors(examples=example_gen.outputs["examples"], options=sessions,
+                                     data_verdict=validators[-1].outputs["verdict"] if validators else None)
+    tuner = None  # the optional standard Tuner; its best_hyperparameters feed the Trainer
+    if tuning.enabled:
+        from tfx_pipeline import tuner_module  # pylint: disable=g-import-not-at-top
+        tuner = tuner_module.tuner_component(session_tensors.outputs["session_tensors"], training, tuning)
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=session_tensors.outputs["session_tensors"],
@@ -146,13 +193,7 @@ def create_pipeline(
             ingest=ingest, sessions=sessions,
             serving_base_directory=serving_base_directory(serving_root, model_name)).with_id(RECOMMENDER_ID)
         recommender.add_upstream_node(pusher)  # after the push; no data edge (see bulk_recommender)
-    return tfx.dsl.Pipeline(
-        pipeline_name=pipeline_name,
-        pipeline_root=pipeline_root,
-        components=[example_gen, session_tensors] + ([tuner] if tuner else []) + [resolver, trainer, evaluator,
-                                                                                 pusher]
-        + ([recommender] if recommender else []),
-        enable_cache=enable_cache,
-        metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(beam_pipeline_args),
-    )
+    return [session_tensors] + ([tuner] if tuner else []) + [trainer, evaluator, pusher] + (
+        [recommender] if recommender else [])
+
+

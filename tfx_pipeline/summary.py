@@ -15,8 +15,8 @@ import os
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from tfx_pipeline import artifacts
-from tfx_pipeline.pipeline import NODE_IDS, RECOMMENDER_ID, RESOLVER_ID, TUNER_ID
+from tfx_pipeline import artifacts, slice_summary
+from tfx_pipeline.pipeline import NODE_IDS, RECOMMENDER_ID, RESOLVER_ID, TUNER_ID, VALIDATION_IDS
 
 _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 _OUTPUT_EVENTS = (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT)
@@ -91,6 +91,23 @@ class RunSummary:
                 "version": props.get("pushed_version"), "copied": props.get("copied", 1) == 1, "served": served}
 
     @property
+    def validation(self) -> dict | None:
+        """The DataValidator's verdict (``valid``, ``mode``, ``anomalies``: lines naming each failed check), or None
+        when the run has no data validation."""
+        artifact = self.output("DataValidator", "verdict")
+        if artifact is None:
+            return None
+        props = _props(artifact)
+        return {"valid": props.get("valid") == 1, "mode": props.get("mode"),
+                "anomalies": json.loads(props.get("anomaly_lines") or "[]")}
+
+    @property
+    def stopped_by_validation(self) -> bool:
+        """Whether data validation stopped this run (``--validation fail`` and an anomalous span)."""
+        verdict = self.validation
+        return verdict is not None and not verdict["valid"]
+
+    @property
     def recommendations(self) -> dict | None:
         """The BulkRecommender's outcome (``recommended``, ``uri``, ``sessions``, ``unknown_items``,
         ``model_version``, ``files``, ``reason``), or None when the run has no such step."""
@@ -112,6 +129,7 @@ class RunSummary:
         lines = [f"pipeline {self.pipeline_name}, run {self.run_id}:"]
         for node in self.nodes:
             lines.append(f"  {node.node_id:<32} {node.state:<9} {node.seconds:7.1f} s")
+        lines += self._validation_lines()
         data = self.data
         if data:
             lines.append(f"data: train {data.get('train_events', 0):,} events / {data.get('train_sessions', 0):,} "
@@ -129,6 +147,7 @@ class RunSummary:
                 f"Recall@{k} {metrics.get(f'recall@{k}', nan):.4f} MRR@{k} {metrics.get(f'mrr@{k}', nan):.4f}"
                 for k in ks))
             lines.append(f"blessed: {'yes' if bless['blessed'] else 'no'} ({bless['message']})")
+            lines += self._slice_lines()
         lines.append(self._push_line())
         recs = self.recommendations
         if recs is not None:
@@ -150,6 +169,11 @@ class RunSummary:
         with tf.io.gfile.GFile(path) as handle:
             return json.load(handle)
 
+    def _slice_lines(self) -> list[str]:
+        """The SessionEvaluator's slice table (:mod:`tfx_pipeline.slice_summary`)."""
+        artifact = self.output("SessionEvaluator", "evaluation")
+        return slice_summary.lines(slice_summary.read_payload(artifact.uri)) if artifact is not None else []
+
     def _training_line(self) -> str:
         info = self.training
         if not info:
@@ -162,6 +186,17 @@ class RunSummary:
         best = f", best epoch {info['best_epoch']} of {info['epochs_run']}" if info.get("best_epoch") else ""
         epochs = len(info.get("epoch_loss", []))
         return f"trained: {how}, {epochs} epoch(s) in {info.get('train_seconds', 0):.1f} s{best}"
+
+    def _validation_lines(self) -> list[str]:
+        verdict = self.validation
+        if verdict is None:
+            return []
+        if not verdict["anomalies"]:
+            return ["data validation: passed"]
+        head = ("data validation: STOPPED the run (nothing trained or pushed; the serving root keeps the last blessed "
+                "model):" if not verdict["valid"] else "data validation: anomalies (--validation warn: the run went "
+                "on):")
+        return [head] + [f"  - {line}" for line in verdict["anomalies"]]
 
     def _push_line(self) -> str:
         push, bless = self.push, self.blessing
@@ -227,6 +262,8 @@ def summarize_run(store, pipeline_name: str, run_context) -> RunSummary:
             by_node[node_id] = execution  # a retried node keeps its last execution
     nodes = []
     order = [n for n in NODE_IDS if n != RESOLVER_ID]
+    validators = [n for n in VALIDATION_IDS if n in by_node]  # data validation, listed only in runs that have it
+    order[1:1] = validators
     if TUNER_ID in by_node:  # the optional Tuner, listed only in runs that have it
         order.insert(order.index("Trainer"), TUNER_ID)
     if RECOMMENDER_ID in by_node:  # the optional bulk inference step, listed only in runs that have it
@@ -241,6 +278,18 @@ def summarize_run(store, pipeline_name: str, run_context) -> RunSummary:
         nodes.append(NodeRun(node_id, _STATE_NAMES.get(execution.last_known_state, "UNKNOWN"), seconds,
                              _outputs(store, execution.id)))
     return RunSummary(pipeline_name, run_context.name, nodes, _latest_push(store, pipeline_name))
+
+
+def latest_schema_file(metadata_path: str, pipeline_name: str) -> str | None:
+    """The ``schema.pbtxt`` of the pipeline's newest ``Schema`` artifact (SchemaGen's or ImportSchemaGen's)."""
+    store = open_store(metadata_path)
+    context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if context is None:
+        return None
+    schemas = [a for a in store.get_artifacts_by_context(context.id)
+               if store.get_artifact_types_by_id([a.type_id])[0].name == "Schema"
+               and a.state == metadata_store_pb2.Artifact.LIVE and os.path.isfile(os.path.join(a.uri, "schema.pbtxt"))]
+    return os.path.join(max(schemas, key=lambda a: a.id).uri, "schema.pbtxt") if schemas else None
 
 
 def summarize_latest_run(metadata_path: str, pipeline_name: str) -> RunSummary:

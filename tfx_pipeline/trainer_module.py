@@ -57,6 +57,7 @@ def run_fn(fn_args) -> None:
     if base is not None and _trained_on_the_same(base, params, options, train_events, vocab):
         _save(fn_args, options, base.model, base.vocab, base.optimizer_state, base.training,
               {"reused_base_model": base.source, "params": params.to_dict(), "seed": options.seed})
+        _copy_data_profile(tensors_uri, fn_args)
         logging.info("Trainer: the last blessed model was trained on these very data with these parameters; "
                      "it is the output as it is (%s)", base.source)
         return
@@ -77,9 +78,21 @@ def run_fn(fn_args) -> None:
                    for h in trained.history],
     }
     _save(fn_args, options, trained.model, vocab, trained.optimizer_state, {"identity": trained.identity}, summary)
+    _copy_data_profile(tensors_uri, fn_args)
     logging.info("Trainer: %d epoch(s) in %.1f s, final loss %.4f; serving model in %s", len(trained.history),
                  trained.train_seconds, trained.history[-1].loss if trained.history else float("nan"),
                  fn_args.serving_model_dir)
+
+
+def _copy_data_profile(tensors_uri: str, fn_args) -> None:
+    """The span's data profile (when validation made one) goes into the model: the next run's DataValidator
+    compares its span with the data of the last blessed model."""
+    from tfx.dsl.io import fileio  # pylint: disable=g-import-not-at-top
+    from tfx.utils import io_utils
+    source = os.path.join(tensors_uri, artifacts.DATA_PROFILE_DIR)
+    if fileio.exists(source):
+        model_uri = os.path.dirname(fn_args.serving_model_dir.rstrip("/"))
+        io_utils.copy_dir(source, os.path.join(model_uri, artifacts.DATA_PROFILE_DIR))
 
 
 def _save(fn_args, options: TrainingOptions, model, vocab, optimizer_state, training_info, summary) -> None:

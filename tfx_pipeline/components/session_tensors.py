@@ -35,6 +35,7 @@ from tfx.types import artifact_utils
 from tfx.types import channel
 from tfx.types import component_spec
 from tfx.types import standard_artifacts
+from tfx.utils import io_utils
 
 from gru4rec_tf.data import contracts
 from gru4rec_tf.data.event_columns import DataError
@@ -53,7 +54,9 @@ class SessionTensorsSpec(component_spec.ComponentSpec):
     """Inputs, outputs and parameters of :class:`SessionTensors`."""
 
     PARAMETERS = {"session_options": component_spec.ExecutionParameter(type=str)}
-    INPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples)}
+    INPUTS = {"examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
+              # the span's data verdict: its data_profile/ is copied into the session tensors (then into the model)
+              "data_verdict": component_spec.ChannelParameter(type=artifacts.DataVerdict, optional=True)}
     OUTPUTS = {
         "session_tensors": component_spec.ChannelParameter(type=standard_artifacts.Examples),
         "vocabulary": component_spec.ChannelParameter(type=artifacts.ItemVocabulary),
@@ -114,6 +117,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 events, options, tensors.uri, split_dir=lambda name: split_uri(tensors.uri, name))
         stats = self._stats(examples, tensors, options)
         self._publish(tensors, vocabulary, stats)
+        for verdict in input_dict.get("data_verdict") or []:  # the span's data profile travels with its tensors
+            io_utils.copy_dir(os.path.join(verdict.uri, artifacts.DATA_PROFILE_DIR),
+                              os.path.join(tensors.uri, artifacts.DATA_PROFILE_DIR))
         logging.info("SessionTensors: wrote %s\n%s", tensors.uri, preprocessing_report.format_summary(stats))
 
     @staticmethod
@@ -164,10 +170,12 @@ class SessionTensors(base_beam_component.BaseBeamComponent):
     SPEC_CLASS = SessionTensorsSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(Executor)
 
-    def __init__(self, examples: channel.BaseChannel, options: SessionOptions = SessionOptions()):
+    def __init__(self, examples: channel.BaseChannel, options: SessionOptions = SessionOptions(),
+                 data_verdict: channel.BaseChannel | None = None):
         preprocess_options(IngestOptions(), options, input="unused", output="unused")  # validates now
         super().__init__(spec=SessionTensorsSpec(
             examples=examples,
+            data_verdict=data_verdict,
             session_options=options.to_json(),
             session_tensors=channel.Channel(type=standard_artifacts.Examples),
             vocabulary=channel.Channel(type=artifacts.ItemVocabulary),

@@ -307,10 +307,12 @@ class Driver:
     def summary(self, done: dict[str, TaskRun]):
         """The run as a :class:`tfx_pipeline.summary.RunSummary` (the summary of ``gru4rec pipeline run``)."""
         from tfx_pipeline import summary as summary_lib  # pylint: disable=g-import-not-at-top
-        from tfx_pipeline.pipeline import NODE_IDS, RECOMMENDER_ID, RESOLVER_ID
+        from tfx_pipeline.pipeline import NODE_IDS, RECOMMENDER_ID, RESOLVER_ID, VALIDATION_IDS
         nodes = []
-        optional = [RECOMMENDER_ID] if RECOMMENDER_ID in self.spec["root"]["dag"]["tasks"] else []
-        for node_id in [n for n in NODE_IDS if n != RESOLVER_ID] + optional:
+        tasks = self.spec["root"]["dag"]["tasks"]
+        order = [n for n in NODE_IDS if n != RESOLVER_ID] + ([RECOMMENDER_ID] if RECOMMENDER_ID in tasks else [])
+        order[1:1] = [n for n in VALIDATION_IDS if n in tasks]
+        for node_id in order:
             run = done.get(node_id, TaskRun(node_id, "NOT RUN"))
             nodes.append(summary_lib.NodeRun(node_id, run.state, run.seconds,
                                              {k: [mlmd_artifact(a) for a in v] for k, v in run.outputs.items()}))

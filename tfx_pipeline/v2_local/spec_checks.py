@@ -25,9 +25,10 @@ def expected_tasks() -> list[str]:
 
 
 def optional_tasks() -> list[str]:
-    """Tasks a compiled spec may also have: the bulk inference step after the Pusher (``--recommend_data``)."""
-    from tfx_pipeline.pipeline import RECOMMENDER_ID  # pylint: disable=g-import-not-at-top
-    return [RECOMMENDER_ID]
+    """Tasks a compiled spec may also have: the bulk inference step after the Pusher (``--recommend_data``) and the
+    data validation (``--validation fail|warn``)."""
+    from tfx_pipeline.pipeline import RECOMMENDER_ID, VALIDATION_IDS  # pylint: disable=g-import-not-at-top
+    return [RECOMMENDER_ID, *VALIDATION_IDS]
 
 
 def load_spec(path: str) -> dict:
