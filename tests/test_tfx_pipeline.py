@@ -53,6 +53,13 @@ def run_pipeline(work, data_dir, *, seed=42, thresholds=None, pattern="*"):
     return summary.summarize_latest_run(layout.metadata_path, "test"), layout, error
 
 
+def read_evaluation(result) -> dict:
+    """The SessionEvaluator's metrics.json of a run."""
+    with open(os.path.join(result.output("SessionEvaluator", "evaluation").uri, "metrics.json"),
+              encoding="utf-8") as handle:
+        return json.load(handle)
+
+
 def versions(layout):
     base = pipeline.serving_base_directory(layout.serving_root)
     return sorted(os.listdir(base)) if os.path.isdir(base) else []
@@ -119,6 +126,14 @@ def test_model_is_blessed_with_metrics(first_run):
     model = result.output("Trainer", "model")
     assert blessing_artifact.custom_properties["current_model_id"].int_value == model.id
     assert os.path.isfile(os.path.join(blessing_artifact.uri, "BLESSED"))
+    # the slice table (issue 23): the candidate alone, without a baseline; no sliced gate
+    evaluation = read_evaluation(result)
+    table = evaluation["slices"]
+    assert table["all"]["events"] == evaluation["candidate"]["eval_events"] and "target_new" not in table
+    assert table["all"]["candidate"]["recall@20"] == pytest.approx(bless["metrics"]["recall@20"], abs=1e-6)
+    assert sum(table[f"position_{p}"]["events"] for p in ("1", "2-3", "4-7", "8+")) == table["all"]["events"]
+    assert 0 < evaluation["candidate"]["coverage@20"] <= 1 and evaluation["slice_gate"]["failed_slices"] == []
+    assert "slices (candidate; no baseline; 95% bootstrap intervals over sessions):" in result.format()
 
 
 def test_pushed_saved_model_loads_and_returns_top_k(first_run):
@@ -193,6 +208,19 @@ def test_next_day_warm_starts_from_the_blessed_model(first_run, cached_runs, wor
     assert result.blessing["is_new_model"]
     if result.blessing["blessed"]:
         assert len(versions(layout)) == len(first_versions) + 1
+    # candidate and baseline on the same test events, per slice; the new items are unknown to the baseline
+    evaluation = read_evaluation(result)
+    new = evaluation["slices"]["target_new"]
+    assert new["events"] > 0 and new["baseline"]["recall@20"] == 0.0
+    assert new["events"] + evaluation["slices"]["target_known"]["events"] == evaluation["candidate"]["eval_events"]
+    lo, hi = new["difference"]["recall@20_ci"]
+    assert lo <= new["difference"]["recall@20"] <= hi
+    failed = evaluation["slice_gate"]["failed_slices"]
+    assert result.output("SessionEvaluator", "blessing").custom_properties["failed_slices"].string_value == \
+        ",".join(failed)
+    text = result.format()
+    assert "slices (candidate vs baseline on the same test events" in text
+    assert re.search(r"^  target_new +\d+ .* (ok|small|FAIL)$", text, re.MULTILINE), text
 
 
 # ------------------------------------------------------------------------------------------------ broken input

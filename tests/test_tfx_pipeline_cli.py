@@ -26,6 +26,8 @@ def test_run_with_no_data_trains_on_the_synthetic_log_and_prints_a_summary(tmp_p
     for node in ("ClickLogExampleGen", "SessionTensors", "Trainer", "SessionEvaluator", "Pusher"):
         assert f"{node} " in out and "COMPLETE" in out.split(node, 1)[1].splitlines()[0]
     assert "Recall@20" in out and "MRR@20" in out and "blessed: yes" in out
+    assert "slices (candidate; no baseline; 95% bootstrap intervals over sessions):" in out  # the slice table
+    assert "\n  position_1 " in out and "\n  popularity_tail " in out
     serving = tmp_path / "work" / "serving" / "gru4rec"
     assert f"pushed: {serving}{os.sep}" in out and len(os.listdir(serving)) == 1
     assert "Component Trainer is running." in result.stderr  # progress while it runs
@@ -52,3 +54,14 @@ def test_compile_writes_a_vertex_pipeline_spec(tmp_path):
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     assert tasks["ClickLogExampleGen"]["inputs"]["parameters"]["input_base"]["runtimeValue"]["constant"] == \
         "gs://bucket/root/data"
+
+
+@pytest.mark.slow
+def test_slice_gate_flags_out_of_range_fail_before_any_component(tmp_path):
+    for flag, value, message in (("--min_slice_events", "0", "must be an integer >= 1, got 0"),
+                                 ("--slice_regression_margin", "-0.1", "must be a number >= 0, got -0.1"),
+                                 ("--eval_sample_sessions", "0", "must be an integer >= 1, got 0")):
+        result = gru4rec("run", "--work_dir", str(tmp_path / "work"), flag, value, cwd=tmp_path)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1] == f"gru4rec pipeline: error: {flag} {message}", result.stderr
+        assert "Traceback" not in result.stderr and not (tmp_path / "work" / "metadata").exists()
