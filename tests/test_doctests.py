@@ -56,6 +56,7 @@ DOCTEST_MODULES = (
     "tfx_pipeline.tuning_options",
     "tfx_pipeline.validation_options",
     "tfx_pipeline.data_checks",
+    "tfx_pipeline.model_report",
     # TensorFlow, Beam or TFX imports (which the rest of the tests import anyway); the examples themselves are small
     "gru4rec_tf.model.network",
     "gru4rec_tf.model.losses",

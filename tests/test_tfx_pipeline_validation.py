@@ -145,9 +145,10 @@ def test_compiled_spec_gates_everything_after_validation_on_the_verdict(tmp_path
     runners.compile_kubeflow_v2(build(tmp_path, "gs://b/data", ValidationOptions(mode=mode)), str(path))
     tasks = json.loads(path.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]
     gated = ("SessionTensors", "Trainer", "SessionEvaluator", "Pusher")
-    for name in gated:
+    for name in gated:  # the verdict by its fixed key, or by the task's own input of it (the Pusher's data_verdict)
         condition = tasks[name].get("triggerPolicy", {}).get("condition")
-        assert (condition == "(inputs.artifacts['_DataValidator.verdict'].artifacts[0].metadata['valid'] == 1.0)") \
+        keys = ["_DataValidator.verdict"] + (["data_verdict"] if name == "Pusher" else [])
+        assert (condition in [f"(inputs.artifacts['{key}'].artifacts[0].metadata['valid'] == 1.0)" for key in keys]) \
             is conditioned, (name, condition)
     assert all("triggerPolicy" not in tasks[n] for n in pipeline.VALIDATION_IDS if n in tasks)
     assert "DataValidator" in tasks["SessionTensors"]["dependentTasks"]
@@ -219,6 +220,14 @@ def test_clean_days_pass_and_push(daily):
     clean, versions = daily["results"]["clean"]
     assert clean.validation["valid"] and not clean.validation["anomalies"] and clean.push["pushed"]
     assert clean.node("Trainer").state == "COMPLETE" and versions[-1] == clean.push["version"]
+    # the pushed version carries its report (issue 23, part 3): decision, this span against the previous one
+    path = os.path.join(clean.push["destination"], "assets.extra", "report", "report.md")
+    assert clean.report_path == path and f"\nreport: {path}" in clean.format()
+    with open(path, encoding="utf-8") as handle:
+        report = handle.read()
+    assert "**BLESSED**: all checks passed" in report and f"Pushed as version {clean.push['version']}" in report
+    assert "| events/day |" in report and "No previous span" not in report and "Warm-started from `" in report
+    assert "Mode `fail`; verdict: valid; 0 anomaly(ies)." in report and "| target_new |" in report
 
 
 @pytest.mark.slow
@@ -241,6 +250,10 @@ def test_warn_reports_the_anomaly_and_trains(daily):
     assert any(line.startswith("events_per_day:") for line in result.validation["anomalies"])
     assert result.node("Trainer").state == "COMPLETE"
     assert "data validation: anomalies (--validation warn: the run went on)" in result.format()
+    with open(result.report_path, encoding="utf-8") as handle:  # pushed or not, the model's report names them
+        report = handle.read()
+    assert "Mode `warn`; verdict: valid; " in report and "| events_per_day |" in report
+    assert "| target_new |" in report and "## Training" in report
 
 
 @pytest.mark.slow

@@ -25,6 +25,8 @@
    ``<serving_root>/<model_name>/<version>/`` when the candidate is blessed or is the already-blessed model
    (``is_new_model`` 0), and the last blessed model when the candidate is not blessed, unless a version there
    already holds that model: a new or wiped serving root gets the blessed model, an unchanged one no duplicate.
+   It also reads the evaluation, the Trainer's ``model_run`` and the data verdict, and writes the model's report
+   (:mod:`tfx_pipeline.model_report`) into the pushed version's ``assets.extra/report/`` and its ``PushedModel``.
 6. The optional ``BulkRecommender`` (``recommend`` options: ``gru4rec pipeline run --recommend_data PATH``) runs
    after the Pusher and writes the blessed model's recommendations for every session of that click log
    (:mod:`tfx_pipeline.components.bulk_recommender`).
@@ -183,6 +185,9 @@ def _training_components(example_gen, resolver, validators, serving_root, model_
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         baseline_model=resolver.outputs["model"],
+        evaluation=evaluator.outputs["evaluation"],  # these three: what the model's report shows
+        model_run=trainer.outputs["model_run"],
+        data_verdict=validators[-1].outputs["verdict"] if validators else None,
         push_destination=tfx.proto.PushDestination(filesystem=tfx.proto.PushDestination.Filesystem(
             base_directory=serving_base_directory(serving_root, model_name))),
     ).with_id("Pusher")

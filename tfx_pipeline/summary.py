@@ -15,7 +15,7 @@ import os
 import ml_metadata as mlmd
 from ml_metadata.proto import metadata_store_pb2
 
-from tfx_pipeline import artifacts, slice_summary
+from tfx_pipeline import artifacts, model_report, slice_summary
 from tfx_pipeline.pipeline import NODE_IDS, RECOMMENDER_ID, RESOLVER_ID, TUNER_ID, VALIDATION_IDS
 
 _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
@@ -91,6 +91,17 @@ class RunSummary:
                 "version": props.get("pushed_version"), "copied": props.get("copied", 1) == 1, "served": served}
 
     @property
+    def report_path(self) -> str | None:
+        """The ``report.md`` of this run's model (:mod:`tfx_pipeline.model_report`): in the version it pushed, or
+        else in its ``PushedModel`` artifact; None when the Pusher did not run or wrote none."""
+        artifact, push = self.output("Pusher", "pushed_model"), self.push
+        if artifact is None:
+            return None
+        root = push["destination"] if push["pushed"] and push["copied"] else artifact.uri
+        path = os.path.join(root, model_report.REPORT_DIR, model_report.REPORT_FILE)
+        return path if "://" in path or os.path.exists(path) else None
+
+    @property
     def validation(self) -> dict | None:
         """The DataValidator's verdict (``valid``, ``mode``, ``anomalies``: lines naming each failed check), or None
         when the run has no data validation."""
@@ -149,6 +160,8 @@ class RunSummary:
             lines.append(f"blessed: {'yes' if bless['blessed'] else 'no'} ({bless['message']})")
             lines += self._slice_lines()
         lines.append(self._push_line())
+        if self.report_path:
+            lines.append(f"report: {self.report_path}")
         recs = self.recommendations
         if recs is not None:
             lines.append(f"recommendations: {recs['sessions']:,} sessions by model version {recs['model_version']} "

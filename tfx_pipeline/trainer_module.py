@@ -77,6 +77,8 @@ def run_fn(fn_args) -> None:
         "epochs": [{"epoch": h.epoch, "loss": h.loss, "events": h.events, "seconds": h.seconds}
                    for h in trained.history],
     }
+    if base is not None:
+        summary["warm_start_from"] = base.source  # the base model, for the model's report
     _save(fn_args, options, trained.model, vocab, trained.optimizer_state, {"identity": trained.identity}, summary)
     _copy_data_profile(tensors_uri, fn_args)
     logging.info("Trainer: %d epoch(s) in %.1f s, final loss %.4f; serving model in %s", len(trained.history),
