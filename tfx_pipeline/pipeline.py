@@ -125,7 +125,8 @@ def create_pipeline(
     if validators and validation.mode == "fail":
         with tfx.dsl.Cond(validators[-1].outputs["verdict"].future()[0].custom_property("valid") == 1):
             trained = _training_components(example_gen, resolver, validators, serving_root, model_name, sessions,
-                                           ingest, training, blessing, tuning, recommend, trainer_resources)
+                                           ingest, training, blessing, tuning, recommend, trainer_resources,
+                                           gated=True)
     else:
         trained = _training_components(example_gen, resolver, validators, serving_root, model_name, sessions,
                                        ingest, training, blessing, tuning, recommend, trainer_resources)
@@ -156,10 +157,14 @@ def _validation_components(example_gen, resolver, validation: ValidationOptions,
 
 
 def _training_components(example_gen, resolver, validators, serving_root, model_name, sessions, ingest, training,
-                         blessing, tuning, recommend, trainer_resources) -> list:
+                         blessing, tuning, recommend, trainer_resources, gated: bool = False) -> list:
     """SessionTensors, the optional Tuner, the Trainer, SessionEvaluator, the Pusher, the optional BulkRecommender."""
+    # The span's verdict reaches SessionTensors as the Cond's implicit input (fail), else as data_verdict (warn): a
+    # channel that is both a Cond predicate and a named input compiles (Kubeflow V2) to a condition on a key the
+    # task lacks.
+    verdict = validators[-1].outputs["verdict"] if validators else None
     session_tensors = SessionTensors(examples=example_gen.outputs["examples"], options=sessions,
-                                     data_verdict=validators[-1].outputs["verdict"] if validators else None)
+                                     data_verdict=verdict if verdict is not None and not gated else None)
     tuner = None  # the optional standard Tuner; its best_hyperparameters feed the Trainer
     if tuning.enabled:
         from tfx_pipeline import tuner_module  # pylint: disable=g-import-not-at-top

@@ -117,7 +117,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 events, options, tensors.uri, split_dir=lambda name: split_uri(tensors.uri, name))
         stats = self._stats(examples, tensors, options)
         self._publish(tensors, vocabulary, stats)
-        for verdict in input_dict.get("data_verdict") or []:  # the span's data profile travels with its tensors
+        # the span's data profile travels with its tensors; the verdict is data_verdict, or the implicit input of the
+        # Cond on it (its key is the producer's: "_DataValidator.verdict")
+        verdicts = [a for found in input_dict.values() for a in found if a.type_name == artifacts.DataVerdict.TYPE_NAME]
+        for verdict in verdicts[:1]:
             io_utils.copy_dir(os.path.join(verdict.uri, artifacts.DATA_PROFILE_DIR),
                               os.path.join(tensors.uri, artifacts.DATA_PROFILE_DIR))
         logging.info("SessionTensors: wrote %s\n%s", tensors.uri, preprocessing_report.format_summary(stats))
