@@ -91,6 +91,7 @@ def test_a_version_that_fails_to_load_is_skipped(tmp_path):
     assert server.versions == [1]
 
 
+@pytest.mark.slow  # ~15 s of waiting on the poll thread; test_poll_loads_... checks the same poll step directly
 def test_polling_thread_picks_up_a_new_version(tmp_path):
     lib.export_model(tmp_path, version=1)
     server = dev_server.DevModelServer(str(tmp_path), lib.MODEL_NAME, port=lib.free_port(), poll_wait_s=0.2).start()
