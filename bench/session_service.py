@@ -42,10 +42,6 @@ import portpicker
 import tensorflow as tf
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from gru4rec_tf.data.vocabulary import ItemVocabulary  # noqa: E402
-from gru4rec_tf.export import saved_model  # noqa: E402
-from gru4rec_tf.model import network as model_lib  # noqa: E402
-from gru4rec_tf.params import GRU4RecParams  # noqa: E402
 from serving import client as client_lib  # noqa: E402
 from serving.sessions import http_service  # noqa: E402
 from serving.sessions import replay as replay_lib  # noqa: E402
@@ -53,17 +49,10 @@ from serving.sessions import store as store_lib  # noqa: E402
 
 import machine as machine_lib  # noqa: E402  (bench/machine.py)
 import rsc15_configs  # noqa: E402  (bench/rsc15_configs.py)
+from untrained_model import export_untrained  # noqa: E402  (bench/untrained_model.py)
 
 MODEL_NAME = "gru4rec"
 K = 20
-
-
-def export_untrained(base_path: str, item_ids: np.ndarray) -> str:
-    params = GRU4RecParams.from_string("layers=100,n_sample=0,constrained_embedding=True")
-    model = model_lib.GRU4Rec(len(item_ids), params, seed=0)
-    model.item_bias.assign(np.random.RandomState(0).normal(0, 0.1, len(item_ids)).astype(np.float32))
-    return saved_model.export_saved_model(model, ItemVocabulary(item_ids), os.path.join(base_path, "1"),
-                                          write_warmup=False)
 
 
 class Process:

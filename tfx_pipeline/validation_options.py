@@ -24,7 +24,8 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import json
+
+from tfx_pipeline.options import _ComponentOptions  # the JSON round trip of a component's execution property
 
 MODES = ("fail", "warn", "off")
 # The exit status of `gru4rec pipeline run` when validation stopped the run (1 is a failed component, 2 bad flags).
@@ -32,7 +33,7 @@ EXIT_STOPPED_BY_VALIDATION = 3
 
 
 @dataclasses.dataclass(frozen=True)
-class ValidationOptions:
+class ValidationOptions(_ComponentOptions):
     """What the data validation checks and what it does with an anomaly (see the module docstring).
 
     Thresholds (relative ones compare with the span that trained the last blessed model, when there is one):
@@ -77,16 +78,6 @@ class ValidationOptions:
     def enabled(self) -> bool:
         return self.mode != "off"
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text_or_mapping) -> ValidationOptions:
-        data = json.loads(text_or_mapping) if isinstance(text_or_mapping, str) else dict(text_or_mapping)
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise ValueError(f"ValidationOptions: unknown option(s) {unknown}")
-        return cls(**data)
 
 
 EVENT_FEATURES = ("item_id", "time_us")  # and session_id or user_id: what ClickLogExampleGen writes
