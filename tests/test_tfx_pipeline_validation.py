@@ -26,9 +26,9 @@ DEC6 = 1_796_515_200_000_000  # 2026-12-06 00:00 UTC, in microseconds
 PARAMS = "loss=bpr-max,final_act=elu-0.5,layers=16,batch_size=32,learning_rate=0.1,n_sample=64,n_epochs=1"
 
 
-def day_profile(events=10_000, sessions=2_500, start=DEC6, rejected=0):
+def day_profile(events=10_000, sessions=2_500, start=DEC6, rejected=0, duplicates=0):
     return DataProfile(events=events, sessions=sessions, items=900, time_min_us=start, time_max_us=start + DAY_US - 1,
-                       rows_rejected=rejected)
+                       rows_rejected=rejected, duplicate_events=duplicates)
 
 
 def checks(current, baseline=None, share=None, **opts):
@@ -49,6 +49,7 @@ def test_a_clean_next_day_passes_and_a_rerun_of_the_same_day_too():
     (day_profile(events=10_000, sessions=1_000), None, ["events_per_session"]),  # 10 per session, was 4
     (day_profile(), 1.0, ["new_item_share"]),  # item IDs re-keyed upstream
     (day_profile(rejected=600), None, ["rejected_rows"]),  # 5.7% of the rows rejected, was 0%
+    (day_profile(events=20_000, sessions=5_000, duplicates=20_000), None, ["duplicate_events"]),  # sent twice
     (DataProfile(0, 0, 0, 0, 0), None, ["time_range"]),  # no event after the baseline's: a re-delivered day
     (day_profile(start=DEC6 + 9 * DAY_US), None, ["time_gap"]),
 ])
@@ -66,6 +67,15 @@ def test_times_in_milliseconds_fail_the_time_range_with_or_without_a_baseline():
 
 def test_the_first_run_has_only_the_absolute_checks():
     assert checks(day_profile(events=40, sessions=10), None, share=1.0) == []
+
+
+def test_a_doubled_day_is_caught_by_its_duplicates_not_its_volume():
+    base = day_profile(start=DEC6 - DAY_US, duplicates=300)  # 3% repeated by chance (whole-second times)
+    assert checks(day_profile(events=11_000, duplicates=500), base) == []  # 4.5%: the same by chance
+    assert checks(day_profile(events=11_000, duplicates=1_500), base) == ["duplicate_events"]  # 13.6%
+    assert checks(day_profile(events=11_000, duplicates=1_500), base, max_duplicate_share_increase=0.2) == []
+    old = DataProfile.from_dict({k: v for k, v in base.to_dict().items() if k != "duplicate_events"})
+    assert old.duplicate_events == 0  # a profile written before the check: none
 
 
 def test_thresholds_move_the_decision():
@@ -89,6 +99,10 @@ def test_the_span_is_the_data_after_the_baseline_or_else_the_newest_test_days():
     assert data_validator.profile_of(keys, items, times, after, 0, user_keyed=True).sessions is None
     nothing_new = data_validator.span_mask(times, 1.0, DEC6 + 20)
     assert data_validator.profile_of(keys, items, times, nothing_new, 0, user_keyed=False).events == 0
+    # the same clicks twice (one under another session key): 4 of the 6 events repeat another's item and time
+    twice = (np.r_[keys, [b"c", b"e"]], np.r_[items, [b"2", b"3"]], np.r_[times, [DEC6, DEC6 + 10]])
+    every = np.ones(len(twice[0]), dtype=bool)
+    assert data_validator.profile_of(*twice, every, 0, user_keyed=False).duplicate_events == 4
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -98,6 +112,7 @@ def test_the_span_is_the_data_after_the_baseline_or_else_the_newest_test_days():
     ({"max_volume_ratio": 0.5}, r"--validation_max_volume_ratio\) must be a number >= 1"),
     ({"min_volume_ratio": -1}, "min_volume_ratio"),
     ({"max_gap_days": 0}, "max_gap_days"),
+    ({"max_duplicate_share_increase": 0}, r"--validation_max_duplicate_share_increase\) must be a number in \(0, 1\]"),
 ])
 def test_bad_options_are_one_clear_error(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -41,6 +41,7 @@ class DataProfile:
     time_min_us: int
     time_max_us: int
     rows_rejected: int = 0
+    duplicate_events: int = 0  # events whose (item, time) another event of the span repeats (0 in older profiles)
 
     @property
     def days(self) -> float:
@@ -50,6 +51,10 @@ class DataProfile:
     @property
     def rejected_share(self) -> float:
         return self.rows_rejected / max(self.events + self.rows_rejected, 1)
+
+    @property
+    def duplicate_share(self) -> float:
+        return self.duplicate_events / max(self.events, 1)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -110,6 +115,19 @@ def check_volume(current: DataProfile, baseline: DataProfile, options: Validatio
     return found
 
 
+def check_duplicates(current: DataProfile, baseline: DataProfile, options: ValidationOptions) -> list[Anomaly]:
+    """Events delivered twice: the share of the span's events whose item and time (to the microsecond) another
+    event of the span repeats, an exact copy or the same click under another session key, may rise by at most
+    ``max_duplicate_share_increase`` over the baseline's (a log stamped in whole seconds has some by chance, on
+    both days). The volume bounds let a doubled day through: 2x is within a busy day's swing."""
+    increase = current.duplicate_share - baseline.duplicate_share
+    if increase > options.max_duplicate_share_increase:
+        return [Anomaly("duplicate_events", f"{current.duplicate_share:.1%} of the span's events repeat another "
+                        f"event's item and time (the last blessed model's data: {baseline.duplicate_share:.1%})",
+                        f"at most {options.max_duplicate_share_increase:.0%} more")]
+    return []
+
+
 def check_gap(current: DataProfile, baseline_end_us: int, options: ValidationOptions) -> list[Anomaly]:
     """The span must not start long after the baseline's data ended (missing days)."""
     gap_days = (current.time_min_us - baseline_end_us) / DAY_US
@@ -141,6 +159,7 @@ def check_span(current: DataProfile, baseline: DataProfile | None, options: Vali
     if new_item_share is not None and new_item_share > options.max_new_item_share:
         found.append(Anomaly("new_item_share", f"{new_item_share:.1%} of the span's events",
                              f"<= {options.max_new_item_share:.0%}"))
+    found += check_duplicates(current, baseline, options)
     increase = current.rejected_share - baseline.rejected_share
     if increase > options.max_rejected_share_increase:
         found.append(Anomaly("rejected_rows", f"{current.rejected_share:.2%} of the rows (the last blessed model's "

@@ -43,6 +43,8 @@ class ValidationOptions(_ComponentOptions):
     * ``max_events_per_session_change``: events per session may change by at most this factor either way;
     * ``max_new_item_share``: share of the span's events whose item the last blessed model does not know;
     * ``max_rejected_share_increase``: the share of rejected rows may rise by at most this much (absolute);
+    * ``max_duplicate_share_increase``: the share of events that repeat another event's item and time (a day
+      delivered twice) may rise by at most this much (absolute);
     * ``max_gap_days``: the span may start at most this many days after the baseline's data ended;
     * time sanity (always): event times between 2000-01-01 and one day after the run.
     """
@@ -55,6 +57,7 @@ class ValidationOptions(_ComponentOptions):
     max_events_per_session_change: float = 2.0
     max_new_item_share: float = 0.5
     max_rejected_share_increase: float = 0.02
+    max_duplicate_share_increase: float = 0.1
     max_gap_days: float = 7.0
 
     def __post_init__(self):
@@ -63,7 +66,7 @@ class ValidationOptions(_ComponentOptions):
         if self.schema_file is not None and self.mode == "off":
             raise ValueError("--schema needs validation (it is ignored with --validation off)")
         for name, upper in (("max_item_drift", 1.0), ("max_new_item_share", 1.0), ("min_volume_ratio", 1.0),
-                            ("max_rejected_share_increase", 1.0)):
+                            ("max_rejected_share_increase", 1.0), ("max_duplicate_share_increase", 1.0)):
             self._check(name, lambda v, u=upper: 0 < v <= u, f"a number in (0, {upper:g}]")
         self._check("max_volume_ratio", lambda v: v >= 1, "a number >= 1")
         self._check("max_events_per_session_change", lambda v: v >= 1, "a number >= 1")
@@ -106,7 +109,8 @@ def check_schema_file(path: str) -> None:
 
 
 _THRESHOLD_FLAGS = ("max_item_drift", "min_volume_ratio", "max_volume_ratio", "max_events_per_session_change",
-                    "max_new_item_share", "max_rejected_share_increase", "max_gap_days")
+                    "max_new_item_share", "max_rejected_share_increase", "max_duplicate_share_increase",
+                    "max_gap_days")
 
 
 def define_flags(flag_values=None) -> None:

@@ -8,7 +8,7 @@ It gathers, for the span that ``ClickLogExampleGen`` ingested:
   the drift of the ``item_id`` distribution (TFDV's Jensen-Shannon divergence comparator, ``max_item_drift``);
 * the session-level checks of :mod:`tfx_pipeline.data_checks` on the span, the events after the end of the last
   blessed model's data (time range, events and sessions per day, events per
-  session, new items, rejected rows, gaps).
+  session, new items, rejected rows, events delivered twice, gaps).
 
 Its ``verdict`` artifact (:class:`tfx_pipeline.artifacts.DataVerdict`) holds ``anomalies.json`` and this span's
 ``data_profile/``; its custom property ``valid`` is 0 when ``mode`` is ``fail`` and a check failed: the pipeline's
@@ -83,12 +83,14 @@ def read_events(examples: types.Artifact):
 def profile_of(keys, items, times, mask, rows_rejected: int, user_keyed: bool) -> data_checks.DataProfile:
     """The :class:`~tfx_pipeline.data_checks.DataProfile` of the events selected by the boolean ``mask``."""
     import numpy as np  # pylint: disable=g-import-not-at-top
+    import pandas as pd
     if not mask.any():
         return data_checks.DataProfile(0, 0, 0, 0, 0, rows_rejected)
+    repeated = pd.DataFrame({"item": items[mask], "time": times[mask]}).duplicated(keep=False)
     return data_checks.DataProfile(
         events=int(mask.sum()), sessions=None if user_keyed else int(len(np.unique(keys[mask]))),
         items=int(len(np.unique(items[mask]))), time_min_us=int(times[mask].min()),
-        time_max_us=int(times[mask].max()), rows_rejected=rows_rejected)
+        time_max_us=int(times[mask].max()), rows_rejected=rows_rejected, duplicate_events=int(repeated.sum()))
 
 
 def span_mask(times, span_days: float, baseline_end_us: int | None):
