@@ -69,6 +69,7 @@ DOCTEST_MODULES = (
     "gru4rec_tf.export.topk",
     "gru4rec_tf.preprocessing.example_codec",
     "gru4rec_tf.preprocessing.input_files",
+    "gru4rec_tf.preprocessing.arrow_read",
     "tfx_pipeline.artifacts",
     "gru4rec_tf.commands.option_flags",
     "gru4rec_tf.commands.preprocess",
