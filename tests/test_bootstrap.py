@@ -40,6 +40,10 @@ def test_interval_contains_the_point_and_shrinks_with_more_sessions():
     assert 6 < widths[0] / widths[1] < 15, widths
     # binomial with 4 events per session: the 95% interval is about 4 standard errors wide
     assert widths[1] == pytest.approx(2 * 1.96 * np.sqrt(0.25 / 40_000), rel=0.2)
+    # and the standard error (a corrected gate's interval: +- z errors) is the binomial one
+    lo, hi, se = bootstrap.intervals_and_errors(_recall_totals(10_000), _ratio, n_resamples=400, seed=1)
+    assert se[0] == pytest.approx(np.sqrt(0.25 / 40_000), rel=0.15) and (lo[0], hi[0]) == tuple(
+        x[0] for x in bootstrap.intervals(_recall_totals(10_000), _ratio, n_resamples=400, seed=1))
 
 
 def test_resampling_is_seeded_and_covers_the_requested_number():

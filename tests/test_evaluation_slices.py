@@ -63,7 +63,7 @@ def test_an_empty_slice_has_no_figures():
     frame = hand_frame().iloc[:3]
     table = slices.slice_table(frame, slices.slice_masks(frame, POPULARITY), cutoffs=(20,), n_resamples=20)
     assert table["position_8+"] == {"events": 0, "sessions": 0, "recall@20": None, "recall@20_ci": [None, None],
-                                    "mrr@20": None, "mrr@20_ci": [None, None]}
+                                    "recall@20_se": None, "mrr@20": None, "mrr@20_ci": [None, None], "mrr@20_se": None}
 
 
 def test_popularity_classes_follow_the_cumulative_event_share():

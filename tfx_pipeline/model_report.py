@@ -192,8 +192,10 @@ def slices_section(evaluation: dict | None, plot: str | None) -> list[str]:
     out += _table(header + (["gate"] if paired else []), rows) + [""]
     if paired:
         out.append(f"Gate: a slice with at least {gate.get('min_slice_events', '-')} events fails when the whole "
-                   f"interval of its difference lies below -{gate.get('slice_regression_margin', '-')}; "
-                   "`small`: too few events to gate.")
+                   f"interval of its difference lies below -{gate.get('slice_regression_margin', '-')} (the gate's "
+                   "intervals are family-wise 95%, Bonferroni over the gated slices: wider than the 95% ones shown), "
+                   f"and `target_new` when the candidate's figure there stays below "
+                   f"{gate.get('min_new_item_ratio', '-')} x its own on known items; `small`: too few events to gate.")
     else:
         out.append("No baseline: the candidate alone; no sliced gate.")
     return out + [""] + ([f"![Recall@{k} per slice]({plot})", ""] if plot else [])

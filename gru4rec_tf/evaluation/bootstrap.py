@@ -62,6 +62,16 @@ def intervals(totals: np.ndarray, statistic, n_resamples: int = DEFAULT_RESAMPLE
     """Percentile bootstrap interval ``(lo, hi)`` of ``statistic``, a function of resampled column totals
     ``[b, m] -> [b, q]``; NaN where a resample has no value for a column (e.g. an empty slice) is left out,
     and a column without any value gets NaN bounds."""
+    lo, hi, _ = intervals_and_errors(totals, statistic, n_resamples, seed, confidence)
+    return lo, hi
+
+
+def intervals_and_errors(totals: np.ndarray, statistic, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                         confidence: float = DEFAULT_CONFIDENCE):
+    """:func:`intervals` and the bootstrap standard error of each column (the resamples' standard deviation):
+    ``(lo, hi, se)``. The error gives a normal interval at any confidence, also beyond what ``n_resamples``
+    percentiles can resolve (a family-wise corrected gate needs 99.9%: the 0.05th percentile of 500 resamples
+    is not a number the resamples know)."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
     samples = np.concatenate([statistic(block) for block in resampled_totals(totals, n_resamples, seed)])
@@ -70,6 +80,8 @@ def intervals(totals: np.ndarray, statistic, n_resamples: int = DEFAULT_RESAMPLE
         defined = ~np.isnan(samples).all(axis=0)
         lo = np.full(samples.shape[1], np.nan)
         hi = np.full(samples.shape[1], np.nan)
+        se = np.full(samples.shape[1], np.nan)
         if defined.any():
             lo[defined], hi[defined] = np.nanpercentile(samples[:, defined], [tail, 100.0 - tail], axis=0)
-    return lo, hi
+            se[defined] = np.nanstd(samples[:, defined], axis=0)
+    return lo, hi, se

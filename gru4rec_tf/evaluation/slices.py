@@ -210,13 +210,14 @@ def _value(x) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
-def _figures(point, lo, hi, start, metrics) -> dict:
+def _figures(point, lo, hi, se, start, metrics) -> dict:
     out = {}
     for i, (_, k, _, _) in enumerate(metrics):
         for j, name in enumerate(("recall", "mrr")):
             at = start + 2 * i + j
             out[f"{name}@{k}"] = _value(point[at])
             out[f"{name}@{k}_ci"] = [_value(lo[at]), _value(hi[at])]
+            out[f"{name}@{k}_se"] = _value(se[at])  # the bootstrap standard error (a gate's corrected interval)
     return out
 
 
@@ -227,7 +228,7 @@ def _slice_figures(frame, rank_names, masks, cutoffs, n_resamples, seed, confide
     statistic = _statistic(layout, len(rank_columns))
     with np.errstate(invalid="ignore", divide="ignore"):
         point = statistic(totals.sum(axis=0, keepdims=True))[0]
-    lo, hi = bootstrap.intervals(totals, statistic, n_resamples, seed, confidence)
+    lo, hi, se = bootstrap.intervals_and_errors(totals, statistic, n_resamples, seed, confidence)
     out, start, n_per_model = {}, 0, 2 * len(cutoffs)
     diff_start = sum(len(m) * 2 for _, _, m in layout)
     for name, count_column, metrics in layout:
@@ -235,10 +236,10 @@ def _slice_figures(frame, rank_names, masks, cutoffs, n_resamples, seed, confide
                "sessions": int(np.count_nonzero(totals[:, count_column]))}
         models = []
         for model in range(len(rank_columns)):
-            models.append(_figures(point, lo, hi, start, metrics[model * len(cutoffs):(model + 1) * len(cutoffs)]))
+            models.append(_figures(point, lo, hi, se, start, metrics[model * len(cutoffs):(model + 1) * len(cutoffs)]))
             start += n_per_model
         if len(rank_columns) == 2:
-            row["difference"] = _figures(point, lo, hi, diff_start, metrics[:len(cutoffs)])
+            row["difference"] = _figures(point, lo, hi, se, diff_start, metrics[:len(cutoffs)])
             diff_start += n_per_model
         out[name] = (row, models)
     return out
@@ -246,8 +247,9 @@ def _slice_figures(frame, rank_names, masks, cutoffs, n_resamples, seed, confide
 
 def slice_table(frame: pd.DataFrame, masks: dict, cutoffs, n_resamples: int = bootstrap.DEFAULT_RESAMPLES,
                 seed: int = 0, confidence: float = bootstrap.DEFAULT_CONFIDENCE) -> dict:
-    """``{slice: {"events", "sessions", "recall@K", "recall@K_ci": [lo, hi], "mrr@K", "mrr@K_ci"}}`` of the ``rank``
-    column of ``frame`` (an empty slice has None figures)."""
+    """``{slice: {"events", "sessions", "recall@K", "recall@K_ci": [lo, hi], "recall@K_se", "mrr@K", "mrr@K_ci",
+    "mrr@K_se"}}`` of the ``rank`` column of ``frame`` (an empty slice has None figures; ``_se``: the bootstrap
+    standard error)."""
     figures = _slice_figures(frame, ["rank"], masks, tuple(cutoffs), n_resamples, seed, confidence)
     return {name: {**row, **models[0]} for name, (row, models) in figures.items()}
 
