@@ -16,8 +16,10 @@ driver: the input files' fingerprint (sizes and modification times) decides whet
 spans/versions work, and the Kubeflow V2 compiler handles it like ``CsvExampleGen``.
 
 Output records: ``tf.train.Example`` with ``session_id`` (or ``user_id`` when sessions are built from user
-activity) and ``item_id`` (bytes) and ``time_us`` (int64). Parsing reuses the Beam preprocessing's
-:class:`gru4rec_tf.preprocessing.beam_transforms.ReadClickLog`, so both read a log identically.
+activity) and ``item_id`` (bytes) and ``time_us`` (int64). Parsing is
+:class:`gru4rec_tf.preprocessing.arrow_read.ReadClickLogBatches` (Arrow record batches, the rules of the Beam
+preprocessing's ``ReadClickLog``, so both read a log identically); the batches are encoded by tfx_bsl's C++ encoder
+and written a batch at a time (:class:`WriteExampleBatches`), in the layout of TFX's ExampleGen.
 
 Example::
 
@@ -45,6 +47,7 @@ from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_optio
 SPLIT = "events"
 REPORT_FILE = "ingest_report.json"
 REJECTED_DIR = "rejected"
+_FILE_PREFIX, _TEMP_DIR = "data_tfrecord", ".tmp-examples"  # output file names as TFX's; files being written
 _REPORT_DIR_KEY = "_gru4rec_report_dir"  # private exec property: where the Beam job writes its report
 _WINDOW_KEY, _SPAN_PATTERN_KEY = "_window_spans", "_span_pattern"  # custom_config keys beside the options
 
@@ -112,14 +115,127 @@ def _read_options(exec_properties: dict[str, Any], split_pattern: str):
 
 
 # ------------------------------------------------------------------------------------------------------- Beam
-def _to_example(event, key_feature: str) -> bytes:
+def example_batch(batch, key_feature: str):
+    """An event batch (``key``, ``item_id``, ``time_us``) as the one-value list columns that tfx_bsl's
+    ``RecordBatchToExamplesEncoder`` writes as ``tf.train.Example`` features (bytes, bytes, int64)."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    import pyarrow as pa  # pylint: disable=g-import-not-at-top
+    offsets = pa.array(np.arange(batch.num_rows + 1, dtype=np.int32))
+    columns = [pa.ListArray.from_arrays(offsets, batch.column("key").cast(pa.binary())),
+               pa.ListArray.from_arrays(offsets, batch.column("item_id").cast(pa.binary())),
+               pa.ListArray.from_arrays(offsets, batch.column("time_us"))]
+    return pa.RecordBatch.from_arrays(columns, names=[key_feature, "item_id", "time_us"])
+
+
+class _EncodeExamples(beam.DoFn):
+    """Event batches -> serialized ``tf.train.Example`` records (tfx_bsl's C++ encoder, one call per batch)."""
+
+    def __init__(self, key_feature: str):
+        self._key_feature = key_feature
+        self._encoder = None
+
+    def setup(self):
+        from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
+        self._encoder = example_coder.RecordBatchToExamplesEncoder()
+
+    def process(self, batch):
+        yield from self._encoder.encode(example_batch(batch, self._key_feature))
+
+
+class _WriteExampleFiles(beam.DoFn):
+    """Encodes event batches and writes each bundle's examples to one gzipped TFRecord file in ``temp_dir``;
+    emits ``(file, records)`` when the bundle ends (only the files it reports are published)."""
+
+    def __init__(self, temp_dir: str, key_feature: str, compression_level: int):
+        self._temp_dir, self._key_feature, self._level = temp_dir, key_feature, compression_level
+        self._encoder = self._writer = None
+
+    def setup(self):
+        from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
+        self._encoder = example_coder.RecordBatchToExamplesEncoder()
+
+    def start_bundle(self):
+        self._writer, self._path, self._records = None, None, 0
+
+    def process(self, batch):
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        if not batch.num_rows:
+            return
+        if self._writer is None:
+            import uuid  # pylint: disable=g-import-not-at-top
+            self._path = os.path.join(self._temp_dir, f"{uuid.uuid4().hex}.gz")
+            self._writer = tf.io.TFRecordWriter(
+                self._path, tf.io.TFRecordOptions(compression_type="GZIP", compression_level=self._level))
+        write = self._writer.write
+        for record in self._encoder.encode(example_batch(batch, self._key_feature)):
+            write(record)
+        self._records += batch.num_rows
+
+    def finish_bundle(self):
+        from apache_beam.transforms.window import GlobalWindow  # pylint: disable=g-import-not-at-top
+        from apache_beam.utils.timestamp import MIN_TIMESTAMP  # pylint: disable=g-import-not-at-top
+        from apache_beam.utils.windowed_value import WindowedValue  # pylint: disable=g-import-not-at-top
+        if self._writer is not None:
+            self._writer.close()
+            logging.info("ClickLogExampleGen: wrote %d examples to %s", self._records, self._path)
+            yield WindowedValue((self._path, self._records), MIN_TIMESTAMP, [GlobalWindow()])
+        self._writer = None
+
+
+def _publish_files(written, split_dir: str, temp_dir: str) -> int:
+    """Moves the written files into the split directory as ``data_tfrecord-SSSSS-of-NNNNN.gz`` (the names of
+    TFX's ExampleGen), removes the temporary directory; returns the number of examples."""
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    key, item, time_us = event
-    return tf.train.Example(features=tf.train.Features(feature={
-        key_feature: tf.train.Feature(bytes_list=tf.train.BytesList(value=[key.encode("utf-8")])),
-        "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[item.encode("utf-8")])),
-        "time_us": tf.train.Feature(int64_list=tf.train.Int64List(value=[time_us])),
-    })).SerializeToString()
+    written = sorted(written)
+    tf.io.gfile.makedirs(split_dir)
+    for shard, (path, _) in enumerate(written):
+        tf.io.gfile.rename(path, os.path.join(split_dir, f"{_FILE_PREFIX}-{shard:05d}-of-{len(written):05d}.gz"),
+                           overwrite=True)
+    tf.io.gfile.rmtree(temp_dir)
+    return sum(n for _, n in written)
+
+
+class WriteExampleBatches(beam.PTransform):
+    """Writes event record batches as a split of gzipped ``tf.train.Example`` TFRecords (the layout of TFX's
+    ExampleGen: ``<split_dir>/data_tfrecord-SSSSS-of-NNNNN.gz``), encoded a batch at a time, written without a
+    shuffle of single records. Files are written under ``temp_dir`` and moved in place once all are complete.
+
+    Example::
+
+        read["batches"] | WriteExampleBatches(os.path.join(uri, "Split-events"), os.path.join(uri, ".tmp"))
+    """
+
+    def __init__(self, split_dir: str, temp_dir: str, key_feature: str = "session_id", compression_level: int = 1):
+        super().__init__()
+        self._split_dir, self._temp_dir = split_dir, temp_dir
+        self._key_feature, self._level = key_feature, compression_level
+
+    def expand(self, batches):
+        import tensorflow as tf  # pylint: disable=g-import-not-at-top
+        tf.io.gfile.makedirs(self._temp_dir)
+        return (batches
+                | "EncodeAndWrite" >> beam.ParDo(_WriteExampleFiles(self._temp_dir, self._key_feature, self._level))
+                | "Files" >> beam.combiners.ToList()
+                | "Publish" >> beam.Map(_publish_files, split_dir=self._split_dir, temp_dir=self._temp_dir))
+
+
+def _read_click_log(pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str):
+    """Reads one input split (the spans of its window) into event batches; writes the read counters and the
+    rejected rows beside it. Returns ``(batches, key feature name)``."""
+    from gru4rec_tf.preprocessing import arrow_read  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.preprocessing import beam_transforms as bt  # pylint: disable=g-import-not-at-top
+    reads = []
+    for i, pattern in enumerate(window_patterns(exec_properties, split_pattern)):
+        options = _read_options(exec_properties, pattern)
+        reads.append(pipeline | f"ReadClickLog{'' if i == 0 else i}" >> arrow_read.ReadClickLogBatches(options))
+    report_dir = exec_properties[_REPORT_DIR_KEY]
+    key_feature = f"{'user' if options.user_key else 'session'}_id"
+    merged = {name: ([r[name] for r in reads] | f"Merge{name}" >> beam.Flatten()) if len(reads) > 1
+              else reads[0][name] for name in ("batches", "rejected", "counters")}
+    _ = merged["rejected"] | "WriteRejected" >> bt.WriteRejected(os.path.join(report_dir, REJECTED_DIR, "rejected"))
+    _ = (merged["counters"] | "SumCounters" >> bt.SumCounters()
+         | "WriteReport" >> bt.WriteReport(os.path.join(report_dir, REPORT_FILE)))
+    return merged["batches"], key_feature
 
 
 @beam.ptransform_fn
@@ -127,21 +243,11 @@ def _to_example(event, key_feature: str) -> bytes:
 @beam.typehints.with_output_types(bytes)
 def _ClickLogToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any],  # pylint: disable=invalid-name
                        split_pattern: str) -> beam.pvalue.PCollection:
-    """Reads one input split (the spans of its window) into serialized events; writes the read counters and the
-    rejected rows beside it."""
-    from gru4rec_tf.preprocessing import beam_transforms as bt  # pylint: disable=g-import-not-at-top
-    reads = []
-    for i, pattern in enumerate(window_patterns(exec_properties, split_pattern)):
-        options = _read_options(exec_properties, pattern)
-        reads.append(pipeline | f"ReadClickLog{'' if i == 0 else i}" >> bt.ReadClickLog(options))
-    report_dir = exec_properties[_REPORT_DIR_KEY]
-    key_feature = f"{'user' if options.user_key else 'session'}_id"
-    merged = {name: ([r[name] for r in reads] | f"Merge{name}" >> beam.Flatten()) if len(reads) > 1
-              else reads[0][name] for name in ("events", "rejected", "counters")}
-    _ = merged["rejected"] | "WriteRejected" >> bt.WriteRejected(os.path.join(report_dir, REJECTED_DIR, "rejected"))
-    _ = (merged["counters"] | "SumCounters" >> bt.SumCounters()
-         | "WriteReport" >> bt.WriteReport(os.path.join(report_dir, REPORT_FILE)))
-    return merged["events"] | "ToExample" >> beam.Map(_to_example, key_feature=key_feature)
+    """The ExampleGen extension point: one input split -> serialized examples (one element each). The executor
+    does not use it (it writes the batches directly, see :class:`WriteExampleBatches`); kept for TFX's base
+    ``GenerateExamplesByBeam``."""
+    batches, key_feature = _read_click_log(pipeline, exec_properties, split_pattern)
+    return batches | "ToExample" >> beam.ParDo(_EncodeExamples(key_feature))
 
 
 # --------------------------------------------------------------------------------------------------- executor
@@ -201,7 +307,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         pattern = input_config.splits[0].pattern  # one input split ("events") by construction
         where = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], pattern)
         spec = self._check_input(exec_properties, pattern)
-        super().Do(input_dict, output_dict, {**exec_properties, _REPORT_DIR_KEY: examples.uri})
+        self._generate(input_dict, output_dict, {**exec_properties, _REPORT_DIR_KEY: examples.uri}, pattern)
         report = row_counts(read_report(os.path.join(examples.uri, REPORT_FILE)))
         rejected_dir = os.path.join(examples.uri, REJECTED_DIR)
         check_rejections(report, options.max_rejected_ratio, where,
@@ -210,6 +316,26 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         logging.info("ClickLogExampleGen: %d events read, %d rows rejected%s, %d filtered by event type",
                      report["rows_ok"], report["rows_rejected"], f" (see {rejected_dir})" if report["rows_rejected"]
                      else "", report["rows_filtered_event_type"])
+
+    def _generate(self, input_dict, output_dict, exec_properties: dict[str, Any], pattern: str) -> None:
+        """What the base executor's ``Do`` does, with the examples written a batch at a time: the base class
+        would shuffle and write every record as one Beam element."""
+        from tfx.components.example_gen import write_split  # pylint: disable=g-import-not-at-top
+        from tfx.components.util import examples_utils  # pylint: disable=g-import-not-at-top
+        self._log_startup(input_dict, output_dict, exec_properties)
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        examples.split_names = artifact_utils.encode_split_names([SPLIT])
+        split_dir = artifact_utils.get_split_uri([examples], SPLIT)
+        with self._make_beam_pipeline() as pipeline:
+            batches, key_feature = _read_click_log(pipeline, exec_properties, pattern)
+            _ = batches | f"WriteSplit[{SPLIT}]" >> WriteExampleBatches(
+                split_dir, os.path.join(examples.uri, _TEMP_DIR), key_feature)
+        payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
+        if payload_format:
+            examples_utils.set_payload_format(examples, payload_format)
+        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
+        if file_format:
+            examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
 
     @staticmethod
     def _check_input(exec_properties: dict[str, Any], pattern: str):
