@@ -80,11 +80,10 @@ def test_too_many_malformed_rows_fail_and_leave_nothing(tmp_path):
 def test_failure_inside_the_pipeline_leaves_nothing(tmp_path, monkeypatch):
     path = _write(tmp_path / "clicks.csv", [HEADER, *_good_rows()])
 
-    def broken_writer(handle, record):
-        handle.write(b"partial")
+    def broken_encoder(*args, **kwargs):  # the shard writer fails after the vocabulary files were written
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(example_codec, "write_tfrecord", broken_writer)
+    monkeypatch.setattr(example_codec, "session_tfrecords", broken_encoder)
     with pytest.raises(Exception, match="disk full"):
         build_and_run(_options(path, tmp_path / "out", test_days=2), lib.IN_MEMORY)
     assert _leftovers(tmp_path) == []

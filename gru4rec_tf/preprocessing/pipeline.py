@@ -1,4 +1,5 @@
-"""The preprocessing pipeline: wires the transforms of :mod:`.beam_transforms` and runs them on any Beam runner.
+"""The preprocessing pipeline: the batched reader of :mod:`.arrow_read` and the session builder of
+:mod:`.arrow_sessions`, on any Beam runner.
 
 Output directory (published only when complete, see :mod:`.staging`)::
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import apache_beam as beam
 from absl import logging
@@ -27,70 +28,41 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
 from gru4rec_tf.data import contracts
+from gru4rec_tf.preprocessing import arrow_sessions
 from gru4rec_tf.preprocessing import beam_transforms as bt
+from gru4rec_tf.preprocessing.arrow_read import ReadClickLogBatches
 from gru4rec_tf.preprocessing.input_files import InputSpec, inspect_input
 from gru4rec_tf.preprocessing.options import PreprocessOptions
 from gru4rec_tf.preprocessing.report import assemble_stats, check_stats, format_summary
 from gru4rec_tf.preprocessing.staging import MARKER_FILE, StagingDir
 
-__all__ = ["build_pipeline", "build_and_run", "REPORT_FILE"]
+__all__ = ["build_pipeline", "build_and_run", "estimated_events", "REPORT_FILE"]
 
-REPORT_FILE = "_report.json"
-_SPLIT_MIN_LENGTH = 2  # spec §7: splits keep sessions with >= 2 events (a session must give a transition)
+REPORT_FILE = arrow_sessions.REPORT_FILE
+_BYTES_PER_EVENT = {"csv": 25, "parquet": 6}  # rough sizes of one event in the input, for the partition count
+_COMPRESSED = (".gz", ".bz2", ".zst", ".deflate")
+
+
+def estimated_events(spec: InputSpec) -> int:
+    """A rough number of events in the input files (from their sizes), to size the session partitions."""
+    total = 0
+    for meta in FileSystems.match(list(spec.files)):
+        for found in meta.metadata_list:
+            factor = 5 if found.path.lower().endswith(_COMPRESSED) else 1
+            total += found.size_in_bytes * factor
+    return total // _BYTES_PER_EVENT.get(spec.format, 25)
 
 
 def build_pipeline(pipeline: beam.Pipeline, options: PreprocessOptions, out_dir: str,
                    spec: InputSpec | None = None) -> None:
     """Adds the whole preprocessing graph to ``pipeline``, writing under ``out_dir`` (incl. ``_report.json``)."""
-    read = pipeline | "Read" >> bt.ReadClickLog(options, spec)
+    spec = spec or inspect_input(options)
+    read = pipeline | "Read" >> ReadClickLogBatches(options, spec)
     read["rejected"] | "WriteRejected" >> bt.WriteRejected(
         FileSystems.join(out_dir, contracts.REJECTED_DIR, contracts.REJECTED_FILE_PREFIX))
-    build_from_events(read["events"], options, out_dir, counters=(read["counters"],))
-
-
-def build_from_events(events, options, out_dir: str, counters=(), split_dir: Callable[[str], str] | None = None
-                      ) -> None:
-    """Adds sessions → cleaning → time split(s) → vocabulary → session tensors (+ report) to an events collection.
-
-    ``events`` holds ``(session or user key, item ID, time in µs)`` tuples, as ``ReadClickLog`` emits them (the TFX
-    component builds them from its ingested examples). ``counters`` are extra counter collections for the report;
-    ``split_dir(name)`` names each split's output directory (default ``out_dir/<name>``).
-    """
-    join = FileSystems.join
-    split_dir = split_dir or (lambda name: join(out_dir, name))
-    gap = options.session_gap_us if options.user_key else None
-    sessions = events | "Sessions" >> bt.GroupSessions(gap)
-    clean = sessions | "Clean" >> bt.CleanSessions(
-        dedupe=options.dedupe_consecutive, min_session_length=options.min_session_length,
-        min_item_support=options.min_item_support, rounds=options.filter_rounds)
-    all_counters = (*counters, clean["counters"]) | "AllCounters" >> beam.Flatten()
-    reports = [all_counters | "SumCounters" >> bt.SumCounters(), clean["report"]]
-    for label, pcoll in (("_grouped", sessions), ("_cleaned", clean["sessions"])):
-        reports.append(pcoll | f"Summary{label}" >> bt.SummarizeSessions() | f"Report{label}" >> beam.Map(
-            lambda s, label=label: ("summary", label, s)))
-
-    test_split = clean["sessions"] | "SplitTest" >> bt.SplitByTime(
-        options.days_us(options.test_days), options.split_on, ("train", "test"), _SPLIT_MIN_LENGTH)
-    splits = {"train": test_split["train"], "test": test_split["test"]}
-    vocabs = {"train": test_split["vocabulary"], "test": test_split["vocabulary"]}
-    reports.append(test_split["report"])
-    reports.append(test_split["vocabulary"] | "WriteVocab" >> bt.WriteVocabulary(
-        join(out_dir, contracts.VOCAB_FILES["train"]), "train"))
-    if getattr(options, "valid_days", None) is not None:
-        valid_split = splits["train"] | "SplitValid" >> bt.SplitByTime(
-            options.days_us(options.valid_days), options.split_on, ("train_tr", "valid"), _SPLIT_MIN_LENGTH)
-        splits.update(train_tr=valid_split["train_tr"], valid=valid_split["valid"])
-        vocabs.update(train_tr=valid_split["vocabulary"], valid=valid_split["vocabulary"])
-        reports.append(valid_split["report"])
-        reports.append(valid_split["vocabulary"] | "WriteVocabTrainTr" >> bt.WriteVocabulary(
-            join(out_dir, contracts.VOCAB_FILES["train_tr"]), "train_tr"))
-
-    for name, sessions_of_split in splits.items():
-        written = sessions_of_split | f"Write_{name}" >> bt.WriteSessionTensors(
-            split_dir(name), vocabs[name], name, options.rows_per_shard)
-        reports.append(written["report"])
-        reports.append(written["summary"] | f"Report_{name}" >> beam.Map(lambda s, name=name: ("summary", name, s)))
-    tuple(reports) | "AllReports" >> beam.Flatten() | "WriteReport" >> bt.WriteReport(join(out_dir, REPORT_FILE))
+    partitions = arrow_sessions.partitions_for(estimated_events(spec))
+    arrow_sessions.build_from_event_batches(read["batches"], options, out_dir, counters=(read["counters"],),
+                                            partitions=partitions)
 
 
 def _read_text(path: str) -> str:
