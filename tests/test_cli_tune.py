@@ -46,10 +46,10 @@ def files(tmp_path_factory):
     return root
 
 
-def tune_args(files, output, trials=2, *extra):
+def tune_args(files, output, trials=2, *extra, algorithm="bayesian"):
     return ["tune", "--train", files / "train.tsv", "--valid", files / "valid.tsv", "--trials", trials,
             "--epochs", 1, "--space", files / "space.json", "--fixed_params", FIXED, "--output", output,
-            "--steps_per_call", 8, *extra]
+            "--steps_per_call", 8, "--algorithm", algorithm, *extra]
 
 
 @pytest.mark.slow
@@ -96,6 +96,9 @@ def test_tune_writes_best_params_trials_and_plot_then_resumes_to_the_total(files
     ({"initial": "layers=200,learning_rate=0.1"}, ["--initial_params", "layers=200 is outside the searched range"]),
     ({"initial": "layers=16"}, ["--initial_params", "missing learning_rate"]),
     ({"initial": "best_known"}, ["--initial_params best_known", "layers=100 is outside"]),
+    ({"initial": "portfolio", "fixed": "loss=top1,final_act=elu-0.5,batch_size=16,n_sample=16"},
+     ["--initial_params portfolio", "no configuration for loss=top1", "--initial_params none"]),
+    ({"initial": "portfolo"}, ["--initial_params", "expected portfolio, none, best_known or k=v", "'portfolo'"]),
 ])
 def test_bad_input_fails_with_one_line_before_any_trial(files, tmp_path, change, fragments):
     space = tmp_path / "space.json"
@@ -130,3 +133,25 @@ def test_two_worker_processes_run_every_trial_once(files, tmp_path):
     started = [line for line in result.stderr.splitlines() if "started:" in line]
     assert len(started) == 3  # each trial ran once, in one of the two workers
     assert json.loads((out / "best_params.json").read_text())["trial"] in (1, 2, 3)
+
+
+@pytest.mark.slow
+def test_halving_by_default_reports_skipped_portfolio_entries_and_spends_the_budget(files, tmp_path):
+    out = tmp_path / "out"
+    space = tmp_path / "space.json"  # the RSC15 entries (100 units, lr 0.05 / 0.2) fit it; the others do not
+    space.write_text(json.dumps({"layers": {"low": 64, "high": 128, "step": 32},
+                                 "learning_rate": {"low": 0.02, "high": 0.2}}))
+    args = ["tune", "--train", files / "train.tsv", "--valid", files / "valid.tsv", "--trials", 2, "--epochs", 1,
+            "--space", space, "--fixed_params", FIXED, "--output", out, "--steps_per_call", 8]
+    result = run_cli(*args, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "portfolio entry diginetica_bprmax_shared_best skipped: layers=512 is outside" in result.stderr
+    assert "the portfolio gives 2 of its 7 bpr-max configuration(s): rsc15_bprmax_shared_100, " \
+           "rsc15_bprmax_elu05_100" in result.stderr
+    assert "successive halving: 5/1/1 evaluations per rung" in result.stderr
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [r["rung"] for r in rows] == ["0"] * 5 + ["1", "2"]
+    assert (rows[0]["layers"], float(rows[0]["learning_rate"])) == ("100", 0.2)  # the portfolio first
+    assert (rows[1]["layers"], float(rows[1]["learning_rate"])) == ("100", 0.05)
+    best = json.loads((out / "best_params.json").read_text())
+    assert best["trial"] == 7 and best["value"] == pytest.approx(float(rows[6]["value"]))

@@ -223,3 +223,60 @@ def test_the_initial_values_are_the_first_trial_only_once(data, tmp_path):
     tuner.search(**data)
     third = tuner.oracle.trials["2"].hyperparameters.values
     assert len(tuner.oracle.trials) == 3 and {k: third[k] for k in initial} != initial
+
+
+HALVING_INITIAL = [{"layers": 16, "learning_rate": 0.05, "final_act": "linear"},
+                   {"layers": 8, "learning_rate": 0.1, "final_act": "elu-0.5"}]
+
+
+def _key(row):
+    return (row["layers"], row["learning_rate"], row["final_act"])
+
+
+def test_successive_halving_tries_the_portfolio_first_and_promotes_the_best(data, tmp_path):
+    tuner = make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL)
+    assert tuner.schedule == [5, 1, 1]  # 5 configurations for the price of 2 full trials
+    assert [(round(f.fraction, 3), f.epochs) for f in tuner.levels] == [(0.222, 1), (0.667, 1), (1.0, 2)]
+    tuner.search(**data)
+    rows = tuner_lib.trial_rows(tuner.oracle, "mrr@20", 2, tuner.project_dir)
+    assert [r["rung"] for r in rows] == [0, 0, 0, 0, 0, 1, 2] and {r["state"] for r in rows} == {"COMPLETED"}
+    assert [{k: rows[i][k] for k in HALVING_INITIAL[i]} for i in range(2)] == HALVING_INITIAL  # the portfolio first
+    assert len({_key(r) for r in rows[:5]}) == 5
+    best_first = max(rows[:5], key=lambda r: r["value"])
+    assert _key(rows[5]) == _key(best_first) and _key(rows[6]) == _key(rows[5])  # the best goes up each rung
+    assert rows[6]["mrr@20_epoch2"] is not None and rows[0]["mrr@20_epoch2"] is None
+    spent = sum(tuner.levels[r["rung"]].cost(2) for r in rows)
+    assert spent <= 2 + 1e-9
+    best = tuner_lib.best_trial(tuner.oracle, tuner.project_dir)
+    assert best.trial_id == "6" and best.epochs == rows[6]["best_epoch"]  # the full trial, not a cheaper rung
+    values = tuner.get_best_hyperparameters()[0].values
+    assert tuner_lib.params_from_values(values) == best.params  # what the TFX Trainer reads
+
+
+@pytest.mark.slow
+def test_a_halving_study_resumes_and_a_larger_budget_adds_configurations(data, tmp_path, monkeypatch):
+    real_train = routine.train
+    calls = []
+
+    def interrupted_train(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # a kill during the fourth evaluation
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(routine, "train", interrupted_train)
+    with pytest.raises(KeyboardInterrupt):
+        make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL).search(**data)
+    monkeypatch.setattr(routine, "train", real_train)
+    tuner = make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL)
+    tuner.search(**data)
+    first = tuner_lib.trial_rows(tuner.oracle, "mrr@20", 2, tuner.project_dir)
+    assert [r["rung"] for r in first] == [0, 0, 0, 0, 0, 1, 2] and {r["state"] for r in first} == {"COMPLETED"}
+    tuner = make_tuner(tmp_path / "study", trials=3, epochs=2, algorithm="halving", initial=HALVING_INITIAL)
+    assert tuner.schedule == [9, 3, 1]
+    tuner.search(**data)
+    rows = tuner_lib.trial_rows(tuner.oracle, "mrr@20", 2, tuner.project_dir)
+    assert rows[:7] == first  # nothing rerun
+    assert sorted(r["rung"] for r in rows) == [0] * 9 + [1] * 3 + [2]
+    top = sorted((r for r in rows if r["rung"] == 0), key=lambda r: r["value"], reverse=True)[:3]
+    assert {_key(r) for r in rows if r["rung"] == 1} == {_key(r) for r in top}

@@ -25,7 +25,9 @@ def tuner_component(session_tensors, training_options, tuning: TuningOptions):
     """The standard ``Tuner`` component for these options (TFX imported here)."""
     from tfx import v1 as tfx  # pylint: disable=g-import-not-at-top
     base = training_options.gru4rec_params()
-    tuning.search_space(base.loss).check(base)  # a bad space fails when the pipeline is built
+    space = tuning.search_space(base.loss)
+    space.check(base)  # a bad space or initial_params fails when the pipeline is built
+    initial_configurations(tuning, space, base)
     return tfx.components.Tuner(
         tuner_fn=TUNER_FN, examples=session_tensors,
         train_args=tfx.proto.TrainArgs(splits=["train"]), eval_args=tfx.proto.EvalArgs(splits=["train"]),
@@ -46,6 +48,15 @@ def split_for_tuning(events, valid_days: float):
                          "valid_days (--tune_valid_days)")
     vocab = ItemVocabulary.from_events(train_events)
     return vocab, SessionData.from_events(train_events, vocab), SessionData.from_events(valid_events, vocab)
+
+
+def initial_configurations(options: TuningOptions, space, base) -> list:
+    """The study's first searched values (``options.initial_params``); skipped portfolio entries are logged."""
+    from gru4rec_tf.tune.portfolio import resolve_initial  # pylint: disable=g-import-not-at-top
+    entries, skipped = resolve_initial(options.initial_params, space, base)
+    for name, reason in skipped:
+        logging.warning("Tuner: portfolio entry %s skipped: %s", name, reason)
+    return [values for _, values in entries]
 
 
 def tuner_fn(fn_args):
@@ -69,7 +80,8 @@ def tuner_fn(fn_args):
     tuner = tuner_lib.GRU4RecTuner(
         base, space, options.objective, options.epochs, max_trials=options.trials,
         directory=f"{fn_args.working_dir.rstrip('/')}/{tuner_lib.PROJECT}", algorithm=options.algorithm,
-        seed=options.seed, prune_after=options.prune_after,
+        seed=options.seed, prune_after=options.prune_after, rungs=options.rungs, eta=options.eta,
+        initial=initial_configurations(options, space, base),
         training=TrainOptions(**{name: int(config[name]) for name in TRAINING_FIELDS if name in config}))
     return TunerFnResult(tuner=tuner, fit_kwargs={"train_data": train, "valid_data": valid, "vocab": vocab})
 

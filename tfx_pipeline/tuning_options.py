@@ -31,13 +31,16 @@ class TuningOptions:
     objective: str = DEFAULT_EARLY_STOPPING_METRIC
     space: Mapping[str, Any] | None = None  # None: the default space of the Trainer's loss
     valid_days: float = 1.0
-    algorithm: str = "bayesian"
+    algorithm: str = "halving"  # successive halving (gru4rec_tf.tune.tuner), or "bayesian" / "random"
     seed: int = DEFAULT_SEED
     prune_after: int = 4
+    initial_params: str = "portfolio"  # the first configurations: portfolio, none, best_known or k=v,...
+    rungs: int = 3
+    eta: int = 3
 
     def __post_init__(self):
         from gru4rec_tf.tune.search_space import SearchSpace, check_objective  # pylint: disable=g-import-not-at-top
-        for name, low in (("trials", 0), ("epochs", 1), ("seed", 0), ("prune_after", 0)):
+        for name, low in (("trials", 0), ("epochs", 1), ("seed", 0), ("prune_after", 0), ("rungs", 1), ("eta", 2)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"tuning: {name} must be an integer >= {low}, got {value!r}")
@@ -47,8 +50,10 @@ class TuningOptions:
         if not isinstance(self.valid_days, (int, float)) or isinstance(self.valid_days, bool) or \
                 self.valid_days <= 0:
             raise ValueError(f"tuning: valid_days must be > 0, got {self.valid_days!r}")
-        if self.algorithm not in ("bayesian", "random"):
-            raise ValueError(f"tuning: algorithm must be bayesian or random, got {self.algorithm!r}")
+        if self.algorithm not in ("halving", "bayesian", "random"):
+            raise ValueError(f"tuning: algorithm must be halving, bayesian or random, got {self.algorithm!r}")
+        if not isinstance(self.initial_params, str):
+            raise ValueError(f"tuning: initial_params must be a string, got {self.initial_params!r}")
 
     @property
     def enabled(self) -> bool:
@@ -88,6 +93,11 @@ def define_flags(flag_values=None) -> None:
                         flag_values=fv)
     flags.DEFINE_float("tune_valid_days", 1.0, "Tuner: the last days of the train split validate the trials.",
                        flag_values=fv)
+    flags.DEFINE_enum("tune_algorithm", "halving", ["halving", "bayesian", "random"], "Tuner: successive halving "
+                      "(the trials are a budget of full trials spent on cheaper evaluations; as gru4rec tune), or "
+                      "Bayesian optimisation / random search of full trials.", flag_values=fv)
+    flags.DEFINE_string("tune_initial_params", "portfolio", "Tuner: the first configurations: portfolio (the "
+                        "authors' published settings of the loss), none, best_known or k=v,...", flag_values=fv)
 
 
 def from_flags() -> TuningOptions:
@@ -99,4 +109,5 @@ def from_flags() -> TuningOptions:
         from gru4rec_tf.tune.search_space import SearchSpace  # pylint: disable=g-import-not-at-top
         space = SearchSpace.from_file(f.tune_space).to_dict()
     return TuningOptions(trials=f.tune_trials, epochs=f.tune_epochs, objective=f.tune_objective, space=space,
-                         valid_days=f.tune_valid_days)
+                         valid_days=f.tune_valid_days, algorithm=f.tune_algorithm,
+                         initial_params=f.tune_initial_params)

@@ -32,7 +32,7 @@ STUDY_DIR = "study"
 TRAIN_OPTION_FLAGS = ("seed", "steps_per_call")
 EVAL_OPTION_FLAGS = ("eval_mode",)
 _IDENTITY_KEYS = ("objective", "epochs", "fixed", "space", "algorithm", "seed", "eval_mode", "train", "valid",
-                  "initial")
+                  "initial", "halving")
 
 
 def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
@@ -44,8 +44,11 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                         required=True, flag_values=fv)
     flags.DEFINE_string("output", None, "Output directory (the study is stored there and resumed from it).",
                         required=True, flag_values=fv)
-    flags.DEFINE_integer("trials", 20, "Total number of trials of the study (resumed trials count).", flag_values=fv)
-    flags.DEFINE_integer("epochs", 3, "Epochs per trial (the objective is reported after each).", flag_values=fv)
+    flags.DEFINE_integer("trials", 20, "The study's budget: full trials (--epochs epochs on the whole --train); "
+                         "with --algorithm halving, spent on many cheaper evaluations (README). Resumed trials "
+                         "count.", flag_values=fv)
+    flags.DEFINE_integer("epochs", 3, "Epochs of a full trial (the objective is reported after each).",
+                         flag_values=fv)
     flags.DEFINE_string("objective", DEFAULT_EARLY_STOPPING_METRIC, "Validation metric to maximise: recall@K or "
                         "mrr@K.", flag_values=fv)
     flags.DEFINE_string("fixed_params", "", "Fixed hyperparameters 'k=v,k=v' (official names); loss=... picks "
@@ -54,13 +57,20 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                         "gru4rec_tf/search_space.py).", flag_values=fv)
     flags.DEFINE_float("timeout_s", None, "Start no new trial after this many seconds (the running ones finish).",
                        flag_values=fv)
-    flags.DEFINE_enum("algorithm", "bayesian", ["bayesian", "random"], "KerasTuner oracle: Bayesian optimisation "
-                      "(Gaussian process) or random search.", flag_values=fv)
+    flags.DEFINE_enum("algorithm", "halving", ["halving", "bayesian", "random"], "Search: successive halving over "
+                      "fidelities (cheap evaluations on part of the sessions and fewer epochs, the best promoted), "
+                      "or KerasTuner's Bayesian optimisation (Gaussian process) or random search of full trials.",
+                      flag_values=fv)
+    flags.DEFINE_integer("rungs", 3, "halving: fidelity levels (the top one a full trial; each lower one 1/--eta "
+                         "of the data passes of the next).", flag_values=fv)
+    flags.DEFINE_integer("eta", 3, "halving: 1 of every --eta configurations goes up a rung.", flag_values=fv)
     flags.DEFINE_integer("prune_after", 4, "Median pruning starts once this many trials reached an epoch "
                          "(0: no pruning).", flag_values=fv)
-    flags.DEFINE_string("initial_params", "", "The study's first trial: 'k=v,...' giving every searched parameter "
-                        "(within the space), or 'best_known' (the loss's best-known configuration: README). A "
-                        "resumed study does not rerun it.", flag_values=fv)
+    flags.DEFINE_string("initial_params", "portfolio", "The study's first configurations: 'portfolio' (the "
+                        "authors' published settings for the loss, gru4rec_tf/tune/portfolio.py; an entry the "
+                        "space rejects is skipped), 'none', 'best_known' (one: README), or 'k=v,...' giving every "
+                        "searched parameter (within the space). A resumed study does not rerun them.",
+                        flag_values=fv)
     flags.DEFINE_float("divergence_factor", 10.0, "Stop a trial as DIVERGED once a chunk's mean training loss "
                        "exceeds this many times its first step's loss (0: never).", flag_values=fv)
     flags.DEFINE_integer("workers", 1, "Worker processes on this machine (one oracle, trials in parallel).",
@@ -110,16 +120,24 @@ def resolve_space(base, fixed_names):
     return space
 
 
-def resolve_initial(space, base) -> dict:
-    """The first trial's searched values (``--initial_params``), {} when not given."""
-    from gru4rec_tf.tune.search_space import initial_values  # pylint: disable=g-import-not-at-top
-    return initial_values(FLAGS.initial_params, space, base) if FLAGS.initial_params.strip() else {}
+def resolve_initial(space, base) -> list:
+    """The first configurations' ``[(name, searched values)]`` (``--initial_params``); skipped portfolio entries
+    are logged with their reason."""
+    from gru4rec_tf.tune.portfolio import resolve_initial as resolve  # pylint: disable=g-import-not-at-top
+    entries, skipped = resolve(FLAGS.initial_params, space, base)
+    for name, reason in skipped:
+        logging.warning("tune: portfolio entry %s skipped: %s", name, reason)
+    if FLAGS.initial_params.strip() == "portfolio":
+        logging.info("tune: the portfolio gives %d of its %d %s configuration(s)%s", len(entries),
+                     len(entries) + len(skipped), base.loss, f": {', '.join(n for n, _ in entries)}" if entries
+                     else "")
+    return entries
 
 
 def check_settings() -> None:
     from gru4rec_tf.tune.search_space import check_objective  # pylint: disable=g-import-not-at-top
     check_objective(FLAGS.objective)
-    for name, low in (("trials", 1), ("epochs", 1), ("workers", 1)):
+    for name, low in (("trials", 1), ("epochs", 1), ("workers", 1), ("rungs", 1), ("eta", 2)):
         if getattr(FLAGS, name) < low:
             raise ValueError(f"--{name} must be >= {low}, got {getattr(FLAGS, name)}")
     if FLAGS.prune_after < 0:
@@ -171,7 +189,9 @@ def study_identity(base, space, train, valid, initial=None) -> dict:
                   "sessions": int(valid.n_sessions)},
     }
     if initial:  # only when given: studies stored before --initial_params existed still resume
-        identity["initial"] = initial
+        identity["initial"] = [values for _, values in initial] if len(initial) > 1 else initial[0][1]
+    if FLAGS.algorithm == "halving":
+        identity["halving"] = {"rungs": FLAGS.rungs, "eta": FLAGS.eta}
     return identity
 
 
@@ -215,8 +235,8 @@ def run() -> dict:
                  "train %d events, valid %d events", "resuming a" if resumed else "a new", FLAGS.trials,
                  FLAGS.epochs, FLAGS.objective, len(space.dimensions), space.source, train.n_events,
                  valid.n_events)
-    if initial:
-        logging.info("tune: the first trial runs %s", ",".join(f"{k}={v}" for k, v in initial.items()))
+    if len(initial) == 1:
+        logging.info("tune: the first trial runs %s", ",".join(f"{k}={v}" for k, v in initial[0][1].items()))
     if FLAGS.workers > 1 and "KERASTUNER_TUNER_ID" not in os.environ:
         return _run_with_workers(base, space, vocab, train, valid, initial)
     tuner = _make_tuner(base, space, initial)
@@ -233,7 +253,7 @@ def _make_tuner(base, space, initial=None):
         directory=os.path.join(FLAGS.output, STUDY_DIR), algorithm=FLAGS.algorithm, seed=FLAGS.seed,
         prune_after=FLAGS.prune_after, timeout_s=FLAGS.timeout_s, training=training_options(),
         evaluation=common.eval_options(fields=EVAL_OPTION_FLAGS), divergence_factor=FLAGS.divergence_factor,
-        initial=[initial] if initial else ())
+        initial=[values for _, values in initial or ()], rungs=FLAGS.rungs, eta=FLAGS.eta)
 
 
 def _report(tuner) -> dict:
@@ -244,6 +264,17 @@ def _report(tuner) -> dict:
     if best is None:
         raise ValueError(f"no trial finished ({counts}); see {os.path.join(FLAGS.output, 'trials.csv')}")
     result = best.to_dict(tuner.objective)
+    if tuner.schedule:
+        rungs = [int(t.hyperparameters.values.get(tuner_lib.RUNG_KEY, 0)) for t in tuner.oracle.trials.values()]
+        spent = sum(tuner.levels[r].cost(tuner.epochs) for r in rungs)
+        logging.info("tune: successive halving: %s evaluations per rung (%s), %.1f of %d full trials spent",
+                     "/".join(str(rungs.count(r)) for r in range(len(tuner.levels))),
+                     "; ".join(f"{f.fraction:.3g} of the sessions x {f.epochs} epoch(s)" for f in tuner.levels),
+                     spent, tuner.budget)
+        for pair in tuner_lib.rung_agreement(tuner.oracle, tuner.project_dir):
+            if pair["spearman"] is not None:
+                logging.info("tune: rung %d -> %d: Spearman %.2f over %d configurations (how well the cheaper rung "
+                             "ranked them)", *pair["rungs"], pair["spearman"], pair["configurations"])
     logging.info("tune: %d trials (%s); best %s %.4f (trial %s, %d epochs): %s; wrote %s", len(states), counts,
                  tuner.objective, best.value, int(best.trial_id) + 1, best.epochs, result["params"],
                  os.path.join(FLAGS.output, "best_params.json"))

@@ -60,6 +60,7 @@ NOT_TUNABLE = {"loss": "tune each loss separately with --fixed_params loss=...",
 _KEYS = {"type", "low", "high", "step", "log", "values"}
 FIXED_KEY = "gru4rec_fixed_params"  # the tuner's HyperParameters entry holding the fixed parameter string
 EPOCHS_KEY = "gru4rec_epochs"  # ... and the best trial's epochs (in the best hyperparameters only)
+RUNG_KEY = "gru4rec_rung"  # ... and a successive-halving trial's rung (its fidelity; not a GRU4Rec parameter)
 _OBJECTIVE = re.compile(r"(recall|mrr)@([1-9][0-9]*)")
 
 
@@ -369,7 +370,7 @@ def params_from_values(values: Mapping[str, Any], epochs: int | None = None) -> 
     if FIXED_KEY not in values:
         raise ValueError(f"the hyperparameters lack {FIXED_KEY!r}: they were not written by the gru4rec tuner")
     base = GRU4RecParams.from_string(values[FIXED_KEY])
-    searched = {k: clean_value(v) for k, v in values.items() if k not in (FIXED_KEY, EPOCHS_KEY)}
+    searched = {k: clean_value(v) for k, v in values.items() if k not in (FIXED_KEY, EPOCHS_KEY, RUNG_KEY)}
     params = SearchSpace(()).apply(base, searched)
     n_epochs = epochs if epochs is not None else values.get(EPOCHS_KEY)
     return params.with_overrides({"n_epochs": int(n_epochs)}) if n_epochs is not None else params

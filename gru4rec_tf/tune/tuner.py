@@ -55,13 +55,14 @@ from gru4rec_tf import fileio
 from gru4rec_tf.evaluation.options import EvalOptions
 from gru4rec_tf.params import GRU4RecParams
 from gru4rec_tf.train.options import TrainOptions
-from gru4rec_tf.tune.search_space import EPOCHS_KEY, FIXED_KEY, SearchSpace, check_objective, clean_value, \
+from gru4rec_tf.tune.search_space import EPOCHS_KEY, FIXED_KEY, RUNG_KEY, SearchSpace, check_objective, clean_value, \
     params_from_values
 
 TRIAL_FILE = "gru4rec_trial.json"  # per-trial sidecar: seconds, state, error line
 PROJECT = "study"
 STATES = ("COMPLETED", "PRUNED", "DIVERGED", "FAILED", "RUNNING", "INVALID")
 DIVERGENCE_FACTOR = 10.0  # a chunk's mean training loss above this many times the first step's loss: diverged
+ALGORITHMS = ("halving", "bayesian", "random")
 
 
 class Pruned(Exception):
@@ -88,8 +89,9 @@ class BestTrial:
                 "trial": int(self.trial_id) + 1, "epochs": self.epochs}
 
 
-def make_hyperparameters(base: GRU4RecParams, space: SearchSpace):
-    """The KerasTuner search space: one entry per searched parameter and the fixed parameters as one string."""
+def make_hyperparameters(base: GRU4RecParams, space: SearchSpace, rungs: int = 0):
+    """The KerasTuner search space: one entry per searched parameter and the fixed parameters as one string (and,
+    for successive halving, the trial's rung)."""
     hp = keras_tuner.HyperParameters()
     for dim in space.dimensions:
         if dim.kind == "choice":
@@ -99,23 +101,31 @@ def make_hyperparameters(base: GRU4RecParams, space: SearchSpace):
         else:
             hp.Float(dim.name, dim.low, dim.high, step=dim.step, sampling="log" if dim.log else "linear")
     hp.Fixed(FIXED_KEY, base.to_string())
+    if rungs:
+        hp.Int(RUNG_KEY, 0, max(int(rungs) - 1, 1))
     return hp
 
 
 def make_oracle(objective: str, hyperparameters, max_trials: int, algorithm: str = "bayesian", seed: int = 42,
-                initial: Sequence[Mapping[str, Any]] = ()):
-    """KerasTuner's Bayesian or random oracle; its first ``len(initial)`` trials run the given searched values
-    (as Optuna's ``enqueue_trial``; e.g. the best-known configuration), the later ones are the oracle's own."""
+                initial: Sequence[Mapping[str, Any]] = (), schedule: Sequence[int] = (),
+                levels: Sequence["Fidelity"] = ()):
+    """KerasTuner's Bayesian or random oracle, or the successive-halving one (``halving``: ``schedule`` configurations
+    per rung of ``levels``); their first ``len(initial)`` configurations are the given searched values (as
+    Optuna's ``enqueue_trial``; e.g. the portfolio), the later ones are the oracle's own."""
     objective = keras_tuner.Objective(objective, direction="max")
+    if algorithm == "halving":
+        max_trials = sum(schedule)
     common = dict(objective=objective, max_trials=max_trials, hyperparameters=hyperparameters, seed=seed,
                   tune_new_entries=False, allow_new_entries=False, max_retries_per_trial=0,
                   max_consecutive_failed_trials=max(3, max_trials))
+    if algorithm == "halving":
+        return SuccessiveHalvingOracle(initial, schedule, levels, **common)
     if algorithm == "bayesian":
         return _seeded(keras_tuner.oracles.BayesianOptimizationOracle)(
             initial, num_initial_points=max(2, min(10, max_trials // 3)), **common)
     if algorithm == "random":
         return _seeded(keras_tuner.oracles.RandomSearchOracle)(initial, **common)
-    raise ValueError(f"algorithm must be bayesian or random, got {algorithm!r}")
+    raise ValueError(f"algorithm must be halving, bayesian or random, got {algorithm!r}")
 
 
 def _seeded(oracle_class):
@@ -137,6 +147,194 @@ def _seeded(oracle_class):
 
     SeededOracle.__name__ = SeededOracle.__qualname__ = f"Seeded{oracle_class.__name__}"
     return SeededOracle
+
+
+# ------------------------------------------------------------------------------------ successive halving
+@dataclasses.dataclass(frozen=True)
+class Fidelity:
+    """How much one evaluation trains: the most recent ``fraction`` of the training sessions for ``epochs`` epochs.
+
+    ``cost(full_epochs)``: its share of a full trial (the whole log for ``full_epochs`` epochs), in data passes.
+    """
+    fraction: float
+    epochs: int
+
+    def cost(self, full_epochs: int) -> float:
+        return self.fraction * self.epochs / full_epochs
+
+
+def fidelities(epochs: int, rungs: int = 3, eta: int = 3) -> list[Fidelity]:
+    """The rungs' fidelities, lowest first: the top rung is a full trial (the whole log, ``epochs`` epochs), each
+    rung below trains ``1/eta`` of the data passes of the next one: fewer epochs first (down to 1), then the most
+    recent part of the training sessions (``epochs=3, rungs=3, eta=3``: 1/3 of the sessions for 1 epoch, all for 1
+    epoch, all for 3 epochs).
+
+    >>> [(round(f.fraction, 3), f.epochs) for f in fidelities(3)]
+    [(0.333, 1), (1.0, 1), (1.0, 3)]
+    """
+    if rungs < 1 or eta < 2 or epochs < 1:
+        raise ValueError(f"rungs must be >= 1, eta >= 2 and epochs >= 1, got {rungs}, {eta}, {epochs}")
+    out, passes = [Fidelity(1.0, int(epochs))], float(epochs)
+    for _ in range(rungs - 1):
+        passes /= eta
+        out.insert(0, Fidelity(1.0, int(round(passes))) if passes >= 1 else Fidelity(passes, 1))
+    return out
+
+
+def halving_schedule(budget: float, costs: Sequence[float], eta: int = 3) -> list[int]:
+    """Configurations per rung (lowest first) of the largest successive-halving bracket whose cost fits ``budget``
+    full trials: ``n`` configurations at the lowest rung, ``max(1, n // eta**r)`` at rung ``r``.
+
+    >>> halving_schedule(12, [1 / 9, 1 / 3, 1])      # 36/9 + 12/3 + 4 = 12 full trials
+    [36, 12, 4]
+    """
+    def counts(n):
+        return [max(1, n // eta ** r) for r in range(len(costs))]
+
+    def total(n):
+        return sum(c * k for c, k in zip(costs, counts(n), strict=True))
+
+    n = 1
+    while total(n + 1) <= budget + 1e-9:
+        n += 1
+    return counts(n)
+
+
+def fidelity_of(values: Mapping[str, Any], oracle) -> Fidelity | None:
+    """The fidelity of a halving trial's values (None for a full trial of the other algorithms)."""
+    rung = values.get(RUNG_KEY)
+    levels = getattr(oracle, "fidelities", None)
+    if rung is None or not levels:
+        return None
+    return levels[min(int(rung), len(levels) - 1)]
+
+
+def _config_key(values: Mapping[str, Any]) -> str:
+    return json.dumps({k: clean_value(v) for k, v in sorted(values.items()) if k not in (RUNG_KEY, FIXED_KEY)},
+                      sort_keys=True, default=str)
+
+
+class SuccessiveHalvingOracle(keras_tuner.Oracle):
+    """Successive halving over fidelities (:func:`fidelities`), as one KerasTuner oracle (resumable, distributable).
+
+    Rung 0 evaluates ``schedule[0]`` configurations at the lowest fidelity: the ``initial`` ones first (the
+    portfolio), then new ones, alternately drawn at random from the space and mutated from one of the three best
+    finished so far (so the search continues from what the portfolio showed). Once every evaluation of a rung has
+    ended, its best ``schedule[r + 1]`` configurations (by the objective; failed and diverged ones never) are run
+    again at the next rung's fidelity, from scratch. The state is the trials themselves (each carries its rung),
+    so a killed study resumes where it stopped, and a larger budget on resume adds configurations and promotions.
+
+    Example::
+
+        oracle = SuccessiveHalvingOracle(initial, [36, 12, 4], fidelities(3), objective=..., hyperparameters=...)
+    """
+
+    def __init__(self, initial, schedule, levels, **kwargs):
+        super().__init__(**kwargs)
+        self.initial = [dict(values) for values in initial]
+        self.schedule = [int(n) for n in schedule]
+        self.fidelities = list(levels)
+        if len(self.schedule) != len(self.fidelities):
+            raise ValueError(f"{len(self.schedule)} rung sizes for {len(self.fidelities)} fidelities")
+
+    # the oracle's view of a trial
+    def _rung_trials(self) -> list[list]:
+        rungs = [[] for _ in self.schedule]
+        for trial in self.trials.values():
+            rung = trial.hyperparameters.values.get(RUNG_KEY)
+            if rung is not None and int(rung) < len(rungs):
+                rungs[int(rung)].append(trial)
+        return rungs
+
+    def _value(self, trial) -> float | None:
+        if trial.status != trial_lib.TrialStatus.COMPLETED or trial.score is None:
+            return None
+        if trial_state(trial, self._project_dir) == "DIVERGED":
+            return None
+        return float(trial.score)
+
+    @staticmethod
+    def _ended(trials) -> bool:
+        return all(t.status not in (trial_lib.TrialStatus.RUNNING, trial_lib.TrialStatus.IDLE) for t in trials)
+
+    def _candidates(self, below, above) -> list:
+        promoted = {_config_key(t.hyperparameters.values) for t in above}
+        ranked = sorted((t for t in below if self._value(t) is not None), key=self._value, reverse=True)
+        return [t for t in ranked if _config_key(t.hyperparameters.values) not in promoted]
+
+    def populate_space(self, trial_id):
+        rungs = self._rung_trials()
+        complete = len(rungs[0]) >= self.schedule[0] and self._ended(rungs[0])
+        for r in range(1, len(self.schedule)):
+            if not complete:
+                break
+            candidates = self._candidates(rungs[r - 1], rungs[r])
+            if len(rungs[r]) < self.schedule[r] and candidates:
+                values = dict(candidates[0].hyperparameters.values)
+                values[RUNG_KEY] = r
+                return {"status": trial_lib.TrialStatus.RUNNING, "values": values}
+            complete = self._ended(rungs[r])
+        if len(rungs[0]) < self.schedule[0]:
+            return {"status": trial_lib.TrialStatus.RUNNING, "values": self._new_values(rungs[0])}
+        if any(t.status == trial_lib.TrialStatus.RUNNING for rung in rungs for t in rung):
+            return {"status": trial_lib.TrialStatus.IDLE}
+        return {"status": trial_lib.TrialStatus.STOPPED}
+
+    def _new_values(self, first_rung) -> dict:
+        fixed = {hp.name: hp.default for hp in self.hyperparameters.space}
+        index = len(first_rung)
+        seen = {_config_key(t.hyperparameters.values) for t in first_rung}
+        if index < len(self.initial):
+            values = dict(fixed, **self.initial[index])
+            values[RUNG_KEY] = 0
+            return values
+        rng = np.random.default_rng([int(self.seed or 0), index])
+        searched = [hp for hp in self.hyperparameters.space if hp.name not in (FIXED_KEY, RUNG_KEY)]
+        finished = sorted((t for t in first_rung if self._value(t) is not None), key=self._value, reverse=True)
+        values = {}
+        for attempt in range(50):
+            mutate = finished and (index - len(self.initial)) % 2 == 1 and attempt < 25
+            if mutate:
+                parent = finished[int(rng.integers(min(3, len(finished))))].hyperparameters.values
+                values = dict(fixed, **{k: v for k, v in parent.items()})
+                chosen = [hp for hp in searched if rng.random() < 0.35] or [searched[int(rng.integers(len(searched)))]]
+                for hp in chosen:
+                    if type(hp).__name__ == "Choice":
+                        values[hp.name] = hp.prob_to_value(rng.random())
+                    else:
+                        prob = hp.value_to_prob(values[hp.name]) + rng.normal(0.0, 0.15)
+                        values[hp.name] = hp.prob_to_value(float(np.clip(prob, 0.0, 1.0 - 1e-9)))
+            else:
+                values = dict(fixed, **{hp.name: hp.prob_to_value(rng.random()) for hp in searched})
+            values[RUNG_KEY] = 0
+            if _config_key(values) not in seen:
+                break
+        return values
+
+
+def rung_agreement(oracle, project_dir: str | None = None) -> list[dict]:
+    """How well each rung predicted the next: per adjacent pair, the configurations run at both and the Spearman
+    rank correlation of their values (None below 3 configurations). A low value says the cheap rung misranks."""
+    if not getattr(oracle, "fidelities", None):
+        return []
+    by_rung: dict[int, dict[str, float]] = {}
+    for trial in oracle.trials.values():
+        rung = trial.hyperparameters.values.get(RUNG_KEY)
+        if rung is None or trial.status != trial_lib.TrialStatus.COMPLETED or trial.score is None or \
+                trial_state(trial, project_dir) == "DIVERGED":
+            continue
+        by_rung.setdefault(int(rung), {})[_config_key(trial.hyperparameters.values)] = float(trial.score)
+    out = []
+    for r in range(len(oracle.fidelities) - 1):
+        low, high = by_rung.get(r, {}), by_rung.get(r + 1, {})
+        both = [k for k in low if k in high]
+        rho = None
+        if len(both) >= 3:
+            a = np.argsort(np.argsort([low[k] for k in both]))
+            b = np.argsort(np.argsort([high[k] for k in both]))
+            rho = float(np.corrcoef(a, b)[0, 1]) if np.std(a) > 0 and np.std(b) > 0 else None
+        out.append({"rungs": (r, r + 1), "configurations": len(both), "spearman": rho})
+    return out
 
 
 class GRU4RecTuner(base_tuner.BaseTuner):
@@ -164,7 +362,8 @@ class GRU4RecTuner(base_tuner.BaseTuner):
                  directory: str, algorithm: str = "bayesian", seed: int = 42, prune_after: int = 4,
                  timeout_s: float | None = None, training: TrainOptions | None = None,
                  evaluation: EvalOptions | None = None, overwrite: bool = False,
-                 divergence_factor: float = DIVERGENCE_FACTOR, initial: Sequence[Mapping[str, Any]] = ()):
+                 divergence_factor: float = DIVERGENCE_FACTOR, initial: Sequence[Mapping[str, Any]] = (),
+                 rungs: int = 3, eta: int = 3):
         if not divergence_factor >= 0:
             raise ValueError(f"divergence_factor must be >= 0, got {divergence_factor}")
         training = training or TrainOptions()
@@ -177,11 +376,24 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         # trials log no progress lines (the tuner logs one line per trial)
         self.training = dataclasses.replace(training, epochs=self.epochs, log_every_s=1e9)
         self.evaluation = evaluation or EvalOptions()
-        oracle = make_oracle(self.objective, make_hyperparameters(base, space), max_trials, algorithm, seed,
-                             initial)
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+        self.algorithm, self.budget = algorithm, max_trials
+        self.levels, self.schedule = [], []
+        if algorithm == "halving":
+            self.levels = fidelities(self.epochs, rungs, eta)
+            self.schedule = halving_schedule(max_trials, [f.cost(self.epochs) for f in self.levels], eta)
+            self.prune_after = 0  # the halving is the early stopping
+        oracle = make_oracle(self.objective, make_hyperparameters(base, space, len(self.levels)), max_trials,
+                             algorithm, seed, initial, self.schedule, self.levels)
         super().__init__(oracle, directory=os.path.dirname(os.path.abspath(directory)) or ".",
                          project_name=os.path.basename(os.path.abspath(directory)), overwrite=overwrite)
-        self.oracle.max_trials = max_trials  # a resumed study's total is this run's --trials
+        # a resumed study's total is this run's --trials (and, halving, this run's schedule)
+        self.oracle.max_trials = sum(self.schedule) if self.schedule else max_trials
+        if self.schedule:
+            self.oracle.schedule, self.oracle.fidelities = list(self.schedule), list(self.levels)
+            self.oracle.initial = [dict(v) for v in initial]
+        self._subsamples = {}
         self._started = time.monotonic()
         self._trial_started = {}
         self._durations: list[float] = []
@@ -210,7 +422,9 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         """Trains one configuration; reports the objective after every epoch; prunes; FAILED on any error."""
         del kwargs
         from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
-        params = params_from_values(trial.hyperparameters.values, epochs=self.epochs)
+        fidelity = fidelity_of(trial.hyperparameters.values, self.oracle) or Fidelity(1.0, self.epochs)
+        params = params_from_values(trial.hyperparameters.values, epochs=fidelity.epochs)
+        train_data = self._subsample(train_data, fidelity.fraction)
         started = time.monotonic()
         k = int(self.objective.partition("@")[2])
         validation = routine.Validation(valid_data, metric=self.objective, cutoffs=(k,),
@@ -223,11 +437,12 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             report = {name: float(v) for name, v in metrics.items()}
             report["seconds"] = time.monotonic() - started
             self.oracle.update_trial(trial.trial_id, report, step=epoch + 1)
-            if epoch + 1 < self.epochs:
+            if epoch + 1 < fidelity.epochs:
                 self._maybe_prune(trial, epoch + 1)
 
         try:
-            routine.train(train_data, vocab, params, self.training, validation=validation,
+            routine.train(train_data, vocab, params, dataclasses.replace(self.training, epochs=fidelity.epochs),
+                          validation=validation,
                           on_epoch_end=on_epoch_end, on_chunk_end=DivergenceCheck(self.divergence_factor))
         except Pruned as pruned:
             trial.message = f"pruned: {pruned}"
@@ -240,6 +455,20 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             self._write_sidecar(trial, "FAILED", time.monotonic() - started, message)
             raise keras_tuner.errors.FailedTrialError(message) from err
         # nothing to return: the values were reported per epoch
+
+    def _subsample(self, data, fraction: float):
+        """The most recent ``fraction`` of ``data``'s sessions (nearest the validation period); all for 1."""
+        if fraction >= 1.0:
+            return data
+        if fraction not in self._subsamples:
+            from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
+            # at least 256 sessions (or all): a handful of sessions fills no mini-batch
+            first = max(0, min(int(round(data.n_sessions * (1.0 - fraction))), data.n_sessions - 256))
+            start = int(data.session_offsets[first])
+            self._subsamples[fraction] = SessionData(
+                data.item_idx[start:], data.session_offsets[first:] - start, data.session_ids[first:],
+                data.times[start:])
+        return self._subsamples[fraction]
 
     def _maybe_prune(self, trial, step: int) -> None:
         if self.prune_after <= 0:
@@ -258,8 +487,13 @@ class GRU4RecTuner(base_tuner.BaseTuner):
     # --------------------------------------------------------------------------------------------- progress
     def on_trial_begin(self, trial):
         self._trial_started[trial.trial_id] = time.monotonic()
-        searched = {k: clean_value(v) for k, v in trial.hyperparameters.values.items() if k != FIXED_KEY}
-        logging.info("tune: trial %d/%d started: %s", int(trial.trial_id) + 1, self.oracle.max_trials,
+        searched = {k: clean_value(v) for k, v in trial.hyperparameters.values.items()
+                    if k not in (FIXED_KEY, RUNG_KEY)}
+        fidelity = fidelity_of(trial.hyperparameters.values, self.oracle)
+        where = "" if fidelity is None else \
+            (f" rung {trial.hyperparameters.values[RUNG_KEY]} ({fidelity.fraction:.3g} of the sessions, "
+             f"{fidelity.epochs} epoch{'s' if fidelity.epochs > 1 else ''})")
+        logging.info("tune: trial %d/%d%s started: %s", int(trial.trial_id) + 1, self.oracle.max_trials, where,
                      ",".join(f"{k}={_fmt(v)}" for k, v in searched.items()))
 
     def on_trial_end(self, trial):
@@ -303,12 +537,10 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         ``run_fn`` turns back into GRU4Rec parameters (:func:`gru4rec_tf.tune.search_space.params_from_values`).
         """
         result = []
-        trials = [t for t in self.oracle.get_best_trials(10 ** 6)
-                  if trial_state(t, self.project_dir) != "DIVERGED"][:num_trials]
-        for trial in trials:
+        for trial in _ranked(self.oracle, self.project_dir)[:num_trials]:
             hp = trial.hyperparameters.copy()
             if trial.status == trial_lib.TrialStatus.COMPLETED and trial.best_step:
-                hp.Fixed(EPOCHS_KEY, int(trial.best_step))
+                hp.Fixed(EPOCHS_KEY, full_epochs(trial, self.oracle))
             result.append(hp)
         return result
 
@@ -380,14 +612,36 @@ def trial_state(trial, project_dir: str | None = None) -> str:
     return str(status)
 
 
-def best_trial(oracle, project_dir: str | None = None) -> BestTrial | None:
-    """The best ended trial (completed or pruned, not diverged), or None when no trial has a value yet."""
+def _ranked(oracle, project_dir: str | None = None) -> list:
+    """Ended trials with a value (completed or pruned, not diverged), best first; with successive halving only
+    those of the highest rung any of them reached (a cheaper rung's value is not comparable)."""
     candidates = [t for t in oracle.get_best_trials(10 ** 6) if t.status == trial_lib.TrialStatus.COMPLETED
                   and t.score is not None and trial_state(t, project_dir) != "DIVERGED"]
+    rungs = [int(t.hyperparameters.values[RUNG_KEY]) for t in candidates if RUNG_KEY in t.hyperparameters.values]
+    if rungs:
+        candidates = [t for t in candidates if int(t.hyperparameters.values.get(RUNG_KEY, -1)) == max(rungs)]
+    return candidates
+
+
+def full_epochs(trial, oracle) -> int:
+    """The epochs for the whole training log of ``trial``'s best epoch: unchanged for a trial on the whole log (an
+    epoch is one pass, as the authors keep n_epochs from train_tr to train_full); for a trial on a fraction of the
+    sessions, the same number of training steps (``best epoch x fraction``, at least 1)."""
+    fidelity = fidelity_of(trial.hyperparameters.values, oracle)
+    epochs = int(trial.best_step)
+    if fidelity is not None and fidelity.fraction < 1.0:
+        epochs = max(1, int(round(epochs * fidelity.fraction)))
+    return epochs
+
+
+def best_trial(oracle, project_dir: str | None = None) -> BestTrial | None:
+    """The best ended trial (completed or pruned, not diverged; with successive halving, of the highest rung
+    reached), or None when no trial has a value yet."""
+    candidates = _ranked(oracle, project_dir)
     if not candidates:
         return None
     trial = candidates[0]
-    epochs = int(trial.best_step)
+    epochs = full_epochs(trial, oracle)
     return BestTrial(params=params_from_values(trial.hyperparameters.values, epochs=epochs),
                      value=float(trial.score), trial_id=trial.trial_id, epochs=epochs)
 
@@ -406,8 +660,8 @@ def best_hyperparameters_values(oracle, project_dir: str | None = None) -> dict[
 def trial_rows(oracle, objective: str, epochs: int, project_dir: str) -> list[dict]:
     """One dict per trial: trial, state, value, best_epoch, seconds, the searched parameters, per-epoch values."""
     rows = []
-    names = [hp.name for hp in oracle.get_space().space if hp.name not in (FIXED_KEY, EPOCHS_KEY)]
-    for trial_id in sorted(oracle.trials):
+    names = [hp.name for hp in oracle.get_space().space if hp.name not in (FIXED_KEY, EPOCHS_KEY, RUNG_KEY)]
+    for trial_id in sorted(oracle.trials, key=int):  # ids are padded to the total's digits, which can grow
         trial = oracle.trials[trial_id]
         sidecar = _read_sidecar(os.path.join(project_dir, f"trial_{trial_id}", TRIAL_FILE))
         state = trial_state(trial, project_dir)
@@ -424,6 +678,10 @@ def trial_rows(oracle, objective: str, epochs: int, project_dir: str) -> list[di
                "best_epoch": trial.best_step if state in ("COMPLETED", "PRUNED") else None,
                "seconds": sidecar.get("seconds")}
         values = trial.hyperparameters.values
+        fidelity = fidelity_of(values, oracle)
+        if fidelity is not None:
+            row.update({"rung": int(values[RUNG_KEY]), "fraction": round(fidelity.fraction, 6),
+                        "epochs": fidelity.epochs})
         row.update({k: clean_value(values[k]) for k in names if k in values})
         row.update({f"{objective}_epoch{e}": per_epoch.get(e) for e in range(1, epochs + 1)})
         row["message"] = message if state != "COMPLETED" else ""
