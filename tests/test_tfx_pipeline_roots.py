@@ -91,6 +91,8 @@ def test_a_wiped_serving_root_gets_the_blessed_model_once(first, wiped_serving_r
     result, pushed, again = wiped_serving_root
     assert [n.state for n in result.nodes] == ["CACHED"] * 5  # nothing in TFX runs again...
     assert pushed and pushed.startswith(str(work / "B")) and again is None  # ...the guard pushes it, once
+    # with the report it was blessed with (copied from the push that archived it)
+    assert os.path.isfile(os.path.join(pushed, "assets.extra", "report", "report.md"))
     assert list(fingerprints(work / "B").values()) == list(fingerprints(work / "A").values())
     assert not [n for n in os.listdir(pipeline.serving_base_directory(str(work / "B"))) if not n.isdigit()]
 
@@ -103,6 +105,7 @@ def test_a_deleted_version_is_pushed_again(first, wiped_serving_root, work):
     shutil.rmtree(os.path.join(base, version))
     destination = run_guard.ensure_served(layout.metadata_path, "test", base)
     assert destination and list(fingerprints(work / "A").values()) == [before]
+    assert os.path.isfile(os.path.join(destination, "assets.extra", "report", "report.md"))
     assert run_guard.ensure_served(layout.metadata_path, "test", base) is None
 
 

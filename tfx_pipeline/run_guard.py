@@ -10,7 +10,7 @@
   a component again when one of its cached outputs is missing.
 * :func:`ensure_served` -- after a run: the latest blessed model is pushed to the serving root when no version
   there holds it (a new serving root, a wiped one, a deleted version), through the Pusher's idempotent, atomic
-  :func:`tfx_pipeline.components.pusher.push_model`.
+  :func:`tfx_pipeline.components.pusher.push_model`, with the report of the push that first archived it.
 
 Example::
 
@@ -118,8 +118,13 @@ def ensure_served(metadata_path: str, pipeline_name: str, serving_base: str) -> 
     already served).
     """
     from tfx_pipeline.components import pusher  # pylint: disable=g-import-not-at-top
+    from tfx_pipeline import summary  # pylint: disable=g-import-not-at-top
     model = latest_blessed_model(metadata_path, pipeline_name)
-    pushed = None if model is None else pusher.push_model_artifact(model.uri, serving_base)
+    if model is None:
+        return None
+    pushes = sorted((a for a in _pipeline_artifacts(summary.open_store(metadata_path), pipeline_name)
+                     if a.type == "PushedModel" and a.uri), key=lambda a: -a.id)  # their reports, newest first
+    pushed = pusher.push_model_artifact(model.uri, serving_base, [a.uri for a in pushes])
     if pushed is None:
         return None
     _, destination, copied = pushed

@@ -36,7 +36,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from absl import logging
@@ -152,15 +152,52 @@ def push_model(model_dir: str, base_directory: str,
     return str(version), destination, True
 
 
-def push_model_artifact(model_uri: str, base_directory: str) -> tuple[str, str, bool] | None:
+def push_model_artifact(model_uri: str, base_directory: str, pushed_uris: Sequence[str] = ()
+                        ) -> tuple[str, str, bool] | None:
     """:func:`push_model` of the serving SavedModel inside the ``Model`` artifact at ``model_uri``, or None (with a
-    warning, nothing written) when that SavedModel is gone."""
+    warning, nothing written) when that SavedModel is gone. When it copies the model, it copies along the report
+    of the ``PushedModel`` (among ``pushed_uris``, newest first) that archived this very model, if any
+    (:func:`pushed_report`): a version put back carries the report it was blessed with."""
     model_dir = path_utils.serving_model_path(model_uri)
     if not fileio.exists(os.path.join(model_dir, "saved_model.pb")):
         logging.warning("Pusher: the SavedModel %s is gone; the serving root %s is left as it is", model_dir,
                         base_directory)
         return None
-    return push_model(model_dir, base_directory)
+
+    def copy_report(target: str, _version: str) -> None:
+        report = pushed_report(model_dir, pushed_uris)
+        if report is None:
+            logging.info("Pusher: no report found for %s; the restored version has none", model_dir)
+            return
+        io_utils.copy_dir(report, os.path.join(target, model_report.REPORT_DIR))
+
+    return push_model(model_dir, base_directory, write_extra=copy_report if pushed_uris else None)
+
+
+def pushed_report(model_dir: str, pushed_uris: Sequence[str]) -> str | None:
+    """The report directory of the first ``PushedModel`` of ``pushed_uris`` whose archived SavedModel is the model
+    of ``model_dir`` (same :func:`model_fingerprint`), or None. Only archives with a report are fingerprinted."""
+    fingerprint = None
+    for uri in pushed_uris:
+        report = os.path.join(uri, model_report.REPORT_DIR)
+        if not fileio.exists(os.path.join(uri, "saved_model.pb")) or not fileio.isdir(report):
+            continue
+        fingerprint = fingerprint or model_fingerprint(model_dir)
+        if model_fingerprint(uri) == fingerprint:
+            return report
+    return None
+
+
+def sibling_pushes(model_push_uri: str) -> list[str]:
+    """The other ``PushedModel`` directories beside ``model_push_uri`` (the Pusher's earlier executions), newest
+    (highest execution ID) first."""
+    parent = os.path.dirname(model_push_uri.rstrip("/"))
+    if not fileio.isdir(parent):
+        return []
+    names = [n.rstrip("/") for n in fileio.listdir(parent)]
+    own = os.path.basename(model_push_uri.rstrip("/"))
+    return [os.path.join(parent, n) for n in sorted((n for n in names if n.isdigit() and n != own), key=int,
+                                                    reverse=True)]
 
 
 def custom_number(artifact: types.Artifact, key: str) -> float | None:
@@ -291,7 +328,7 @@ class Executor(tfx_pusher_executor.Executor):
         """The candidate is not blessed: pushes the last blessed model if the serving root lacks it."""
         if not baselines:
             return
-        pushed = push_model_artifact(baselines[0].uri, base_directory)
+        pushed = push_model_artifact(baselines[0].uri, base_directory, sibling_pushes(model_push.uri))
         if pushed is None:
             return
         version, serving_path, copied = pushed
