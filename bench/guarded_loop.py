@@ -7,11 +7,11 @@ small layers, in-process ``LocalDagRunner``):
 1. **clean loop**: every day clean, ``--validation fail``: the false alarms (target: none), and the seconds of the
    validation components (StatisticsGen, SchemaGen, ExampleValidator, DataValidator) against the whole run's
    (target: under 20%);
-2. **broken days**, each applied to the middle day ``m`` in its own work directory, after a clean run of day
-   ``m-1``: detected or not, by which check, what was pushed; then the clean day ``m`` trains and pushes;
+2. **broken days**, each applied to the middle day ``m`` in its own copy of one clean run of day ``m-1``:
+   detected or not, by which check, what was pushed; then the clean day ``m`` trains and pushes;
 3. **damage prevented**: the same broken day with ``--validation off`` (its own work directory): what the pipeline
    did with it, and, when a candidate was trained, its Recall@20/MRR@20 on the next clean day (``m+1``) against the
-   model that validation kept serving (day ``m-1``'s), both ranked over the full catalogue.
+   model that validation kept serving (day ``m-1``'s), both ranked over the full catalogue, and their difference.
 
 Broken days: ``rekeyed`` (item IDs re-keyed upstream), ``milliseconds`` (times in ms read as seconds),
 ``redelivered`` (the previous day's file delivered again as today's), ``small`` (4% of the usual sessions),
@@ -144,12 +144,21 @@ def clean_loop(days, work: str) -> dict:
     return {"rows": rows, "false_alarms": alarms, "validation_share": sum(shares) / len(shares)}
 
 
-def broken_day(days, kind: str, middle: int, work: str, mode: str) -> dict:
-    """Days up to ``middle - 1`` (one run), the broken ``middle`` day, and with ``fail`` the clean day after."""
+def kept_state(days, middle: int, work: str):
+    """Days up to ``middle - 1`` and one clean run (validation fail) in ``work``: the state every broken day starts
+    from (copied, so each broken day and mode runs on its own copy of the same store, pipeline root and serving
+    root; the copies' store names artifacts of this one, which stay in place)."""
     data = os.path.join(work, "data")
     for i in range(middle - WINDOW + 1, middle):
         put_day(data, i, days[i])
     kept, _, _ = run(os.path.join(work, "w"), data, "fail")
+    return kept
+
+
+def broken_day(days, kind: str, middle: int, kept_work: str, kept, work: str, mode: str) -> dict:
+    """The broken ``middle`` day on a copy of ``kept_work``, and with ``fail`` the clean day after."""
+    shutil.copytree(kept_work, work)
+    data = os.path.join(work, "data")
     put_day(data, middle, broken(kind, days[middle], days[middle - 1]))
     result, _, error = run(os.path.join(work, "w"), data, mode)
     row = {"kind": kind, "mode": mode, "outcome": outcome(result, error),
@@ -159,6 +168,7 @@ def broken_day(days, kind: str, middle: int, work: str, mode: str) -> dict:
         model = result.output("Trainer", "model")
         row["candidate_model"] = model.uri if model is not None and result.node("Trainer").state in (
             "COMPLETE", "CACHED") else None
+        row["pushed"] = bool((result.push or {}).get("pushed"))
     else:
         put_day(data, middle, days[middle])
         after, _, after_error = run(os.path.join(work, "w"), data, mode)
@@ -190,12 +200,22 @@ def dataset_section(name: str, days, clean: dict, caught: list, damage: list) ->
               "| broken day | detected by | outcome | next clean day |", "|---|---|---|---|"]
     lines += [f"| {r['kind']} | {r['checks']} | {r['outcome']} | {r['next_clean']} |" for r in caught]
     lines += ["", "### The same broken days with validation off (the damage prevented)", "",
-              "| broken day | outcome | next clean day: broken day's candidate R@20 / MRR@20 | model validation kept "
-              "R@20 / MRR@20 |", "|---|---|---|---|"]
+              "On the next clean day (full catalogue, unknown items dropped): the candidate trained on the broken "
+              "day, the model validation kept serving (the day before's), and the difference (candidate - kept).", "",
+              "| broken day | outcome | broken day's candidate R@20 / MRR@20 | model validation kept R@20 / MRR@20 "
+              "| difference R@20 / MRR@20 |", "|---|---|---|---|---|"]
+    crashed = pushed = 0
     for r in damage:
         cand, kept = r.get("candidate_metrics"), r["kept_metrics"]
         cand_text = f"{cand['recall@20']:.4f} / {cand['mrr@20']:.4f}" if cand else "no candidate"
-        lines.append(f"| {r['kind']} | {r['outcome']} | {cand_text} | {kept['recall@20']:.4f} / {kept['mrr@20']:.4f} |")
+        diff = f"{cand['recall@20'] - kept['recall@20']:+.4f} / {cand['mrr@20'] - kept['mrr@20']:+.4f}" if cand \
+            else "-"
+        crashed += r["outcome"].startswith("failed in")
+        pushed += bool(r.get("pushed"))
+        lines.append(f"| {r['kind']} | {r['outcome']} | {cand_text} | {kept['recall@20']:.4f} / "
+                     f"{kept['mrr@20']:.4f} | {diff} |")
+    lines += ["", f"With validation off: **{crashed}** of {len(damage)} broken days failed a component, **{pushed}** "
+              "pushed a model trained on the broken day."]
     return lines + [""]
 
 
@@ -204,10 +224,12 @@ def bench_dataset(name: str, days, work: str, kinds=KINDS) -> list[str]:
     clean = clean_loop(days, os.path.join(work, "clean"))
     middle = len(days) // 2
     caught, damage = [], []
+    kept_work = os.path.join(work, "kept")
+    kept = kept_state(days, middle, kept_work)
     for kind in kinds:
         print(f"{name}: broken day {kind} at day {middle}", flush=True)
-        caught.append(broken_day(days, kind, middle, os.path.join(work, f"fail-{kind}"), "fail"))
-        off = broken_day(days, kind, middle, os.path.join(work, f"off-{kind}"), "off")
+        caught.append(broken_day(days, kind, middle, kept_work, kept, os.path.join(work, f"fail-{kind}"), "fail"))
+        off = broken_day(days, kind, middle, kept_work, kept, os.path.join(work, f"off-{kind}"), "off")
         off["kept_metrics"] = next_day_metrics(off["kept_model"], days[middle + 1])
         if off.get("candidate_model"):
             off["candidate_metrics"] = next_day_metrics(off["candidate_model"], days[middle + 1])
