@@ -61,6 +61,10 @@ from gru4rec_tf.tune.search_space import EPOCHS_KEY, FIXED_KEY, RUNG_KEY, Search
 TRIAL_FILE = "gru4rec_trial.json"  # per-trial sidecar: seconds, state, error line
 PROJECT = "study"
 STATES = ("COMPLETED", "PRUNED", "DIVERGED", "FAILED", "RUNNING", "INVALID")
+# An evaluation training fewer event-passes than this runs without XLA: XLA's compile (about 5-10 s a configuration
+# on 2 cores) costs more than it saves on a short run (rsc15_100k, 224 units: a third of the sessions for 1 epoch in
+# 13 s plain against 18 s with XLA; 3 full epochs in 87 s plain against 60 s with XLA).
+XLA_MIN_EVENT_PASSES = 100_000
 DIVERGENCE_FACTOR = 10.0  # a chunk's mean training loss above this many times the first step's loss: diverged
 ALGORITHMS = ("halving", "bayesian", "random")
 
@@ -440,9 +444,11 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             if epoch + 1 < fidelity.epochs:
                 self._maybe_prune(trial, epoch + 1)
 
+        training = dataclasses.replace(self.training, epochs=fidelity.epochs)
+        if training.jit_compile and train_data.n_events * fidelity.epochs < XLA_MIN_EVENT_PASSES:
+            training = dataclasses.replace(training, jit_compile=False)
         try:
-            routine.train(train_data, vocab, params, dataclasses.replace(self.training, epochs=fidelity.epochs),
-                          validation=validation,
+            routine.train(train_data, vocab, params, training, validation=validation,
                           on_epoch_end=on_epoch_end, on_chunk_end=DivergenceCheck(self.divergence_factor))
         except Pruned as pruned:
             trial.message = f"pruned: {pruned}"
