@@ -280,3 +280,28 @@ def test_a_halving_study_resumes_and_a_larger_budget_adds_configurations(data, t
     assert sorted(r["rung"] for r in rows) == [0] * 9 + [1] * 3 + [2]
     top = sorted((r for r in rows if r["rung"] == 0), key=lambda r: r["value"], reverse=True)[:3]
     assert {_key(r) for r in rows if r["rung"] == 1} == {_key(r) for r in top}
+
+
+def test_a_promotion_to_more_epochs_continues_the_run_of_the_rung_below(data, tmp_path, monkeypatch):
+    real_train = routine.train
+    runs = []
+
+    def spy(train_data, vocab, params, options, **kwargs):
+        runs.append((options.epochs, options.checkpoint_dir))
+        return real_train(train_data, vocab, params, options, **kwargs)
+
+    monkeypatch.setattr(routine, "train", spy)
+    tuner = make_tuner(tmp_path / "study", trials=1, epochs=3, algorithm="halving", initial=HALVING_INITIAL[:1])
+    assert tuner_lib.continues(tuner.levels) == [False, False, True]  # 1/3 x 1 epoch, all x 1, all x 3
+    assert tuner.costs == pytest.approx([1 / 9, 1 / 3, 2 / 3])  # the continued rung costs its 2 added epochs
+    tuner.search(**data)
+    rows = tuner_lib.trial_rows(tuner.oracle, "mrr@20", 3, tuner.project_dir)
+    assert [r["rung"] for r in rows] == [0, 1, 2]
+    assert runs[0][1] is None and runs[1][1] is not None and runs[2][1] == runs[1][1]  # one shared run
+    assert rows[2]["mrr@20_epoch1"] == rows[1]["mrr@20_epoch1"] and rows[2]["mrr@20_epoch3"] is not None
+    fresh = real_train(data["train_data"], data["vocab"], tuner_lib.params_from_values(
+        tuner.oracle.trials["2"].hyperparameters.values, epochs=3), TrainOptions(steps_per_call=8, jit_compile=False),
+        validation=routine.Validation(data["valid_data"], cutoffs=(20,)))
+    assert [h["mrr@20"] for h in fresh.valid_history] == pytest.approx(
+        [rows[2][f"mrr@20_epoch{e}"] for e in (1, 2, 3)], abs=1e-6)  # the same as training 3 epochs at once
+    assert not (tmp_path / "study" / "continued_runs").exists()  # removed when the search ends

@@ -266,7 +266,7 @@ def _report(tuner) -> dict:
     result = best.to_dict(tuner.objective)
     if tuner.schedule:
         rungs = [int(t.hyperparameters.values.get(tuner_lib.RUNG_KEY, 0)) for t in tuner.oracle.trials.values()]
-        spent = sum(tuner.levels[r].cost(tuner.epochs) for r in rungs)
+        spent = sum(tuner.costs[r] for r in rungs)
         logging.info("tune: successive halving: %s evaluations per rung (%s), %.1f of %d full trials spent",
                      "/".join(str(rungs.count(r)) for r in range(len(tuner.levels))),
                      "; ".join(f"{f.fraction:.3g} of the sessions x {f.epochs} epoch(s)" for f in tuner.levels),

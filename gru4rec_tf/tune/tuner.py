@@ -185,6 +185,24 @@ def fidelities(epochs: int, rungs: int = 3, eta: int = 3) -> list[Fidelity]:
     return out
 
 
+def continues(levels: Sequence[Fidelity]) -> list[bool]:
+    """Per rung: True when it continues the run of the rung below (the same sessions, more epochs), so a promoted
+    configuration resumes from that run's checkpoint instead of training its first epochs again."""
+    return [False] + [low.fraction == high.fraction and low.epochs < high.epochs
+                      for low, high in zip(levels[:-1], levels[1:], strict=True)]
+
+
+def rung_costs(levels: Sequence[Fidelity], epochs: int) -> list[float]:
+    """What one evaluation at each rung costs, in full trials (a continued rung only its added epochs).
+
+    >>> [round(c, 3) for c in rung_costs(fidelities(3), 3)]
+    [0.111, 0.333, 0.667]
+    """
+    costs = [f.cost(epochs) for f in levels]
+    return [c - (costs[r - 1] if r and cont else 0.0) for r, (c, cont) in enumerate(zip(costs, continues(levels),
+                                                                                       strict=True))]
+
+
 def halving_schedule(budget: float, costs: Sequence[float], eta: int = 3) -> list[int]:
     """Configurations per rung (lowest first) of the largest successive-halving bracket whose cost fits ``budget``
     full trials: ``n`` configurations at the lowest rung, ``max(1, n // eta**r)`` at rung ``r``.
@@ -371,7 +389,7 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         if not divergence_factor >= 0:
             raise ValueError(f"divergence_factor must be >= 0, got {divergence_factor}")
         training = training or TrainOptions()
-        if training.checkpoint_dir is not None:
+        if training.checkpoint_dir is not None:  # (the tuner's own continued runs set theirs per trial)
             raise ValueError("training.checkpoint_dir must be None: the trials are different runs and cannot share "
                              "one checkpoint directory")
         self.divergence_factor = float(divergence_factor)
@@ -383,10 +401,11 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
         self.algorithm, self.budget = algorithm, max_trials
-        self.levels, self.schedule = [], []
+        self.levels, self.schedule, self.costs = [], [], []
         if algorithm == "halving":
             self.levels = fidelities(self.epochs, rungs, eta)
-            self.schedule = halving_schedule(max_trials, [f.cost(self.epochs) for f in self.levels], eta)
+            self.costs = rung_costs(self.levels, self.epochs)
+            self.schedule = halving_schedule(max_trials, self.costs, eta)
             self.prune_after = 0  # the halving is the early stopping
         oracle = make_oracle(self.objective, make_hyperparameters(base, space, len(self.levels)), max_trials,
                              algorithm, seed, initial, self.schedule, self.levels)
@@ -417,6 +436,9 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             except _Timeout:
                 logging.info("tune: --timeout_s %s reached; no new trial started", self.timeout_s)
                 self.on_search_end()
+        if os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief":  # no promotion is left to continue a run
+            import shutil  # pylint: disable=g-import-not-at-top
+            shutil.rmtree(os.path.join(self.project_dir, "continued_runs"), ignore_errors=True)
 
     def pre_create_trial(self):
         if self.timeout_s is not None and time.monotonic() - self._started >= self.timeout_s:
@@ -427,8 +449,9 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         del kwargs
         from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top  (imports TensorFlow)
         fidelity = fidelity_of(trial.hyperparameters.values, self.oracle) or Fidelity(1.0, self.epochs)
-        params = params_from_values(trial.hyperparameters.values, epochs=fidelity.epochs)
+        params = params_from_values(trial.hyperparameters.values, epochs=self.epochs)  # n_epochs: one run identity
         train_data = self._subsample(train_data, fidelity.fraction)
+        checkpoint_dir = self._continuation(trial)
         started = time.monotonic()
         k = int(self.objective.partition("@")[2])
         validation = routine.Validation(valid_data, metric=self.objective, cutoffs=(k,),
@@ -444,7 +467,8 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             if epoch + 1 < fidelity.epochs:
                 self._maybe_prune(trial, epoch + 1)
 
-        training = dataclasses.replace(self.training, epochs=fidelity.epochs)
+        training = dataclasses.replace(self.training, epochs=fidelity.epochs, checkpoint_dir=checkpoint_dir,
+                                       checkpoint_every_s=1e9)
         if training.jit_compile and train_data.n_events * fidelity.epochs < XLA_MIN_EVENT_PASSES:
             training = dataclasses.replace(training, jit_compile=False)
         try:
@@ -461,6 +485,28 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             self._write_sidecar(trial, "FAILED", time.monotonic() - started, message)
             raise keras_tuner.errors.FailedTrialError(message) from err
         # nothing to return: the values were reported per epoch
+
+    def _continuation(self, trial) -> str | None:
+        """The checkpoint directory a halving trial shares with its configuration's run at the rungs it continues
+        (None when neither it nor the next rung continues a run). A continuing trial first reports the epochs it
+        resumes from (the parent trial's values), then trains only the added epochs."""
+        rung = trial.hyperparameters.values.get(RUNG_KEY)
+        if rung is None or not self.levels:
+            return None
+        rung, chain = int(rung), continues(self.levels) + [False]
+        if not (chain[rung] or chain[rung + 1]):
+            return None
+        import hashlib  # pylint: disable=g-import-not-at-top
+        key = hashlib.sha256(_config_key(trial.hyperparameters.values).encode()).hexdigest()[:16]
+        directory = os.path.join(self.project_dir, "continued_runs", key)
+        if chain[rung] and os.path.isdir(directory) and os.listdir(directory):
+            parent = [t for t in self.oracle.trials.values() if t.trial_id != trial.trial_id
+                      and t.hyperparameters.values.get(RUNG_KEY) == rung - 1
+                      and _config_key(t.hyperparameters.values) == _config_key(trial.hyperparameters.values)
+                      and t.metrics.exists(self.objective)]
+            for obs in parent[0].metrics.get_history(self.objective) if parent else ():
+                self.oracle.update_trial(trial.trial_id, {self.objective: max(obs.value)}, step=obs.step)
+        return directory
 
     def _subsample(self, data, fraction: float):
         """The most recent ``fraction`` of ``data``'s sessions (nearest the validation period); all for 1."""
