@@ -1,5 +1,12 @@
 """Hyperparameter search: one KerasTuner tuner behind ``gru4rec tune`` and the TFX ``Tuner`` component.
 
+**Successive halving** (``algorithm="halving"``, the default of both): ``max_trials`` is a budget of full trials
+(``epochs`` epochs on the whole training log), spent by :class:`SuccessiveHalvingOracle` on many cheaper
+evaluations (:func:`fidelities`: the most recent part of the sessions, fewer epochs), the best of each rung promoted
+to the next; the first configurations are the given ``initial`` ones (the portfolio of published settings,
+:mod:`gru4rec_tf.tune.portfolio`). Each evaluation is one KerasTuner trial carrying its rung, so resume and the
+chief/worker mode work as for the other oracles. ``bayesian`` and ``random`` run full trials with the rules below.
+
 Every trial trains with the library's one training routine (:func:`gru4rec_tf.train.routine.train`) on the training
 sessions and scores the validation sessions with the full-catalogue evaluation after every epoch. The epoch's
 objective (``recall@K`` or ``mrr@K``) goes to the oracle at once (``oracle.update_trial(..., step=epoch)``), and a
@@ -378,6 +385,9 @@ class GRU4RecTuner(base_tuner.BaseTuner):
       initial: searched values of the study's first trials (:func:`gru4rec_tf.tune.search_space.initial_values`).
       divergence_factor: stop a trial as DIVERGED once a chunk's mean training loss exceeds this many times its
         first step's loss (0 disables the check; a non-finite loss always fails the trial at once).
+      algorithm: ``halving`` (``max_trials`` is then the budget in full trials; ``rungs`` fidelity levels, 1 of
+        every ``eta`` configurations promoted; no median pruning), ``bayesian`` or ``random`` (``max_trials`` full
+        trials).
     """
 
     def __init__(self, base: GRU4RecParams, space: SearchSpace, objective: str, epochs: int, *, max_trials: int,
