@@ -138,11 +138,23 @@ def _offsets(lengths: np.ndarray) -> np.ndarray:
     return out
 
 
+def _id_columns(sids: pa.Array) -> tuple[np.ndarray, np.ndarray] | None:
+    """(0 for integer-looking IDs else 1, their value) per ID; None when one has more than 18 digits."""
+    is_int = pc.match_substring_regex(sids, r"^-?[0-9]+$").to_numpy(zero_copy_only=False)
+    value = np.zeros(len(sids), dtype=np.int64)
+    if is_int.any():
+        ints = sids.filter(pa.array(is_int))
+        if pc.max(pc.binary_length(ints)).as_py() > 18:
+            return None
+        value[is_int] = ints.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return (~is_int).astype(np.int8), value
+
+
 def session_order(starts: np.ndarray, sids: pa.Array, positions: np.ndarray | None = None) -> np.ndarray:
     """Permutation that lists rows by (start, :func:`~.session_rules.id_sort_key` of the session ID, position).
 
-    The session order of the output files and of the vocabulary. Ties on the start time (rare) are ordered in
-    Python with the library's own ID key, the rest with numpy.
+    The session order of the output files and of the vocabulary: integer-looking IDs by value (then text), the
+    others by text; vectorised, except for IDs of more than 18 digits, whose ties are ordered in Python.
 
     Example::
 
@@ -150,15 +162,24 @@ def session_order(starts: np.ndarray, sids: pa.Array, positions: np.ndarray | No
         [1, 2, 0]
     """
     starts = np.asarray(starts, dtype=np.int64)
-    keys = (starts,) if positions is None else (np.asarray(positions), starts)
-    order = np.lexsort(keys) if positions is not None else np.argsort(starts, kind="stable")
+    order = np.argsort(starts, kind="stable")
     ordered = starts[order]
-    tie = np.zeros(len(order), dtype=bool)
     same = ordered[1:] == ordered[:-1]
+    if not same.any() and positions is None:
+        return order
+    columns = _id_columns(sids)
+    if columns is not None:
+        table = {"start": starts, "cls": columns[0], "value": columns[1], "text": sids}
+        if positions is not None:
+            table["pos"] = np.asarray(positions, dtype=np.int64)
+        return pc.sort_indices(pa.table(table), sort_keys=[(k, "ascending") for k in table]).to_numpy()
+    if positions is not None:
+        order = np.lexsort((np.asarray(positions), starts))
+        ordered = starts[order]
+        same = ordered[1:] == ordered[:-1]
+    tie = np.zeros(len(order), dtype=bool)
     tie[1:] |= same
     tie[:-1] |= same
-    if not tie.any():
-        return order
     at = np.flatnonzero(tie)
     rows = order[at]
     group = np.cumsum(np.concatenate([[True], ~same]))[at]
@@ -204,7 +225,8 @@ class SessionBlock:
         dictionary = dictionary.take(pa.array(text_order))
         codes = rank[item_enc.indices.to_numpy(zero_copy_only=False)]
         key_codes = key_enc.indices.to_numpy(zero_copy_only=False)
-        order = np.lexsort((codes, times, key_codes))
+        order = pc.sort_indices(pa.table({"k": key_codes, "t": times, "i": codes}),
+                                sort_keys=[("k", "ascending"), ("t", "ascending"), ("i", "ascending")]).to_numpy()
         key_codes, times, codes = key_codes[order], times[order], codes[order]
         new_key = np.ones(len(order), dtype=bool)
         new_key[1:] = key_codes[1:] != key_codes[:-1]
@@ -428,7 +450,9 @@ class _HashPartition(beam.DoFn):
         keys = _strings(batch.column(KEY), KEY)
         items = _strings(batch.column(ITEM), ITEM)
         times = _times(batch.column(TIME))
-        part = (_string_hash(keys) % np.uint64(self._partitions)).astype(np.int64)
+        distinct = keys.dictionary_encode()
+        part = (_string_hash(distinct.dictionary) % np.uint64(self._partitions)).astype(np.int64)[
+            distinct.indices.to_numpy(zero_copy_only=False)]
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self._partitions + 1))
         for p in range(self._partitions):

@@ -123,65 +123,45 @@ def write_tfrecord(handle: BinaryIO, record: bytes) -> None:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# many sessions at once: the same bytes, built with numpy
+# many sessions at once: the same bytes, written with numpy into one buffer
 
 
-def _varints(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Protobuf varints of int64 values (negative: 10 bytes, two's complement) -> (bytes, offsets)."""
+_VARINT_LIMITS = np.array([1 << bits for bits in range(7, 64, 7)], dtype=np.uint64)
+
+
+def _varint_sizes(values: np.ndarray) -> np.ndarray:
+    """Bytes of the protobuf varint of each int64 (negative: 10, two's complement)."""
     v = np.asarray(values, dtype=np.int64).view(np.uint64)
-    n = np.ones(len(v), dtype=np.int64)
-    rest = v >> np.uint64(7)
-    while rest.any():
-        more = rest > 0
-        n += more
-        rest = rest >> np.uint64(7)
-    offsets = np.zeros(len(v) + 1, dtype=np.int64)
-    np.cumsum(n, out=offsets[1:])
-    out = np.empty(int(offsets[-1]), dtype=np.uint8)
-    starts = offsets[:-1]
-    for k in range(int(n.max(initial=1))):
-        sel = np.flatnonzero(n > k)
-        byte = (v[sel] >> np.uint64(7 * k)) & np.uint64(0x7F)
-        byte |= np.where(n[sel] > k + 1, np.uint64(0x80), np.uint64(0))
-        out[starts[sel] + k] = byte.astype(np.uint8)
-    return out, offsets
+    return np.searchsorted(_VARINT_LIMITS, v, side="right") + 1
 
 
-def _varint_len(values: np.ndarray) -> np.ndarray:
-    return np.diff(_varints(values)[1])
+def _put_varints(out: np.ndarray, dest: np.ndarray, values: np.ndarray, sizes: np.ndarray) -> None:
+    """Writes the varint of ``values[i]`` (``sizes[i]`` bytes) at ``out[dest[i]:]``."""
+    v = np.asarray(values, dtype=np.int64).view(np.uint64)
+    for k in range(int(sizes.max(initial=0))):
+        if k:
+            keep = np.flatnonzero(sizes > k)
+            if len(keep) < len(sizes):
+                v, sizes, dest = v[keep], sizes[keep], dest[keep]
+        byte = (v >> np.uint64(7 * k)).astype(np.uint8) & np.uint8(0x7F)
+        byte |= (sizes > k + 1).astype(np.uint8) << np.uint8(7)
+        out[dest + k] = byte
 
 
-def _compose(parts: list, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the concatenation of ``parts`` (each ``bytes``, the same for every row, or ``(flat uint8 array,
-    offsets of the n rows' segments in it)``) -> (bytes, offsets of the n rows)."""
-    lengths = np.zeros(n, dtype=np.int64)
-    for part in parts:
-        lengths += len(part) if isinstance(part, bytes) else np.diff(part[1])
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    out = np.empty(int(offsets[-1]), dtype=np.uint8)
-    cursor = offsets[:-1].copy()
-    for part in parts:
-        if isinstance(part, bytes):
-            out[cursor[:, None] + np.arange(len(part))] = np.frombuffer(part, dtype=np.uint8)
-            cursor += len(part)
-        else:
-            flat, seg = part
-            size = np.diff(seg)
-            total = int(seg[-1] - seg[0])
-            index = np.repeat(cursor - seg[:-1], size) + np.arange(int(seg[0]), int(seg[-1]), dtype=np.int64)
-            out[index] = flat[int(seg[0]):int(seg[0]) + total] if total else flat[:0]
-            cursor += size
-    return out, offsets
-
-
-def _segment_take(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The segments ``rows`` of (flat, offsets), concatenated -> (bytes, offsets per taken row)."""
-    size = np.diff(offsets)[rows]
-    out_offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum(size, out=out_offsets[1:])
-    index = np.repeat(offsets[:-1][rows] - out_offsets[:-1], size) + np.arange(int(out_offsets[-1]), dtype=np.int64)
-    return flat[index], out_offsets
+def _put_bytes(out: np.ndarray, dest: np.ndarray, flat: np.ndarray, src: np.ndarray, sizes: np.ndarray) -> None:
+    """Copies ``flat[src[i]:src[i] + sizes[i]]`` to ``out[dest[i]:]`` for every i."""
+    width = int(sizes.max(initial=0))
+    if not width:
+        return
+    if width <= 32:  # short strings (IDs): a padded 2-D gather, one masked scatter
+        cols = np.arange(width, dtype=np.int64)
+        mask = cols < sizes[:, None]
+        padded = np.zeros(len(flat) + width, dtype=np.uint8)
+        padded[:len(flat)] = flat
+        out[(dest[:, None] + cols)[mask]] = padded[src[:, None] + cols][mask]
+        return
+    within = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    out[np.repeat(dest, sizes) + within] = flat[np.repeat(src, sizes) + within]
 
 
 def _string_buffers(values) -> tuple[np.ndarray, np.ndarray]:
@@ -195,22 +175,45 @@ def _string_buffers(values) -> tuple[np.ndarray, np.ndarray]:
     return flat, offsets
 
 
-def _name_prefix(name: str) -> bytes:
-    key = name.encode("utf-8")
-    return b"\x0a" + bytes([len(key)]) + key + b"\x12"  # MapEntry.key (field 1), then MapEntry.value (field 2)
+def _masked(crcs: np.ndarray) -> np.ndarray:
+    crcs = crcs.astype(np.uint64)
+    return (((crcs >> np.uint64(15)) | (crcs << np.uint64(17))) + np.uint64(0xA282EAD8)) & np.uint64(0xFFFFFFFF)
 
 
-def _masked_crcs(flat: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Masked CRC32C (TFRecord framing) of each segment."""
-    try:
-        from google_crc32c import value as crc  # pylint: disable=g-import-not-at-top
-    except ImportError:  # pragma: no cover
-        crc = _crc32c
-    data = flat.tobytes()
-    crcs = np.fromiter((crc(data[a:b]) for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)),
-                       dtype=np.uint64, count=len(offsets) - 1)
-    return ((((crcs >> np.uint64(15)) | (crcs << np.uint64(17))) + np.uint64(0xA282EAD8))
-            & np.uint64(0xFFFFFFFF)).astype("<u4")
+class _Rows:
+    """Writes per-row parts one after the other into ``out``: ``cursor[i]`` is where row i's next part goes."""
+
+    def __init__(self, out: np.ndarray, cursor: np.ndarray, offsets: np.ndarray):
+        self.out, self.cursor, self.offsets = out, cursor, offsets
+        self.lengths = np.diff(offsets)
+
+    def const(self, data: bytes) -> None:
+        for byte in data:
+            self.out[self.cursor] = byte
+            self.cursor += 1
+
+    def varint(self, values: np.ndarray) -> None:
+        sizes = _varint_sizes(values)
+        _put_varints(self.out, self.cursor, values, sizes)
+        self.cursor += sizes
+
+    def _stream_dest(self, sizes: np.ndarray) -> np.ndarray:
+        before = np.cumsum(sizes) - sizes  # per event: bytes of the events before it
+        return before + np.repeat(self.cursor - before[self.offsets[:-1]], self.lengths)
+
+    def varint_stream(self, values: np.ndarray, sizes: np.ndarray, per_row: np.ndarray) -> None:
+        """The varints of the row's events, one after the other (a packed repeated field's payload)."""
+        _put_varints(self.out, self._stream_dest(sizes), values, sizes)
+        self.cursor += per_row
+
+    def entry_stream(self, flat: np.ndarray, src: np.ndarray, sizes: np.ndarray, per_row: np.ndarray) -> None:
+        """Per event ``0x0a varint(size) bytes`` (a BytesList value), one after the other."""
+        size_bytes = _varint_sizes(sizes)
+        dest = self._stream_dest(1 + size_bytes + sizes)
+        self.out[dest] = 0x0A
+        _put_varints(self.out, dest + 1, sizes, size_bytes)
+        _put_bytes(self.out, dest + 1 + size_bytes, flat, src, sizes)
+        self.cursor += per_row
 
 
 def session_tfrecords(session_ids, offsets: np.ndarray, item_idx: np.ndarray, times_us: np.ndarray,
@@ -219,8 +222,8 @@ def session_tfrecords(session_ids, offsets: np.ndarray, item_idx: np.ndarray, ti
 
     ``session_ids`` (pyarrow string array, one per session), ``offsets`` (sessions + 1 event offsets),
     ``item_idx`` and ``times_us`` (int64 per event) and ``vocabulary`` (pyarrow string array: the item ID of each
-    index). The bytes equal :func:`encode_session_example` + :func:`write_tfrecord` session by session, built for
-    all sessions at once with numpy (a Python loop runs only for the CRCs).
+    index). The bytes equal :func:`encode_session_example` + :func:`write_tfrecord` session by session; they are
+    written for all sessions at once with numpy (a Python loop runs only for the CRCs).
 
     Example::
 
@@ -235,51 +238,89 @@ def session_tfrecords(session_ids, offsets: np.ndarray, item_idx: np.ndarray, ti
     item_idx = np.asarray(item_idx, dtype=np.int64)
     times_us = np.asarray(times_us, dtype=np.int64)
     n = len(offsets) - 1
-    if n == 0:
+    if n <= 0:
         return b""
-    lengths = np.diff(offsets)
-    if (lengths < 1).any() or len(session_ids) != n or offsets[-1] != len(item_idx) or len(times_us) != len(item_idx):
+    if (np.diff(offsets) < 1).any() or len(session_ids) != n or offsets[-1] != len(item_idx) \
+            or len(times_us) != len(item_idx) or offsets[0] != 0:
         raise ValueError("session_tfrecords: every session needs >= 1 event and the columns must have matching lengths")
 
-    def int64_list(values, segments):  # Feature{int64_list: Int64List{value: packed}} -> parts, value length
-        flat, value_offsets = _varints(values)
-        packed = (flat, value_offsets[segments])
-        packed_len = np.diff(packed[1])
-        il_len = 1 + _varint_len(packed_len) + packed_len
-        parts = [b"\x1a", _varints(il_len), b"\x0a", _varints(packed_len), packed]
-        return parts, 1 + _varint_len(il_len) + il_len
+    def per_row(values):  # per-event sizes -> per-session sums
+        return np.add.reduceat(values, offsets[:-1])
 
-    def bytes_list(entries, entries_len):  # Feature{bytes_list: BytesList{value: ...}} -> parts, value length
-        return [b"\x0a", _varints(entries_len), entries], 1 + _varint_len(entries_len) + entries_len
+    def framed(payload):  # a length-delimited field: tag, varint(length), payload
+        return 1 + _varint_sizes(payload) + payload
 
     vocab_flat, vocab_offsets = _string_buffers(vocabulary)
-    vocab_entries = _compose([b"\x0a", _varints(np.diff(vocab_offsets)), (vocab_flat, vocab_offsets)],
-                             len(vocab_offsets) - 1)  # BytesList.value entry of each vocabulary item
-    item_flat, item_event_offsets = _segment_take(*vocab_entries, item_idx)
-    item_entries = (item_flat, item_event_offsets[offsets])
+    item_len = np.diff(vocab_offsets)[item_idx]
     sid_flat, sid_offsets = _string_buffers(session_ids)
     sid_len = np.diff(sid_offsets)
-    sid_entries = _compose([b"\x0a", _varints(sid_len), (sid_flat, sid_offsets)], n)
     starts = times_us[offsets[:-1]]
-    every = np.arange(n + 1, dtype=np.int64)
-    features = [  # the order of tf.train.Example.SerializeToString(deterministic=True) in Python
-        (contracts.ITEM_IDX, int64_list(item_idx, offsets)),
-        (contracts.ITEM_ID, bytes_list(item_entries, np.diff(item_entries[1]))),
-        (contracts.SESSION_ID, bytes_list(sid_entries, np.diff(sid_entries[1]))),
-        (contracts.SESSION_START_US, int64_list(starts, every)),
-        (contracts.TIME_US, int64_list(times_us, offsets)),
-    ]
-    parts, features_len = [], np.zeros(n, dtype=np.int64)
-    for name, (value_parts, value_len) in features:
-        prefix = _name_prefix(name)
-        entry_len = len(prefix) + _varint_len(value_len) + value_len
-        parts += [b"\x0a", _varints(entry_len), prefix, _varints(value_len), *value_parts]
-        features_len += 1 + _varint_len(entry_len) + entry_len
-    records = _compose([b"\x0a", _varints(features_len), *parts], n)
-    record_len = np.diff(records[1]).astype("<u8")
-    length_bytes = record_len.view(np.uint8)
-    eight = np.arange(0, 8 * n + 1, 8, dtype=np.int64)
-    four = np.arange(0, 4 * n + 1, 4, dtype=np.int64)
-    framed = _compose([(length_bytes, eight), (_masked_crcs(length_bytes, eight).view(np.uint8), four), records,
-                       (_masked_crcs(*records).view(np.uint8), four)], n)
-    return framed[0].tobytes()
+    idx_sizes, time_sizes = _varint_sizes(item_idx), _varint_sizes(times_us)
+    packed = {contracts.ITEM_IDX: per_row(idx_sizes), contracts.SESSION_START_US: _varint_sizes(starts),
+              contracts.TIME_US: per_row(time_sizes)}
+    item_entries = per_row(1 + _varint_sizes(item_len) + item_len)
+    sid_entry = framed(sid_len)
+    names = (contracts.ITEM_IDX, contracts.ITEM_ID, contracts.SESSION_ID, contracts.SESSION_START_US,
+             contracts.TIME_US)  # the order of tf.train.Example.SerializeToString(deterministic=True) in Python
+    value_len = {name: framed(framed(packed[name])) for name in packed}  # Feature{int64_list{value: packed}}
+    value_len[contracts.ITEM_ID] = framed(item_entries)  # Feature{bytes_list{value: ...}}
+    value_len[contracts.SESSION_ID] = framed(sid_entry)
+    prefix = {name: b"\x0a" + bytes([len(name)]) + name.encode("utf-8") + b"\x12" for name in names}
+    body_len = {name: len(prefix[name]) + _varint_sizes(value_len[name]) + value_len[name] for name in names}
+    features_len = sum(framed(body_len[name]) for name in names)
+    record_len = framed(features_len)
+    row_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(16 + record_len, out=row_offsets[1:])
+
+    out = np.empty(int(row_offsets[-1]), dtype=np.uint8)
+    rows = _Rows(out, row_offsets[:-1].copy(), offsets)
+    length_bytes = record_len.astype("<u8")
+    unique_len, which = np.unique(length_bytes, return_inverse=True)
+    length_crc = _masked(np.array([_crc_function()(x.tobytes()) for x in unique_len.astype("<u8")], dtype=np.uint64))
+    rows.out[rows.cursor[:, None] + np.arange(8)] = length_bytes.view(np.uint8).reshape(n, 8)
+    rows.cursor += 8
+    rows.out[rows.cursor[:, None] + np.arange(4)] = length_crc[which].astype("<u4").view(np.uint8).reshape(n, 4)
+    rows.cursor += 4
+    rows.const(b"\x0a")
+    rows.varint(features_len)
+    for name in names:
+        rows.const(b"\x0a")
+        rows.varint(body_len[name])
+        rows.const(prefix[name])
+        rows.varint(value_len[name])
+        if name == contracts.ITEM_ID:
+            rows.const(b"\x0a")
+            rows.varint(item_entries)
+            rows.entry_stream(vocab_flat, vocab_offsets[:-1][item_idx], item_len, item_entries)
+        elif name == contracts.SESSION_ID:
+            rows.const(b"\x0a")
+            rows.varint(sid_entry)
+            rows.const(b"\x0a")
+            rows.varint(sid_len)
+            _put_bytes(out, rows.cursor, sid_flat, sid_offsets[:-1], sid_len)
+            rows.cursor += sid_len
+        else:
+            rows.const(b"\x1a")
+            rows.varint(framed(packed[name]))
+            rows.const(b"\x0a")
+            rows.varint(packed[name])
+            if name == contracts.SESSION_START_US:
+                rows.varint(starts)
+            else:
+                values, sizes = (item_idx, idx_sizes) if name == contracts.ITEM_IDX else (times_us, time_sizes)
+                rows.varint_stream(values, sizes, packed[name])
+    data = out.tobytes()
+    crc = _crc_function()
+    first = (row_offsets[:-1] + 12).tolist()
+    ends = (row_offsets[:-1] + 12 + record_len).tolist()
+    crcs = np.fromiter(map(crc, map(data.__getitem__, map(slice, first, ends))), dtype=np.uint64, count=n)
+    out[rows.cursor[:, None] + np.arange(4)] = _masked(crcs).astype("<u4").view(np.uint8).reshape(n, 4)
+    return out.tobytes()
+
+
+def _crc_function():
+    try:
+        from google_crc32c import value  # pylint: disable=g-import-not-at-top
+        return value
+    except ImportError:  # pragma: no cover
+        return _crc32c
