@@ -72,6 +72,8 @@ DOCTEST_MODULES = (
     "gru4rec_tf.preprocessing.example_codec",
     "gru4rec_tf.preprocessing.input_files",
     "gru4rec_tf.preprocessing.arrow_read",
+    "gru4rec_tf.preprocessing.arrow_sessions",
+    "tfx_pipeline.components.session_tensors",
     "tfx_pipeline.artifacts",
     "gru4rec_tf.commands.option_flags",
     "gru4rec_tf.commands.preprocess",

@@ -54,8 +54,8 @@ from gru4rec_tf.preprocessing import beam_transforms as bt
 from gru4rec_tf.preprocessing import example_codec
 from gru4rec_tf.preprocessing import session_rules as sess
 
-__all__ = ["build_from_event_batches", "partitions_for", "EventsToBatches", "SessionBlock", "session_order",
-           "KEY", "ITEM", "TIME", "REPORT_FILE"]
+__all__ = ["build_from_event_batches", "partitions_for", "SessionBlock", "session_order", "shard_of", "KEY", "ITEM",
+           "TIME", "REPORT_FILE"]
 
 KEY, ITEM, TIME = "key", "item_id", "time_us"
 REPORT_FILE = "_report.json"
@@ -407,31 +407,56 @@ def _merge_vocab(partials: Iterable[dict]) -> tuple[pa.Array, np.ndarray] | None
     return unique.take(pa.array(index_order)), support[index_order]
 
 
-class _Gather(beam.CombineFn):
-    """Collects per-partition results and merges them once with ``merge`` (they are catalogue-sized)."""
-
-    def __init__(self, merge: Callable):
-        self._merge = merge
-
-    def create_accumulator(self):
-        return []
-
-    def add_input(self, acc, element):
-        acc.append(element)
-        return acc
-
-    def merge_accumulators(self, accs):
-        return [x for acc in accs for x in acc]
-
-    def extract_output(self, acc):
-        return self._merge(acc)
+def _merged(_, merge: Callable, partials):
+    out = merge(partials)
+    if out is not None:
+        yield out
 
 
-def _gather(pcoll, label: str, merge: Callable):
-    """One element: ``merge`` of all per-partition results; nothing when the merge gives None."""
-    return (pcoll
-            | f"{label}Gather" >> beam.CombineGlobally(_Gather(merge)).without_defaults()
-            | f"{label}NotEmpty" >> beam.Filter(lambda x: x is not None))
+def _sum_counters(pairs) -> dict:
+    totals = {}
+    for name, n in pairs:
+        totals[name] = totals.get(name, 0) + n
+    return totals
+
+
+class _WriteReport(beam.DoFn):
+    """Writes the report triples of every side input (see :class:`_Graph`) to one JSON file."""
+
+    def __init__(self, path: str, makers: Sequence[tuple[Callable, bool]]):
+        self._path, self._makers = path, list(makers)
+
+    def process(self, _, *sides):
+        triples = []
+        for (make, each), side in zip(self._makers, sides, strict=True):
+            if each:
+                triples += [t for value in side for t in make(value)]
+            elif side is not None:
+                triples += make(side)
+        yield bt.write_report_file(self._path, triples)
+
+
+class _Graph:
+    """Keeps the Beam graph short (each stage costs a fixed time on the local runners): a whole-log result is
+    merged by one Map over a one-element seed, with the per-partition results as a list side input, and the report
+    is written once, from side inputs."""
+
+    def __init__(self, pipeline):
+        self.seed = pipeline | "Seed" >> beam.Create([None])
+        self._reports = []
+
+    def gather(self, partials, label: str, merge: Callable):
+        """One element: ``merge`` of all per-partition results (nothing when it gives None)."""
+        return self.seed | f"{label}Merge" >> beam.FlatMap(_merged, merge, beam.pvalue.AsList(partials))
+
+    def report(self, pcoll, make: Callable, each: bool = False) -> None:
+        """Reports ``make(value)`` (a list of triples) for the single value of ``pcoll`` (or for each value)."""
+        side = beam.pvalue.AsList(pcoll) if each else beam.pvalue.AsSingleton(pcoll, default_value=None)
+        self._reports.append((side, make, each))
+
+    def write_report(self, path: str) -> None:
+        makers = [(make, each) for _, make, each in self._reports]
+        self.seed | "WriteReport" >> beam.ParDo(_WriteReport(path, makers), *[side for side, _, _ in self._reports])
 
 
 # ---------------------------------------------------------------------------------------------------- DoFns
@@ -643,26 +668,22 @@ class _WriteShard(beam.DoFn):
 
 
 # --------------------------------------------------------------------------------------------------- the graph
-def _report(pcoll, label: str, fn: Callable):
-    return pcoll | label >> beam.Map(fn)
-
-
-def _split(sessions, label: str, days_us: int, split_on: str, names: Sequence[str], summary):
+def _split(graph: _Graph, sessions, label: str, days_us: int, split_on: str, names: Sequence[str], summary):
     """Time split of ``sessions`` (``summary``: theirs, for the last timestamp) -> dict of collections."""
     early, late = names
     split_time = summary | f"{label}Time" >> beam.Map(lambda s: s["tmax"] - days_us)
     parts = sessions | f"{label}At" >> beam.ParDo(
         _SplitAt(split_on, SPLIT_MIN_LENGTH), beam.pvalue.AsSingleton(split_time, default_value=None)
     ).with_outputs(_LATER, _SUMMARY, _VOCAB, main="earlier")
-    vocab = _gather(parts[_VOCAB], f"{label}Vocabulary", _merge_vocab)
+    vocab = graph.gather(parts[_VOCAB], f"{label}Vocabulary", _merge_vocab)
     later = parts[_LATER] | f"{label}KeepKnown" >> beam.ParDo(
         _KeepKnown(SPLIT_MIN_LENGTH), beam.pvalue.AsSingleton(vocab, default_value=None)).with_outputs(
         _SUMMARY, main="sessions")
+    graph.report(split_time, lambda t: [("split_time_us", late, t)])
     return {
-        early: (parts.earlier, _gather(parts[_SUMMARY], f"{label}{early}Summary", _merge_summaries)),
-        late: (later.sessions, _gather(later[_SUMMARY], f"{label}{late}Summary", _merge_summaries)),
+        early: (parts.earlier, graph.gather(parts[_SUMMARY], f"{label}{early}Summary", _merge_summaries)),
+        late: (later.sessions, graph.gather(later[_SUMMARY], f"{label}{late}Summary", _merge_summaries)),
         "vocabulary": vocab,
-        "report": _report(split_time, f"{label}Report", lambda t: ("split_time_us", late, t)),
     }
 
 
@@ -672,23 +693,23 @@ def _write_vocabulary(vocab, path: str, name: str, label: str):
         text = bt.vocabulary_file_text(list(zip(items.to_pylist(), support.tolist(), strict=True)))
         with FileSystems.create(path, mime_type="application/octet-stream") as handle:
             handle.write(text.encode("utf-8"))
-        return "vocabulary", name, len(items)
+        return [("vocabulary", name, len(items))]
 
     return vocab | label >> beam.Map(write)
 
 
-def _clean(base, counts, options, reports: list):
+def _clean(graph: _Graph, base, counts, options):
     """The item-support rounds: returns the rare items of all rounds (one element, possibly empty)."""
     min_support, min_length, rounds = options.min_item_support, options.min_session_length, options.filter_rounds
-    rare_so_far = base.pipeline | "NoRareYet" >> beam.Create([pa.array([], pa.string())])
+    rare_so_far = graph.seed | "NoRareYet" >> beam.Map(lambda _: pa.array([], pa.string()))
     for r in range(1, rounds + 1):
         new = counts | f"Rare{r}" >> beam.Map(_rare_items, min_support)
         new_side = beam.pvalue.AsSingleton(new, default_value=(pa.array([], pa.string()), 0))
-        reports.append(_report(new, f"ReportRound{r}", lambda x, r=r: ("cleaning_round", r, [len(x[0]), x[1]])))
+        graph.report(new, lambda x, r=r: [("cleaning_round", r, [len(x[0]), x[1]])])
         if r < rounds:
             decrements = base | f"Dropped{r}" >> beam.ParDo(
                 _Decrements(min_length), beam.pvalue.AsSingleton(rare_so_far), new_side)
-            total = _gather(decrements, f"Decrements{r}", _merge_counts)
+            total = graph.gather(decrements, f"Decrements{r}", _merge_counts)
             counts = counts | f"Recount{r}" >> beam.FlatMap(
                 _recount, new_side, beam.pvalue.AsSingleton(total, default_value=None))
         rare_so_far = rare_so_far | f"Union{r}" >> beam.Map(_union, new_side)
@@ -707,19 +728,19 @@ def build_from_event_batches(batches, options, out_dir: str, counters=(),
     ``split_dir(name)`` names each split's output directory (default ``out_dir/<name>``); ``partitions`` is the
     number of hash partitions (default :func:`partitions_for` of an unknown size; see the module docstring for
     what it does to memory). Writes ``vocab*.tsv``, the splits' ``part-SSSSS.tfrecord`` files and
-    ``out_dir/_report.json`` (see :mod:`.report`), the same files as the element-wise transforms of
-    :mod:`.beam_transforms` wrote.
+    ``out_dir/_report.json`` (see :mod:`.report`), the same bytes as the element-wise Beam transforms that it
+    replaced wrote.
 
     Example::
 
-        batches = events | EventsToBatches()
-        build_from_event_batches(batches, options, "out", counters=(read["counters"],), partitions=16)
+        read = pipeline | ReadClickLogBatches(options)
+        build_from_event_batches(read["batches"], options, "out", counters=(read["counters"],), partitions=16)
     """
     join = FileSystems.join
     split_dir = split_dir or (lambda name: join(out_dir, name))
     partitions = partitions or partitions_for(None)
     gap = options.session_gap_us if options.user_key else None
-    reports = []
+    graph = _Graph(batches.pipeline)
     grouped = (batches
                | "HashPartition" >> beam.ParDo(_HashPartition(partitions))
                | "GroupPartitions" >> beam.GroupByKey()
@@ -727,64 +748,38 @@ def build_from_event_batches(batches, options, out_dir: str, counters=(),
                                           ).with_outputs(_SUMMARY, _COUNTERS, _COUNTS, main="sessions"))
     base = grouped.sessions
     all_counters = (*counters, grouped[_COUNTERS]) | "AllCounters" >> beam.Flatten()
-    reports.append(all_counters | "SumCounters" >> bt.SumCounters())
-    reports.append(_report(_gather(grouped[_SUMMARY], "GroupedSummary", _merge_summaries), "ReportGrouped",
-                           lambda s: ("summary", "_grouped", s)))
-    counts = _gather(grouped[_COUNTS], "Counts", _merge_counts)
-    rare = _clean(base, counts, options, reports)
+    graph.report(graph.gather(all_counters, "Counters", _sum_counters),
+                 lambda totals: [("counter", k, n) for k, n in sorted(totals.items())])
+    graph.report(graph.gather(grouped[_SUMMARY], "GroupedSummary", _merge_summaries),
+                 lambda s: [("summary", "_grouped", s)])
+    counts = graph.gather(grouped[_COUNTS], "Counts", _merge_counts)
+    rare = _clean(graph, base, counts, options)
     kept = base | "DropRare" >> beam.ParDo(_DropRare(options.min_session_length),
                                            beam.pvalue.AsSingleton(rare)).with_outputs(_SUMMARY, main="sessions")
-    cleaned_summary = _gather(kept[_SUMMARY], "CleanedSummary", _merge_summaries)
-    reports.append(_report(cleaned_summary, "ReportCleaned", lambda s: ("summary", "_cleaned", s)))
+    cleaned_summary = graph.gather(kept[_SUMMARY], "CleanedSummary", _merge_summaries)
+    graph.report(cleaned_summary, lambda s: [("summary", "_cleaned", s)])
 
-    test = _split(kept.sessions, "SplitTest", options.days_us(options.test_days), options.split_on,
+    test = _split(graph, kept.sessions, "SplitTest", options.days_us(options.test_days), options.split_on,
                   ("train", "test"), cleaned_summary)
     splits = {"train": test["train"], "test": test["test"]}
     vocabs = {"train": test["vocabulary"], "test": test["vocabulary"]}
-    reports += [test["report"], _write_vocabulary(test["vocabulary"], join(out_dir, contracts.VOCAB_FILES["train"]),
-                                                  "train", "WriteVocab")]
+    graph.report(_write_vocabulary(test["vocabulary"], join(out_dir, contracts.VOCAB_FILES["train"]), "train",
+                                   "WriteVocab"), lambda triples: triples)
     if getattr(options, "valid_days", None) is not None:
-        valid = _split(test["train"][0], "SplitValid", options.days_us(options.valid_days), options.split_on,
+        valid = _split(graph, test["train"][0], "SplitValid", options.days_us(options.valid_days), options.split_on,
                        ("train_tr", "valid"), test["train"][1])
         splits.update(train_tr=valid["train_tr"], valid=valid["valid"])
         vocabs.update(train_tr=valid["vocabulary"], valid=valid["vocabulary"])
-        reports += [valid["report"], _write_vocabulary(
-            valid["vocabulary"], join(out_dir, contracts.VOCAB_FILES["train_tr"]), "train_tr", "WriteVocabTrainTr")]
+        graph.report(_write_vocabulary(valid["vocabulary"], join(out_dir, contracts.VOCAB_FILES["train_tr"]),
+                                       "train_tr", "WriteVocabTrainTr"), lambda triples: triples)
 
     for name, (sessions, summary) in splits.items():
         vocab_side = beam.pvalue.AsSingleton(vocabs[name])
-        reports.append(
-            sessions
-            | f"Shards_{name}" >> beam.ParDo(_AssignShards(options.rows_per_shard),
-                                             beam.pvalue.AsSingleton(summary), vocab_side)
-            | f"GroupShards_{name}" >> beam.GroupByKey()
-            | f"Write_{name}" >> beam.ParDo(_WriteShard(split_dir(name)), vocab_side)
-            | f"ReportFiles_{name}" >> beam.Map(lambda f, name=name: ("split_files", name, list(f))))
-        reports.append(_report(summary, f"Report_{name}", lambda s, name=name: ("summary", name, s)))
-    tuple(reports) | "AllReports" >> beam.Flatten() | "WriteReport" >> bt.WriteReport(join(out_dir, REPORT_FILE))
-
-
-# ----------------------------------------------------------------------------------------------------- adapters
-def _to_batch(events: list) -> pa.RecordBatch:
-    keys, items, times = zip(*events, strict=True)
-    return pa.record_batch([pa.array(keys, pa.string()), pa.array(items, pa.string()),
-                            pa.array(times, pa.int64())], names=[KEY, ITEM, TIME])
-
-
-class EventsToBatches(beam.PTransform):
-    """``(key, item_id, time_us)`` tuples (as :class:`~.beam_transforms.ReadClickLog` emits them) -> record
-    batches for :func:`build_from_event_batches`.
-
-    Example::
-
-        batches = read["events"] | EventsToBatches(max_batch_size=100_000)
-    """
-
-    def __init__(self, max_batch_size: int = 100_000):
-        super().__init__()
-        self._max = max_batch_size
-
-    def expand(self, events):
-        return (events
-                | "Batch" >> beam.BatchElements(min_batch_size=min(1000, self._max), max_batch_size=self._max)
-                | "ToRecordBatch" >> beam.Map(_to_batch))
+        files = (sessions
+                 | f"Shards_{name}" >> beam.ParDo(_AssignShards(options.rows_per_shard),
+                                                  beam.pvalue.AsSingleton(summary), vocab_side)
+                 | f"GroupShards_{name}" >> beam.GroupByKey()
+                 | f"Write_{name}" >> beam.ParDo(_WriteShard(split_dir(name)), vocab_side))
+        graph.report(files, lambda f, name=name: [("split_files", name, list(f))], each=True)
+        graph.report(summary, lambda s, name=name: [("summary", name, s)])
+    graph.write_report(join(out_dir, REPORT_FILE))
