@@ -1,0 +1,258 @@
+"""Tuning on a small budget (#26): ``gru4rec tune`` (portfolio first, successive halving) against the fixed settings.
+
+For each cell (dataset, loss, budget in full trials, seed of the search):
+
+1. ``gru4rec tune --trials BUDGET --epochs 3 --seed SEED --fixed_params loss=LOSS,n_sample=2048`` (the defaults:
+   ``--algorithm halving --initial_params portfolio``) on ``train_tr`` -> ``train_valid``, timed as a user runs it
+   (a subprocess, TensorFlow start-up included);
+2. the chosen parameters trained on ``train_full`` for the chosen epochs and evaluated on ``test`` (full catalogue,
+   standard ties; Recall@20 / MRR@20).
+
+The references, trained and evaluated the same way (3 epochs, the same training seed): configurations A and B of
+the accuracy benchmark and every portfolio entry of the loss alone. The target per cell: the tuned model at least
+as good as the best of A, B and every portfolio entry on both metrics, with the search under 10 minutes.
+
+Every finished cell and reference is stored in ``--state`` (JSON) at once and the Markdown rewritten, so a run
+that is stopped keeps what it finished and a re-run continues. Usage::
+
+    flock /tmp/gru4rec-bench.lock .venv/bin/python bench/tuning_budget.py [--budgets 12,30] [--seeds 1,2] \
+        [--losses bpr-max,cross-entropy] [--dataset rsc15|generator] [--only search|references]
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from rsc15_configs import CONFIG_A, CONFIG_B, RSC15  # pylint: disable=wrong-import-position
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(REPO, "bench", "results")
+EPOCHS = 3
+TRAIN_SEED = 42  # every model of the test table (the library's default training seed)
+LOSS_FIXED = {"bpr-max": "loss=bpr-max,n_sample=2048", "cross-entropy": "loss=cross-entropy,n_sample=2048"}
+GENERATOR = {"n_items": 20_000, "n_sessions": 60_000, "seed": 3, "span_days": 12.0}
+
+
+def log(message):
+    print(time.strftime("%H:%M:%S ") + message, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------------- data
+def dataset_files(name, work_dir):
+    """``{train_tr, train_valid, train_full, test}`` paths of the dataset (the generator's written once)."""
+    if name == "rsc15":
+        return {k: os.path.join(RSC15, f"{k}.tsv") for k in ("train_tr", "train_valid", "train_full", "test")}
+    root = os.path.join(work_dir, "generator")
+    files = {k: os.path.join(root, f"{k}.tsv") for k in ("train_tr", "train_valid", "train_full", "test")}
+    if not all(os.path.exists(p) for p in files.values()):
+        import gru4rec_tf  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+        from gru4rec_tf.data import synthetic  # pylint: disable=g-import-not-at-top
+        os.makedirs(root, exist_ok=True)
+        events = synthetic.generate_sessions(**GENERATOR)
+        full, test = synthetic.train_test_split_by_time(events, test_days=1.0)
+        train_tr, valid = synthetic.train_test_split_by_time(full, test_days=1.0)
+        for key, frame in (("train_full", full), ("test", test), ("train_tr", train_tr), ("train_valid", valid)):
+            frame.to_csv(files[key], sep="\t", index=False, float_format="%.3f")
+    return files
+
+
+# --------------------------------------------------------------------------------------------- the models
+_LOADED = {}
+
+
+def evaluate(params_text, epochs, files):
+    """Trains ``params_text`` on train_full for ``epochs`` epochs (seed TRAIN_SEED); test Recall@20 / MRR@20."""
+    import gru4rec_tf  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    from gru4rec_tf.data.event_log import load_events  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.data.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.evaluation import full_catalogue  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.train.options import TrainOptions  # pylint: disable=g-import-not-at-top
+    key = files["train_full"]
+    if key not in _LOADED:
+        train_events, test_events = load_events(files["train_full"]), load_events(files["test"])
+        vocab = ItemVocabulary.from_events(train_events)
+        _LOADED[key] = (vocab, SessionData.from_events(train_events, vocab), SessionData.from_events(test_events,
+                                                                                                     vocab))
+    vocab, train, test = _LOADED[key]
+    params = GRU4RecParams.from_string(params_text).with_overrides({"n_epochs": int(epochs)})
+    started = time.perf_counter()
+    trained = routine.train(train, vocab, params, TrainOptions(seed=TRAIN_SEED, log_every_s=1e9))
+    metrics = full_catalogue.Evaluator(trained.model).evaluate(test, cutoffs=(20,), mode="standard")
+    return {"recall@20": float(metrics["recall@20"]), "mrr@20": float(metrics["mrr@20"]), "epochs": int(epochs),
+            "params": params.to_string(), "seconds": time.perf_counter() - started}
+
+
+def references(loss):
+    """``[(name, params, source)]``: A, B and every portfolio entry of ``loss`` (with the loss's fixed params)."""
+    from gru4rec_tf.tune import portfolio  # pylint: disable=g-import-not-at-top
+    out = [("A", CONFIG_A, "bench/rsc15_configs.py"), ("B", CONFIG_B, "bench/rsc15_configs.py")]
+    extra = ",logq=1.0" if loss == "cross-entropy" else ""
+    for entry in portfolio.entries_for(loss):
+        out.append((entry.name, f"{LOSS_FIXED[loss]}{extra},constrained_embedding=True,{entry.params}",
+                    entry.source))
+    return out
+
+
+def search(dataset, loss, budget, seed, files, work_dir):
+    output = os.path.join(work_dir, f"{dataset}_{loss}_{budget}_{seed}")
+    command = [sys.executable, "-m", "gru4rec_tf", "tune", "--train", files["train_tr"], "--valid",
+               files["train_valid"], "--trials", str(budget), "--epochs", str(EPOCHS), "--seed", str(seed),
+               "--fixed_params", LOSS_FIXED[loss], "--output", output]
+    log("$ gru4rec " + " ".join(command[3:]))
+    started = time.perf_counter()
+    process = subprocess.run(command, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), check=False,
+                             stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    lines = [line.split("] ", 1)[-1] for line in process.stderr.splitlines() if "tune:" in line]
+    if process.returncode != 0:
+        sys.exit(f"gru4rec tune failed ({loss}, {budget}, seed {seed}):\n{process.stderr[-3000:]}")
+    with open(os.path.join(output, "best_params.json"), encoding="utf-8") as handle:
+        best = json.load(handle)
+    import csv  # pylint: disable=g-import-not-at-top
+    with open(os.path.join(output, "trials.csv"), encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    configs = {tuple((k, r[k]) for k in r if k not in ("trial", "state", "value", "best_epoch", "seconds", "rung",
+                                                      "fraction", "epochs", "message") and "_epoch" not in k)
+               for r in rows}
+    best_row = rows[int(best["trial"]) - 1]
+    summary = [line for line in lines if "successive halving" in line or "Spearman" in line]
+    return {"wall_s": wall, "evaluations": len(rows), "configurations": len(configs), "best": best,
+            "states": {s: [r["state"] for r in rows].count(s) for s in sorted({r["state"] for r in rows})},
+            "per_rung": [sum(1 for r in rows if r.get("rung") == str(k)) for k in range(3)],
+            "winner_first_rung_trial": next((int(r["trial"]) for r in rows if r.get("rung") == "0" and all(
+                r[k] == best_row[k] for k in best_row if k not in ("trial", "state", "value", "best_epoch", "seconds",
+                                                                   "rung", "fraction", "epochs", "message")
+                and "_epoch" not in k)), None),
+            "summary": summary, "last_line": lines[-1] if lines else ""}
+
+
+# ----------------------------------------------------------------------------------------------- the report
+def write_report(state, path):
+    lines = ["# Tuning on a small budget (`bench/tuning_budget.py`, #26)", "",
+             f"Written {time.strftime('%Y-%m-%d %H:%M')} UTC ({platform.machine()}, {os.cpu_count()} cores "
+             "**shared with three other helpers' tests and runs**, so wall times are upper bounds; Python "
+             f"{platform.python_version()}). Each cell: `gru4rec tune --trials BUDGET --epochs {EPOCHS} --seed SEED "
+             "--fixed_params loss=LOSS,n_sample=2048` with the defaults (`--algorithm halving --initial_params "
+             "portfolio`, objective MRR@20) on `train_tr` -> `train_valid`; the chosen parameters and epochs then "
+             f"trained on `train_full` and evaluated on `test` (full catalogue, standard ties), training seed "
+             f"{TRAIN_SEED} for every model. References: configurations A and B and every portfolio entry of the "
+             f"loss alone, {EPOCHS} epochs, same training seed. Target: tuned >= the best of A, B and every "
+             "portfolio entry on both metrics, search under 10 minutes.", ""]
+    for dataset in sorted({c["dataset"] for c in state["cells"].values()} | {k.split("|")[0]
+                                                                               for k in state["references"]}):
+        lines += [f"## {dataset}", ""]
+        for loss in ("bpr-max", "cross-entropy"):
+            refs = {k.split("|")[2]: v for k, v in state["references"].items()
+                    if k.split("|")[0] == dataset and k.split("|")[1] in (loss, "*")}
+            cells = [c for c in state["cells"].values() if c["dataset"] == dataset and c["loss"] == loss]
+            if not refs and not cells:
+                continue
+            lines += [f"### {loss}", "", "| model | epochs | Recall@20 | MRR@20 | train s |", "|---|---|---|---|---|"]
+            for name, ref in refs.items():
+                lines.append(f"| {name} | {ref['epochs']} | {ref['recall@20']:.4f} | {ref['mrr@20']:.4f} | "
+                             f"{ref['seconds']:.0f} |")
+            expected = len(references(loss))
+            complete = len(refs) == expected
+            best_r = max((r["recall@20"] for r in refs.values()), default=None)
+            best_m = max((r["mrr@20"] for r in refs.values()), default=None)
+            portfolio_refs = {k: v for k, v in refs.items() if k not in ("A", "B")}
+            best_entry = max(portfolio_refs, key=lambda k: portfolio_refs[k]["mrr@20"]) if portfolio_refs else None
+            lines += ["", f"References evaluated: {len(refs)} of {expected}"
+                      + ("" if complete else " (the missing ones were not run: the verdicts below compare with "
+                                             "those evaluated)")
+                      + (f"; best of them: Recall@20 {best_r:.4f}, MRR@20 {best_m:.4f}; best portfolio entry "
+                         f"alone (by MRR@20): {best_entry}." if refs else "."), ""]
+            if cells:
+                lines += ["| budget | seed | search wall | evaluations (rungs 0/1/2) | configurations | chosen | "
+                          "epochs | valid MRR@20 | test Recall@20 | test MRR@20 | target |",
+                          "|---|---|---|---|---|---|---|---|---|---|---|"]
+                for c in sorted(cells, key=lambda c: (c["budget"], c["seed"])):
+                    s, t = c["search"], c["test"]
+                    ok = best_r is not None and t["recall@20"] >= best_r and t["mrr@20"] >= best_m
+                    fast = s["wall_s"] < 600 or c["budget"] != 12
+                    verdict = ("met" if ok and fast else "quality met, time NOT met" if ok else "NOT met") \
+                        if refs else "no references yet"
+                    lines.append(f"| {c['budget']} | {c['seed']} | {s['wall_s'] / 60:.1f} min | {s['evaluations']} "
+                                 f"({'/'.join(map(str, s['per_rung']))}) | {s['configurations']} | "
+                                 f"trial {s['best']['trial']} | {t['epochs']} | {s['best']['value']:.4f} | "
+                                 f"{t['recall@20']:.4f} | {t['mrr@20']:.4f} | {verdict} |")
+                lines += ["", "Chosen parameters and the search's own summary:", ""]
+                for c in sorted(cells, key=lambda c: (c["budget"], c["seed"])):
+                    lines.append(f"* budget {c['budget']}, seed {c['seed']}: `{c['test']['params']}`; "
+                                 + "; ".join(c["search"]["summary"]))
+                lines.append("")
+    notes = state.get("notes", "")
+    if notes:
+        lines += ["## Notes", "", notes, ""]
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="rsc15", choices=["rsc15", "generator"])
+    parser.add_argument("--budgets", default="12")
+    parser.add_argument("--seeds", default="1,2")
+    parser.add_argument("--losses", default="bpr-max,cross-entropy")
+    parser.add_argument("--only", default="", choices=["", "search", "references"],
+                        help="run only the searches (with their test runs) or only the references")
+    parser.add_argument("--references", default="", help="comma-separated reference names to evaluate (default: "
+                        "all; A,B first)")
+    parser.add_argument("--work_dir", default="/tmp/gru4rec_tuning_budget")
+    parser.add_argument("--state", default=os.path.join(RESULTS, "tuning_budget.json"))
+    parser.add_argument("--output", default=os.path.join(RESULTS, "tuning_budget.md"))
+    args = parser.parse_args()
+    os.makedirs(args.work_dir, exist_ok=True)
+    state = {"cells": {}, "references": {}}
+    if os.path.exists(args.state):
+        with open(args.state, encoding="utf-8") as handle:
+            state = json.load(handle)
+
+    def save():
+        with open(args.state + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(state, handle, indent=1, sort_keys=True)
+        os.replace(args.state + ".tmp", args.state)
+        write_report(state, args.output)
+
+    files = dataset_files(args.dataset, args.work_dir)
+    losses = [x.strip() for x in args.losses.split(",") if x.strip()]
+    wanted = {x.strip() for x in args.references.split(",") if x.strip()}
+    if args.only != "search":
+        for loss in losses:
+            for name, params, _ in references(loss):
+                key = f"{args.dataset}|{'*' if name in ('A', 'B') else loss}|{name}"  # A and B: once
+                if key in state["references"] or (wanted and name not in wanted):
+                    continue
+                log(f"reference {key}")
+                state["references"][key] = evaluate(params, EPOCHS, files)
+                log(f"  {state['references'][key]['recall@20']:.4f} / {state['references'][key]['mrr@20']:.4f}")
+                save()
+    if args.only != "references":
+        for budget in [int(b) for b in args.budgets.split(",")]:
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                for loss in losses:
+                    key = f"{args.dataset}|{loss}|{budget}|{seed}"
+                    if key in state["cells"]:
+                        continue
+                    result = search(args.dataset, loss, budget, seed, files, args.work_dir)
+                    log(f"  search {result['wall_s'] / 60:.1f} min, {result['evaluations']} evaluations, "
+                        f"{result['configurations']} configurations; {result['last_line']}")
+                    best = result["best"]
+                    test = evaluate(best["params"], best["epochs"], files)
+                    log(f"  test {test['recall@20']:.4f} / {test['mrr@20']:.4f}")
+                    state["cells"][key] = {"dataset": args.dataset, "loss": loss, "budget": budget, "seed": seed,
+                                           "search": result, "test": test}
+                    save()
+    save()
+    log(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
