@@ -2,7 +2,8 @@
 
 For each size (events; sessions = events / 5, the generator's mean session length): writes the synthetic click log
 once (cached under ``--work``, outside the timed command), runs the whole main job as a fresh pipeline (own work
-directory, the data file hard-linked into it) with 2 DirectRunner workers, and records each component's seconds
+directory, the data file hard-linked into it; Beam options: the command's defaults unless ``--beam_args``), and
+records each component's seconds
 (the run summary), the ingestion rate (events / (ClickLogExampleGen + SessionTensors seconds)), the command's wall
 time and peak memory (sum of the RSS of its process tree, polled every 0.2 s; Beam workers included); then, in the
 same run, a pandas script doing the same reading and cleaning on the same file in one process (the pandas reference
@@ -27,7 +28,6 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-BEAM_ARGS = "--direct_num_workers=2,--direct_running_mode=multi_processing"
 INGESTION = ("ClickLogExampleGen", "SessionTensors")
 PANDAS_SCRIPT = r"""
 import json, resource, sys, time
@@ -84,18 +84,22 @@ def _env() -> dict:
 
 def _data_file(cache: Path, n_sessions: int, n_items: int) -> Path:
     from tfx_pipeline import cli  # pylint: disable=g-import-not-at-top
-    from tfx_pipeline.runners import LocalLayout  # pylint: disable=g-import-not-at-top
-    return Path(cli.ensure_synthetic_data(LocalLayout(work_dir=str(cache)), n_sessions, n_items))
+
+    class Layout:  # the one directory ensure_synthetic_data asks a LocalLayout for
+        def synthetic_dir(self) -> str:
+            return str(cache / "data" / "synthetic")
+
+    return Path(cli.ensure_synthetic_data(Layout(), n_sessions, n_items))
 
 
-def _run_pipeline(work: Path, data: Path, n_sessions: int, n_items: int, timeout_s: float) -> dict:
+def _run_pipeline(work: Path, data: Path, n_sessions: int, n_items: int, timeout_s: float, beam_args: str) -> dict:
     from tfx_pipeline.cli import SYNTHETIC_FILE  # pylint: disable=g-import-not-at-top
     target = work / "data" / "synthetic" / f"s{n_sessions}-i{n_items}" / SYNTHETIC_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     os.link(data, target)  # the command finds its synthetic data and does not generate it again
     command = [sys.executable, "-m", "gru4rec_tf", "pipeline", "run", f"--work_dir={work}",
-               f"--synthetic_sessions={n_sessions}", f"--synthetic_items={n_items}", "--epochs=1",
-               f"--beam_pipeline_args={BEAM_ARGS}"]
+               f"--synthetic_sessions={n_sessions}", f"--synthetic_items={n_items}", "--epochs=1"]
+    command += [f"--beam_pipeline_args={beam_args}"] if beam_args else []
     log_path = work / "command.log"
     started = time.time()
     with open(log_path, "wb") as log:
@@ -137,8 +141,9 @@ def _write_results(path: Path, plot: Path, rows: list, args) -> None:
         f"Written by `bench/ingest_scale.py` on {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC. "
         f"Machine: {machine.cpu_summary()}, {os.cpu_count()} cores; Python "
         f"{platform.python_version()}, apache-beam {apache_beam.__version__}. Command per size: `gru4rec "
-        f"pipeline run --synthetic_sessions N/5 --synthetic_items {args.items} --epochs 1 "
-        f"--beam_pipeline_args={BEAM_ARGS}` (a fresh work directory each time: nothing cached; the synthetic log is "
+        f"pipeline run --synthetic_sessions N/5 --synthetic_items {args.items} --epochs 1"
+        + (f" --beam_pipeline_args={args.beam_args}" if args.beam_args else "")
+        + "` (the issue's command; a fresh work directory each time: nothing cached; the synthetic log is "
         "written before the timed command). The machine's 2 cores were shared with other jobs while this ran (load "
         "average in the table); figures of one row compare with each other.",
         "",
@@ -212,6 +217,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=50_000)
     parser.add_argument("--work", default="/tmp/ingest_scale", help="data cache and work directories")
     parser.add_argument("--timeout_s", type=float, default=3600)
+    parser.add_argument("--beam_args", default="", help="--beam_pipeline_args of the command (default: none, the "
+                        "command's default runner: DirectRunner, in memory)")
     parser.add_argument("--no_pandas_above", type=int, default=10**12, help="skip pandas above this many events")
     parser.add_argument("--results", default=str(REPO_ROOT / "bench" / "results" / "ingest_scale.md"))
     parser.add_argument("--plot", default=str(REPO_ROOT / "bench" / "results" / "ingest_scale.png"))
@@ -228,7 +235,7 @@ def main() -> None:
         print(f"{n_events:,} events: data {data} ({data.stat().st_size / 2**20:.0f} MiB, "
               f"{time.time() - started:.0f} s)", flush=True)
         run_dir = work / f"run-{n_events}-{int(time.time())}"
-        run = _run_pipeline(run_dir, data, n_sessions, args.items, args.timeout_s)
+        run = _run_pipeline(run_dir, data, n_sessions, args.items, args.timeout_s, args.beam_args)
         print(f"  pipeline: exit {run['exit']}, {run['wall_s']:.0f} s, peak RSS {_gib(run['peak_rss_bytes']):.2f} GiB,"
               f" {run['components']}", flush=True)
         if run["exit"] != 0:
