@@ -15,7 +15,8 @@ compiled without a data path, so the driver feeds it the built-in synthetic log)
 3. a spec of another seed, with data validation and the bulk inference step (``--recommend_data``): the span
    passes, a new model, blessed against the first one as baseline, pushed, and its recommendations written by the
    step after the push (beside it, a spec
-   whose input file is broken fails at its first task, under its own root); then the serving root wiped and a
+   whose input file is broken fails at its first task, and one with validation whose span has its times in
+   milliseconds is stopped by DataValidator, each under its own root); then the serving root wiped and a
    spec whose threshold no model reaches: its candidate is not blessed (so the step writes nothing), and the
    Pusher puts the last blessed model (run 3's) back, as ``gru4rec pipeline run``'s run guard does locally;
 4. the first spec after the session tensors were deleted from the "bucket": a missing input artifact.
@@ -140,10 +141,26 @@ def third(second, work):
     os.makedirs(broken / "bucket" / "broken")
     (broken / "bucket" / "broken" / "clicks.tsv").write_text("SessionId\tItem\tTime\n1\t10\t1.0\n1\t11\t2.0\n")
     broken_spec = compile_spec(work / "broken.json", data_root="gs://bucket/broken")
+    stopped = work / "stopped_root"  # and a span of times in milliseconds, with validation: stopped (time_range)
+    os.makedirs(stopped / "bucket" / "ms")
+    (stopped / "bucket" / "ms" / "clicks.tsv").write_text("SessionId\tItemId\tTime\n" + "".join(
+        f"{s}\t{(s * 7 + e) % 50}\t{1_796_515_200_000 + 60_000 * (10 * s + e)}\n"
+        for s in range(300) for e in range(3)))
+    stopped_spec = compile_spec(work / "stopped.json", data_root="gs://bucket/ms",
+                                validation=validation_options.ValidationOptions())
+
+    def stopped_run():
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            status = v2_local.main(["--spec", stopped_spec, "--local_root", str(stopped)])
+        return status, out.getvalue()
+
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         failed = pool.submit(drive, broken_spec, broken)
+        halted = pool.submit(stopped_run)
         result = drive(spec, work / "vertex")
-        return result, serving_versions(work / "vertex"), {"result": failed.result(), "root": broken}
+        return result, serving_versions(work / "vertex"), {"result": failed.result(), "root": broken,
+                                                           "stopped": halted.result(), "stopped_root": stopped}
 
 
 # ------------------------------------------------------------------------------------------------------ run 1
@@ -300,6 +317,19 @@ def test_failing_task_stops_the_run_and_shows_its_output(third):
     assert "missing column(s) ['ItemId']" in message  # the executor's own error, from its output's tail
     assert states(result) == [("ClickLogExampleGen", "FAILED")] + [(n, "NOT RUN") for n in EXECUTED[1:]]
     assert serving_versions(root) == [] and result.summary.push is None
+
+
+@pytest.mark.slow
+def test_a_span_stopped_by_validation_trains_and_pushes_nothing(third):
+    """The compiled Cond on the verdict under the driver: a first span of times in milliseconds (an absolute check:
+    no baseline needed) is stopped; every task after DataValidator is skipped, nothing is served, the summary names
+    the anomaly and the exit status is gru4rec pipeline run's for a stopped run."""
+    status, out = third[2]["stopped"]
+    assert status == validation_options.EXIT_STOPPED_BY_VALIDATION, out[-3000:]
+    assert "data validation: STOPPED the run" in out and "time_range: " in out and "beyond year 9999" in out
+    assert "SessionTensors" in out and serving_versions(third[2]["stopped_root"]) == []
+    for name in ("SessionTensors", "Trainer", "SessionEvaluator", "Pusher"):
+        assert re.search(rf"{name}\s+SKIPPED", out), out[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,8 @@ def parse_parameters(items: Sequence[str]) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Runs the spec; prints the summary; returns the exit status (0 ok, 1 failed)."""
+    """Runs the spec; prints the summary; returns the exit status (0 ok, 1 failed, 3 stopped by data validation:
+    as ``gru4rec pipeline run``)."""
     args = parse_args(argv)
     try:
         result = run_spec(args.spec, args.local_root, parse_parameters(args.parameter),
@@ -61,4 +62,8 @@ def main(argv: Sequence[str] = ()) -> int:
     if result.error is not None:
         print(f"v2_local: error: {result.error}", file=sys.stderr)
         return 1
+    if result.summary.stopped_by_validation:
+        from tfx_pipeline.validation_options import EXIT_STOPPED_BY_VALIDATION  # pylint: disable=g-import-not-at-top
+        print("v2_local: the run was stopped by data validation; nothing trained or pushed", file=sys.stderr)
+        return EXIT_STOPPED_BY_VALIDATION
     return 0

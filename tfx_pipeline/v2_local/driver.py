@@ -278,6 +278,12 @@ class Driver:
         """One task: skipped by its trigger condition, a resolver's queries, or a container run."""
         component = self.spec["components"][task["componentRef"]["name"]]
         executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
+        skipped = [spec["taskOutputArtifact"]["producerTask"] for spec in task.get("inputs", {}).get(
+            "artifacts", {}).values() if "taskOutputArtifact" in spec and getattr(
+            done.get(spec["taskOutputArtifact"]["producerTask"]), "state", None) == "SKIPPED"]
+        if skipped:  # as on Vertex: a task reading the output of a skipped task (a false Cond) is skipped too
+            self.log(f"v2_local: {task_name}: skipped (its input's producer {skipped[0]} was skipped)")
+            return TaskRun(task_name, "SKIPPED")
         inputs = self._task_inputs(task_name, task, done)
         condition = task.get("triggerPolicy", {}).get("condition")
         if condition and not evaluate_condition(condition, inputs, task_name):
