@@ -447,7 +447,10 @@ class _Graph:
 
     def gather(self, partials, label: str, merge: Callable):
         """One element: ``merge`` of all per-partition results (nothing when it gives None)."""
-        return self.seed | f"{label}Merge" >> beam.FlatMap(_merged, merge, beam.pvalue.AsList(partials))
+        # (the identity Map gives each list side input its own producer: the BundleBasedDirectRunner mixes up list
+        # side inputs read from different outputs of one multi-output ParDo)
+        own = partials | f"{label}Partials" >> beam.Map(lambda x: x)
+        return self.seed | f"{label}Merge" >> beam.FlatMap(_merged, merge, beam.pvalue.AsList(own))
 
     def report(self, pcoll, make: Callable, each: bool = False) -> None:
         """Reports ``make(value)`` (a list of triples) for the single value of ``pcoll`` (or for each value)."""
