@@ -3,7 +3,6 @@ rules of :mod:`~gru4rec_tf.preprocessing.session_rules`, its encoder writes the 
 its output does not depend on the number of partitions or batches, and the SessionTensors component (events read
 as Arrow batches from ingested TFRecords) writes the same files as ``gru4rec preprocess`` on the same log.
 """
-import dataclasses
 import io
 import json
 import os
@@ -193,4 +192,3 @@ def test_session_tensors_component_equals_preprocess(tmp_path):
 def test_partitions_grow_with_the_log():
     assert arrow.partitions_for(None) == arrow.MIN_PARTITIONS == arrow.partitions_for(10)
     assert arrow.partitions_for(50_000_000) == 50
-    assert dataclasses.is_dataclass(PreprocessOptions)
