@@ -56,6 +56,17 @@ def test_unreadable_file_names_it(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
+def test_times_in_milliseconds_read_as_seconds_name_the_file_and_the_time_unit(tmp_path):
+    # 1.6e12 "seconds" is past the year 9999: the statistics cannot write it as a date, and said so with a raw
+    # OverflowError from datetime before
+    rows = [f"{s},{100 + k},{1_600_000_000_000 + 86_400_000 * s + 10_000 * k}" for s in range(6) for k in range(4)]
+    path = _write(tmp_path / "clicks.csv", [HEADER, *rows])
+    with pytest.raises(DataError, match=r"clicks\.csv: an event time of \d+ s since 1970 lies beyond the year "
+                                        r"9999: times in milliseconds .* Check time_format"):
+        build_and_run(_options(path, tmp_path / "out"), lib.IN_MEMORY)
+    assert _leftovers(tmp_path) == []
+
+
 def test_non_empty_output_is_refused(tmp_path):
     path = _write(tmp_path / "clicks.csv", [HEADER, *_good_rows()])
     (tmp_path / "out").mkdir()

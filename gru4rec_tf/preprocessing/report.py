@@ -23,7 +23,12 @@ __all__ = ["assemble_stats", "check_stats", "format_summary"]
 def _iso(us) -> str:
     if us is None:
         return None
-    stamp = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=us)
+    try:
+        stamp = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC) + datetime.timedelta(microseconds=us)
+    except OverflowError as err:  # a wrong time unit: 1.6e12 (milliseconds) read as seconds lands past year 9999
+        raise DataError(f"an event time of {us / 1e6:.0f} s since 1970 lies beyond the year 9999: times in "
+                        "milliseconds or microseconds read as seconds? Check time_format (unix_s, unix_ms, iso)"
+                        ) from err
     return stamp.isoformat().replace("+00:00", "Z")
 
 
@@ -109,8 +114,17 @@ def _cleaning_stats(sec: dict, counters: dict, options: PreprocessOptions) -> di
 
 
 def assemble_stats(triples: Iterable[Sequence], options: PreprocessOptions, files: Sequence[str]) -> dict:
-    """stats.json content from the report triples of :mod:`.beam_transforms`."""
-    sec = _fold(triples)
+    """stats.json content from the report triples of :mod:`.beam_transforms`.
+
+    Raises :class:`DataError`, naming the input, when an event time cannot be a date (a wrong time unit).
+    """
+    try:
+        return _assemble(_fold(triples), options, files)
+    except DataError as err:
+        raise DataError(f"{', '.join(files) or options.input}: {err}") from err
+
+
+def _assemble(sec: dict, options: PreprocessOptions, files: Sequence[str]) -> dict:
     counters = {k: int(v) for k, v in sec.get("counter", {}).items()}
     stats: dict = {
         "input": _input_stats(counters, options, files),
