@@ -43,6 +43,7 @@ def _run(tmp_path, name, rows_ok):
     return statistics, stats_artifact_utils.load_statistics(statistics, "events").proto()
 
 
+@pytest.mark.slow  # runs TFX's Beam StatisticsGen too: ~10 s idle, ~30 s loaded, too heavy for the fast tier
 def test_a_small_span_gets_statistics_gens_statistics_in_memory(tmp_path, monkeypatch):
     import tfx  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (before TFDV)
     import tensorflow_data_validation as tfdv
