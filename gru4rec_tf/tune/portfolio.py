@@ -40,6 +40,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gru4rec_tf.params import GRU4RecParams
+from gru4rec_tf.tune import search_space
 
 _PT = "hidasib/GRU4Rec_PyTorch_Official paramfiles/"
 _TP = "hidasib/gru4rec_third_party_comparison experiment_setup.py (spec section 9)"
@@ -111,18 +112,7 @@ def entry_values(entry: Entry, space, base: GRU4RecParams) -> dict[str, Any]:
         raise ValueError(f"it has no value for the searched {', '.join(lacking)}")
     text = ",".join(item for item in entry.params.split(",") if item.split("=", 1)[0] in space.names)
     params = base.with_overrides(text)  # ValueError: the parameters reject it
-    values = {}
-    for dim in space.dimensions:
-        value = getattr(params, dim.name)
-        if dim.name == "layers":
-            value = value[0]
-        if dim.kind == "choice":
-            if value not in dim.values:
-                raise ValueError(f"{dim.name}={value} is not one of {list(dim.values)}")
-        elif not dim.low - 1e-9 <= value <= dim.high + 1e-9:
-            raise ValueError(f"{dim.name}={value} is outside the searched range {dim.low}-{dim.high}")
-        values[dim.name] = value
-    return values
+    return search_space.values_in_space(space, params)  # ValueError: the space rejects a value
 
 
 def portfolio_values(space, base: GRU4RecParams, portfolio: tuple[Entry, ...] = PORTFOLIO

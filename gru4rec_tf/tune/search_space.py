@@ -340,18 +340,31 @@ def initial_values(text: str, space: SearchSpace, base: GRU4RecParams) -> dict[s
     if missing:
         raise ValueError(f"{where}: the first trial needs a value for every searched parameter; missing "
                          f"{', '.join(missing)}")
+    try:
+        return values_in_space(space, params)
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from None
+
+
+def values_in_space(space: SearchSpace, params: GRU4RecParams) -> dict[str, Any]:
+    """The searched values of ``params`` (``{name: value}``); ValueError naming a value the space rejects.
+
+    Example::
+
+        values_in_space(SearchSpace.default("bpr-max"), GRU4RecParams(loss="bpr-max", layers=(100,)))
+    """
     values = {}
     for dim in space.dimensions:
         value = getattr(params, dim.name)
         if dim.name == "layers":
             if len(value) != 1:
-                raise ValueError(f"{where}: layers must be one layer's size, got {'/'.join(map(str, value))}")
+                raise ValueError(f"layers must be one layer's size, got {'/'.join(map(str, value))}")
             value = value[0]
         if dim.kind == "choice":
             if value not in dim.values:
-                raise ValueError(f"{where}: {dim.name}={value} is not one of {list(dim.values)}")
+                raise ValueError(f"{dim.name}={value} is not one of {list(dim.values)}")
         elif not dim.low - 1e-9 <= value <= dim.high + 1e-9:
-            raise ValueError(f"{where}: {dim.name}={value} is outside the searched range {dim.low}-{dim.high}")
+            raise ValueError(f"{dim.name}={value} is outside the searched range {dim.low}-{dim.high}")
         values[dim.name] = value
     return values
 
