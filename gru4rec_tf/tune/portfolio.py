@@ -36,7 +36,6 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from typing import Any
 
 from gru4rec_tf.params import GRU4RecParams
@@ -152,14 +151,3 @@ def resolve_initial(text: str, space, base: GRU4RecParams) -> tuple[list[tuple[s
         raise ValueError(f"--initial_params: expected portfolio, none, best_known or k=v,... (searched values), "
                          f"got {text!r}")
     return [(text if text == "best_known" else "given", initial_values(text, space, base))], []
-
-
-def entry_by_name(name: str) -> Entry:
-    for entry in PORTFOLIO:
-        if entry.name == name:
-            return entry
-    raise ValueError(f"no portfolio entry {name!r}; known: {', '.join(e.name for e in PORTFOLIO)}")
-
-
-def as_values(entries: list[tuple[str, Mapping[str, Any]]]) -> list[dict]:
-    return [dict(values) for _, values in entries]
