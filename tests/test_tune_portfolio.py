@@ -65,17 +65,35 @@ def test_empty_portfolio_and_unparsable_initial_params_are_one_clear_error():
 
 def test_fidelities_and_the_halving_schedule():
     from gru4rec_tf.tune import tuner  # pylint: disable=import-outside-toplevel
-    levels = tuner.fidelities(3)
+    levels = tuner.fidelities(3, mode="epochs")
     assert [(round(f.fraction, 4), f.epochs) for f in levels] == [(0.3333, 1), (1.0, 1), (1.0, 3)]
     costs = [f.cost(3) for f in levels]
     assert costs == pytest.approx([1 / 9, 1 / 3, 1])
+    assert tuner.rung_costs(levels, 3) == pytest.approx([1 / 9, 1 / 3, 2 / 3])  # the top rung continues rung 1
+    default = tuner.fidelities(3)  # every epoch, on the newest 1/9, 1/3, all of the sessions: the same costs
+    assert [(round(f.fraction, 4), f.epochs) for f in default] == [(0.1111, 3), (0.3333, 3), (1.0, 3)]
+    assert tuner.rung_costs(default, 3) == pytest.approx(costs) and tuner.continues(default) == [False] * 3
+    assert [(round(f.fraction, 4), f.epochs) for f in tuner.fidelities(5, rungs=2, eta=4)] == [(0.25, 5), (1.0, 5)]
+    with pytest.raises(ValueError, match="sessions, epochs"):
+        tuner.fidelities(3, mode="steps")
     assert tuner.halving_schedule(12, costs) == [36, 12, 4]  # 36 configurations for the price of 12 full trials
     assert tuner.halving_schedule(30, costs) == [90, 30, 10]
     assert tuner.halving_schedule(2, costs) == [5, 1, 1]
     for budget in (1.5, 2, 7, 12, 30):
         schedule = tuner.halving_schedule(budget, costs)
         assert sum(c * n for c, n in zip(costs, schedule, strict=True)) <= budget + 1e-9
-    assert [(round(f.fraction, 4), f.epochs) for f in tuner.fidelities(1)] == [(0.1111, 1), (0.3333, 1), (1.0, 1)]
+    for mode in tuner.FIDELITY_MODES:
+        assert [(round(f.fraction, 4), f.epochs) for f in tuner.fidelities(1, mode=mode)] == \
+            [(0.1111, 1), (0.3333, 1), (1.0, 1)]
     assert tuner.fidelities(4, rungs=1) == [tuner.Fidelity(1.0, 4)]
     with pytest.raises(ValueError, match="eta >= 2"):
         tuner.fidelities(3, eta=1)
+
+
+def test_a_halving_study_stored_before_the_fidelity_mode_resumes_in_the_epochs_mode():
+    from gru4rec_tf.commands import tune as tune_command  # pylint: disable=import-outside-toplevel
+    stored = {"rungs": 3, "eta": 3}  # study.json of a study from before --fidelity
+    assert tune_command._comparable(stored) == tune_command._comparable({"rungs": 3, "eta": 3, "fidelity": "epochs"})
+    assert tune_command._comparable(stored) != tune_command._comparable({"rungs": 3, "eta": 3,
+                                                                         "fidelity": "sessions"})
+    assert tune_command._comparable({"path": "/a/b", "events": 3}) == {"events": 3}

@@ -234,7 +234,8 @@ def _key(row):
 
 
 def test_successive_halving_tries_the_portfolio_first_and_promotes_the_best(data, tmp_path):
-    tuner = make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL)
+    tuner = make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL,
+                       fidelity="epochs")
     assert tuner.schedule == [5, 1, 1]  # 5 configurations for the price of 2 full trials
     assert [(round(f.fraction, 3), f.epochs) for f in tuner.levels] == [(0.222, 1), (0.667, 1), (1.0, 2)]
     tuner.search(**data)
@@ -291,7 +292,8 @@ def test_a_promotion_to_more_epochs_continues_the_run_of_the_rung_below(data, tm
         return real_train(train_data, vocab, params, options, **kwargs)
 
     monkeypatch.setattr(routine, "train", spy)
-    tuner = make_tuner(tmp_path / "study", trials=1, epochs=3, algorithm="halving", initial=HALVING_INITIAL[:1])
+    tuner = make_tuner(tmp_path / "study", trials=1, epochs=3, algorithm="halving", initial=HALVING_INITIAL[:1],
+                       fidelity="epochs")
     assert tuner_lib.continues(tuner.levels) == [False, False, True]  # 1/3 x 1 epoch, all x 1, all x 3
     assert tuner.costs == pytest.approx([1 / 9, 1 / 3, 2 / 3])  # the continued rung costs its 2 added epochs
     tuner.search(**data)
@@ -305,3 +307,35 @@ def test_a_promotion_to_more_epochs_continues_the_run_of_the_rung_below(data, tm
     assert [h["mrr@20"] for h in fresh.valid_history] == pytest.approx(
         [rows[2][f"mrr@20_epoch{e}"] for e in (1, 2, 3)], abs=1e-6)  # the same as training 3 epochs at once
     assert not (tmp_path / "study" / "continued_runs").exists()  # removed when the search ends
+
+
+def test_the_default_fidelity_trains_every_epoch_on_the_most_recent_sessions(tmp_path, monkeypatch):
+    events = synthetic.generate_sessions(n_items=60, n_sessions=2000, seed=2, span_days=4.0)
+    train_events, valid_events = synthetic.train_test_split_by_time(events, test_days=1.0)
+    vocab = ItemVocabulary.from_events(train_events)
+    train = SessionData.from_events(train_events, vocab)
+    real_train = routine.train
+    runs = []
+
+    def spy(train_data, vocab, params, options, **kwargs):
+        runs.append((train_data, options.epochs, options.checkpoint_dir))
+        return real_train(train_data, vocab, params, options, **kwargs)
+
+    monkeypatch.setattr(routine, "train", spy)
+    tuner = make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL,
+                       rungs=3, eta=2)
+    assert tuner.levels == [tuner_lib.Fidelity(0.25, 2), tuner_lib.Fidelity(0.5, 2), tuner_lib.Fidelity(1.0, 2)]
+    assert tuner_lib.continues(tuner.levels) == [False, False, False] and tuner.costs == [0.25, 0.5, 1.0]
+    assert tuner.schedule == [2, 1, 1]  # 2 x 1/4 + 1/2 + 1 = 2 full trials
+    tuner.search(train_data=train, valid_data=SessionData.from_events(valid_events, vocab), vocab=vocab)
+    rows = tuner_lib.trial_rows(tuner.oracle, "mrr@20", 2, tuner.project_dir)
+    assert [r["rung"] for r in rows] == [0, 0, 1, 2] and {r["state"] for r in rows} == {"COMPLETED"}
+    assert all(epochs == 2 and checkpoint is None for _, epochs, checkpoint in runs)  # all epochs, from scratch
+    assert all(r["mrr@20_epoch1"] is not None and r["mrr@20_epoch2"] is not None for r in rows)
+    sessions = [data.n_sessions for data, _, _ in runs]
+    assert sessions == [round(train.n_sessions / 4)] * 2 + [round(train.n_sessions / 2), train.n_sessions]
+    for data, _, _ in runs:  # the most recent sessions: the tail of the training log
+        assert np.array_equal(data.session_ids, train.session_ids[-data.n_sessions:])
+        assert np.array_equal(data.item_idx, train.item_idx[-data.n_events:])
+    best_first = max(rows[:2], key=lambda r: r["value"])
+    assert _key(rows[2]) == _key(best_first) and _key(rows[3]) == _key(rows[2])

@@ -58,12 +58,16 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
     flags.DEFINE_float("timeout_s", None, "Start no new trial after this many seconds (the running ones finish).",
                        flag_values=fv)
     flags.DEFINE_enum("algorithm", "halving", ["halving", "bayesian", "random"], "Search: successive halving over "
-                      "fidelities (cheap evaluations on part of the sessions and fewer epochs, the best promoted), "
+                      "fidelities (cheap evaluations on part of the sessions, see --fidelity; the best promoted), "
                       "or KerasTuner's Bayesian optimisation (Gaussian process) or random search of full trials.",
                       flag_values=fv)
     flags.DEFINE_integer("rungs", 3, "halving: fidelity levels (the top one a full trial; each lower one 1/--eta "
                          "of the data passes of the next).", flag_values=fv)
     flags.DEFINE_integer("eta", 3, "halving: 1 of every --eta configurations goes up a rung.", flag_values=fv)
+    flags.DEFINE_enum("fidelity", "sessions", ["sessions", "epochs"], "halving: how a lower rung is cheaper: "
+                      "'sessions' (every epoch, on the most recent 1/eta, 1/eta^2, ... of the sessions) or 'epochs' "
+                      "(fewer epochs first, then fewer sessions; a promotion continues the run below).",
+                      flag_values=fv)
     flags.DEFINE_integer("prune_after", 4, "Median pruning starts once this many trials reached an epoch "
                          "(0: no pruning).", flag_values=fv)
     flags.DEFINE_string("initial_params", "portfolio", "The study's first configurations: 'portfolio' (the "
@@ -191,12 +195,15 @@ def study_identity(base, space, train, valid, initial=None) -> dict:
     if initial:  # only when given: studies stored before --initial_params existed still resume
         identity["initial"] = [values for _, values in initial] if len(initial) > 1 else initial[0][1]
     if FLAGS.algorithm == "halving":
-        identity["halving"] = {"rungs": FLAGS.rungs, "eta": FLAGS.eta}
+        identity["halving"] = {"rungs": FLAGS.rungs, "eta": FLAGS.eta, "fidelity": FLAGS.fidelity}
     return identity
 
 
 def _comparable(value):
-    """A data file is the same by its sizes, not its path (workers on other machines, moved files)."""
+    """A data file is the same by its sizes, not its path (workers on other machines, moved files); a halving study
+    stored without its fidelity mode used the ``epochs`` one."""
+    if isinstance(value, dict) and "rungs" in value and "fidelity" not in value:
+        return dict(value, fidelity="epochs")  # a halving study stored before --fidelity: the epochs mode
     return {k: v for k, v in value.items() if k != "path"} if isinstance(value, dict) and "path" in value else value
 
 
@@ -253,7 +260,7 @@ def _make_tuner(base, space, initial=None):
         directory=os.path.join(FLAGS.output, STUDY_DIR), algorithm=FLAGS.algorithm, seed=FLAGS.seed,
         prune_after=FLAGS.prune_after, timeout_s=FLAGS.timeout_s, training=training_options(),
         evaluation=common.eval_options(fields=EVAL_OPTION_FLAGS), divergence_factor=FLAGS.divergence_factor,
-        initial=[values for _, values in initial or ()], rungs=FLAGS.rungs, eta=FLAGS.eta)
+        initial=[values for _, values in initial or ()], rungs=FLAGS.rungs, eta=FLAGS.eta, fidelity=FLAGS.fidelity)
 
 
 def _report(tuner) -> dict:

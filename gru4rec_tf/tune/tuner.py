@@ -2,8 +2,8 @@
 
 **Successive halving** (``algorithm="halving"``, the default of both): ``max_trials`` is a budget of full trials
 (``epochs`` epochs on the whole training log), spent by :class:`SuccessiveHalvingOracle` on many cheaper
-evaluations (:func:`fidelities`: the most recent part of the sessions, fewer epochs), the best of each rung promoted
-to the next; the first configurations are the given ``initial`` ones (the portfolio of published settings,
+evaluations (:func:`fidelities`: by default every epoch on the most recent part of the sessions), the best of each
+rung promoted to the next; the first configurations are the given ``initial`` ones (the portfolio of published settings,
 :mod:`gru4rec_tf.tune.portfolio`). Each evaluation is one KerasTuner trial carrying its rung, so resume and the
 chief/worker mode work as for the other oracles. ``bayesian`` and ``random`` run full trials with the rules below.
 
@@ -174,17 +174,36 @@ class Fidelity:
         return self.fraction * self.epochs / full_epochs
 
 
-def fidelities(epochs: int, rungs: int = 3, eta: int = 3) -> list[Fidelity]:
+FIDELITY_MODES = ("sessions", "epochs")
+
+
+def fidelities(epochs: int, rungs: int = 3, eta: int = 3, mode: str = "sessions") -> list[Fidelity]:
     """The rungs' fidelities, lowest first: the top rung is a full trial (the whole log, ``epochs`` epochs), each
-    rung below trains ``1/eta`` of the data passes of the next one: fewer epochs first (down to 1), then the most
-    recent part of the training sessions (``epochs=3, rungs=3, eta=3``: 1/3 of the sessions for 1 epoch, all for 1
-    epoch, all for 3 epochs).
+    rung below trains ``1/eta`` of the data passes of the next one.
+
+    ``mode="sessions"`` (the default): every rung trains all ``epochs`` epochs, on the most recent ``1/eta**k`` of
+    the training sessions (``epochs=3, rungs=3, eta=3``: 1/9 of the sessions, 1/3, all, each for 3 epochs). A cheap
+    evaluation then goes through the same number of epochs as the full trial, so it ranks configurations by how
+    they do after those epochs: how much they need regularisation (dropout) against how fast they learn. On
+    rsc15_100k (cross-entropy, 18 configurations of a search) the ranks after 1/9 and 1/3 of the sessions x 3
+    epochs agreed with those of the full trial at Spearman 0.82 and 0.92; after 1 epoch (a third or all of the
+    sessions) at -0.16 and 0.05 (``bench/results/tuning_budget.md``, notes).
+
+    ``mode="epochs"``: fewer epochs first (down to 1), then the most recent part of the sessions (``epochs=3``:
+    1/3 of the sessions x 1 epoch, all x 1, all x 3); a promotion to more epochs on the same sessions continues the
+    run of the rung below (:func:`continues`), so the top rung costs only its added epochs.
 
     >>> [(round(f.fraction, 3), f.epochs) for f in fidelities(3)]
+    [(0.111, 3), (0.333, 3), (1.0, 3)]
+    >>> [(round(f.fraction, 3), f.epochs) for f in fidelities(3, mode="epochs")]
     [(0.333, 1), (1.0, 1), (1.0, 3)]
     """
     if rungs < 1 or eta < 2 or epochs < 1:
         raise ValueError(f"rungs must be >= 1, eta >= 2 and epochs >= 1, got {rungs}, {eta}, {epochs}")
+    if mode not in FIDELITY_MODES:
+        raise ValueError(f"the fidelity mode must be one of {', '.join(FIDELITY_MODES)}, got {mode!r}")
+    if mode == "sessions":
+        return [Fidelity(float(eta) ** -(rungs - 1 - r), int(epochs)) for r in range(rungs)]
     out, passes = [Fidelity(1.0, int(epochs))], float(epochs)
     for _ in range(rungs - 1):
         passes /= eta
@@ -202,8 +221,10 @@ def continues(levels: Sequence[Fidelity]) -> list[bool]:
 def rung_costs(levels: Sequence[Fidelity], epochs: int) -> list[float]:
     """What one evaluation at each rung costs, in full trials (a continued rung only its added epochs).
 
-    >>> [round(c, 3) for c in rung_costs(fidelities(3), 3)]
+    >>> [round(c, 3) for c in rung_costs(fidelities(3, mode="epochs"), 3)]
     [0.111, 0.333, 0.667]
+    >>> [round(c, 3) for c in rung_costs(fidelities(3), 3)]
+    [0.111, 0.333, 1.0]
     """
     costs = [f.cost(epochs) for f in levels]
     return [c - (costs[r - 1] if r and cont else 0.0) for r, (c, cont) in enumerate(zip(costs, continues(levels),
@@ -388,6 +409,8 @@ class GRU4RecTuner(base_tuner.BaseTuner):
       algorithm: ``halving`` (``max_trials`` is then the budget in full trials; ``rungs`` fidelity levels, 1 of
         every ``eta`` configurations promoted; no median pruning), ``bayesian`` or ``random`` (``max_trials`` full
         trials).
+      fidelity: how a halving rung below the top one is cheaper (:func:`fidelities`): ``sessions`` (all the
+        epochs on the most recent part of the sessions; default) or ``epochs`` (fewer epochs first).
     """
 
     def __init__(self, base: GRU4RecParams, space: SearchSpace, objective: str, epochs: int, *, max_trials: int,
@@ -395,7 +418,7 @@ class GRU4RecTuner(base_tuner.BaseTuner):
                  timeout_s: float | None = None, training: TrainOptions | None = None,
                  evaluation: EvalOptions | None = None, overwrite: bool = False,
                  divergence_factor: float = DIVERGENCE_FACTOR, initial: Sequence[Mapping[str, Any]] = (),
-                 rungs: int = 3, eta: int = 3):
+                 rungs: int = 3, eta: int = 3, fidelity: str = "sessions"):
         if not divergence_factor >= 0:
             raise ValueError(f"divergence_factor must be >= 0, got {divergence_factor}")
         training = training or TrainOptions()
@@ -413,7 +436,7 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         self.algorithm, self.budget = algorithm, max_trials
         self.levels, self.schedule, self.costs = [], [], []
         if algorithm == "halving":
-            self.levels = fidelities(self.epochs, rungs, eta)
+            self.levels = fidelities(self.epochs, rungs, eta, fidelity)
             self.costs = rung_costs(self.levels, self.epochs)
             self.schedule = halving_schedule(max_trials, self.costs, eta)
             self.prune_after = 0  # the halving is the early stopping
