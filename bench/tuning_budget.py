@@ -100,16 +100,22 @@ def references(loss):
     return out
 
 
-def search(dataset, loss, budget, seed, files, work_dir):
+def search(dataset, loss, budget, seed, files, work_dir, force=False):
     output = os.path.join(work_dir, f"{dataset}_{loss}_{budget}_{seed}")
     command = [sys.executable, "-m", "gru4rec_tf", "tune", "--train", files["train_tr"], "--valid",
                files["train_valid"], "--trials", str(budget), "--epochs", str(EPOCHS), "--seed", str(seed),
                "--fixed_params", LOSS_FIXED[loss], "--output", output]
+    if force and os.path.isdir(output):  # a re-run with the current engine: the old study moves aside
+        import shutil  # pylint: disable=g-import-not-at-top
+        shutil.rmtree(output + ".prev", ignore_errors=True)
+        os.replace(output, output + ".prev")
     log("$ gru4rec " + " ".join(command[3:]))
+    load_before = os.getloadavg()
     started = time.perf_counter()
     process = subprocess.run(command, cwd=REPO, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), check=False,
                              stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - started
+    load_after = os.getloadavg()
     lines = [line.split("] ", 1)[-1] for line in process.stderr.splitlines() if "tune:" in line]
     if process.returncode != 0:
         sys.exit(f"gru4rec tune failed ({loss}, {budget}, seed {seed}):\n{process.stderr[-3000:]}")
@@ -130,7 +136,17 @@ def search(dataset, loss, budget, seed, files, work_dir):
                 r[k] == best_row[k] for k in best_row if k not in ("trial", "state", "value", "best_epoch", "seconds",
                                                                    "rung", "fraction", "epochs", "message")
                 and "_epoch" not in k)), None),
-            "summary": summary, "last_line": lines[-1] if lines else ""}
+            "summary": summary, "last_line": lines[-1] if lines else "",
+            "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
+            "engine": _engine()}
+
+
+def _engine():
+    """The commit the search ran with (and whether the tuner's files had uncommitted changes)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
+    dirty = git("status", "--porcelain", "--", "gru4rec_tf/tune", "gru4rec_tf/commands/tune.py")
+    return git("rev-parse", "--short", "HEAD") + ("+changes" if dirty else "")
 
 
 # ----------------------------------------------------------------------------------------------- the report
@@ -171,8 +187,8 @@ def write_report(state, path):
                          f"alone (by MRR@20): {best_entry}." if refs else "."), ""]
             if cells:
                 lines += ["| budget | seed | search wall | evaluations (rungs 0/1/2) | configurations | chosen | "
-                          "epochs | valid MRR@20 | test Recall@20 | test MRR@20 | target |",
-                          "|---|---|---|---|---|---|---|---|---|---|---|"]
+                          "epochs | valid MRR@20 | test Recall@20 | test MRR@20 | target | load | engine |",
+                          "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
                 for c in sorted(cells, key=lambda c: (c["budget"], c["seed"])):
                     s, t = c["search"], c["test"]
                     ok = best_r is not None and t["recall@20"] >= best_r and t["mrr@20"] >= best_m
@@ -182,7 +198,8 @@ def write_report(state, path):
                     lines.append(f"| {c['budget']} | {c['seed']} | {s['wall_s'] / 60:.1f} min | {s['evaluations']} "
                                  f"({'/'.join(map(str, s['per_rung']))}) | {s['configurations']} | "
                                  f"trial {s['best']['trial']} | {t['epochs']} | {s['best']['value']:.4f} | "
-                                 f"{t['recall@20']:.4f} | {t['mrr@20']:.4f} | {verdict} |")
+                                 f"{t['recall@20']:.4f} | {t['mrr@20']:.4f} | {verdict} | {_load(s)} | "
+                                 f"{s.get('engine', 'before 6f7c6b7')} |")
                 lines += ["", "Chosen parameters and the search's own summary:", ""]
                 for c in sorted(cells, key=lambda c: (c["budget"], c["seed"])):
                     lines.append(f"* budget {c['budget']}, seed {c['seed']}: `{c['test']['params']}`; "
@@ -195,6 +212,13 @@ def write_report(state, path):
         handle.write("\n".join(lines) + "\n")
 
 
+def _load(search_result):
+    """The 1-minute load average before / after the search ("?" for cells stored without it)."""
+    if "load_before" not in search_result:
+        return "?"
+    return f"{search_result['load_before'][0]:.1f} / {search_result['load_after'][0]:.1f}"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="rsc15", choices=["rsc15", "generator"])
@@ -205,6 +229,8 @@ def main():
                         help="run only the searches (with their test runs) or only the references")
     parser.add_argument("--references", default="", help="comma-separated reference names to evaluate (default: "
                         "all; A,B first)")
+    parser.add_argument("--rerun", action="store_true", help="run the selected cells again even when stored (a "
+                        "changed engine); their old study directories move to DIR.prev")
     parser.add_argument("--work_dir", default="/tmp/gru4rec_tuning_budget")
     parser.add_argument("--state", default=os.path.join(RESULTS, "tuning_budget.json"))
     parser.add_argument("--output", default=os.path.join(RESULTS, "tuning_budget.md"))
@@ -239,9 +265,9 @@ def main():
             for seed in [int(s) for s in args.seeds.split(",")]:
                 for loss in losses:
                     key = f"{args.dataset}|{loss}|{budget}|{seed}"
-                    if key in state["cells"]:
+                    if key in state["cells"] and not args.rerun:
                         continue
-                    result = search(args.dataset, loss, budget, seed, files, args.work_dir)
+                    result = search(args.dataset, loss, budget, seed, files, args.work_dir, force=args.rerun)
                     log(f"  search {result['wall_s'] / 60:.1f} min, {result['evaluations']} evaluations, "
                         f"{result['configurations']} configurations; {result['last_line']}")
                     best = result["best"]
