@@ -1,6 +1,7 @@
-"""StatisticsGen of the click events (tfx_pipeline.components.event_statistics, issue 23): a small span's
-statistics computed in memory are TFX StatisticsGen's (same artifact layout and properties, same counts, the same
-inferred schema), a big span goes through the Beam executor."""
+"""StatisticsGen of the click events (tfx_pipeline.components.event_statistics, issues 23 and 27): statistics
+streamed through TFDV's generators in one process are TFX StatisticsGen's (same artifact layout and properties, same
+counts, the same inferred schema), for the Parquet events split that ClickLogExampleGen writes (which TFX's own
+executor reads too) and for an older split of tf.Example records; a distributed runner gets the Beam executor."""
 import os
 
 import numpy as np
@@ -8,29 +9,55 @@ import pytest
 
 import tfx_pipeline  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 
+N_EVENTS = 600
 
-def _examples(tmp_path, rows_ok):
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from tfx.types import standard_artifacts
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    examples.split_names = '["events"]'
-    if rows_ok is not None:
-        examples.set_int_custom_property("rows_ok", rows_ok)
-    os.makedirs(os.path.join(examples.uri, "Split-events"), exist_ok=True)
+
+def _events():
     rng = np.random.default_rng(0)
-    with tf.io.TFRecordWriter(os.path.join(examples.uri, "Split-events", "data.gz"), "GZIP") as writer:
-        for i in range(600):
-            example = tf.train.Example(features=tf.train.Features(feature={
-                "session_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[str(i // 4).encode()])),
-                "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(
-                    value=[str(int(rng.zipf(1.5)) % 50).encode()])),
-                "time_us": tf.train.Feature(int64_list=tf.train.Int64List(value=[1_796_515_200_000_000 + i]))}))
-            writer.write(example.SerializeToString())
+    return ([str(i // 4).encode() for i in range(N_EVENTS)],
+            [str(int(rng.zipf(1.5)) % 50).encode() for _ in range(N_EVENTS)],
+            [1_796_515_200_000_000 + i for i in range(N_EVENTS)])
+
+
+def _write_tf_examples(split_dir):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    with tf.io.TFRecordWriter(os.path.join(split_dir, "data.gz"), "GZIP") as writer:
+        for key, item, time_us in zip(*_events(), strict=True):
+            writer.write(tf.train.Example(features=tf.train.Features(feature={
+                "session_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[key])),
+                "item_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[item])),
+                "time_us": tf.train.Feature(int64_list=tf.train.Int64List(value=[time_us]))})).SerializeToString())
+
+
+def _write_parquet(split_dir, examples):
+    import pyarrow as pa  # pylint: disable=g-import-not-at-top
+    import pyarrow.parquet as pq
+    from tfx.components.util import examples_utils
+    from tfx.proto import example_gen_pb2
+    from tfx_pipeline import event_split
+    keys, items, times = _events()
+    flat = pa.record_batch([pa.array(keys).cast(pa.string()), pa.array(items).cast(pa.string()), pa.array(times)],
+                           names=["key", "item_id", "time_us"])
+    for part in range(2):  # two files of several row groups: the stream sees many batches
+        rows = flat.slice(part * N_EVENTS // 2, N_EVENTS // 2)
+        pq.write_table(pa.Table.from_batches([event_split.to_list_columns(rows, "session_id")]),
+                       os.path.join(split_dir, f"data_parquet-{part:05d}-of-00002.parquet"), row_group_size=70)
+    examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_PARQUET)
+    examples_utils.set_file_format(examples, event_split.FILE_FORMAT)
+
+
+def _examples(tmp_path, payload):
+    from tfx.types import standard_artifacts  # pylint: disable=g-import-not-at-top
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / f"examples-{payload}")
+    examples.split_names = '["events"]'
+    split_dir = os.path.join(examples.uri, "Split-events")
+    os.makedirs(split_dir, exist_ok=True)
+    _write_parquet(split_dir, examples) if payload == "parquet" else _write_tf_examples(split_dir)
     return examples
 
 
-def _run(tmp_path, name, rows_ok):
+def _run(tmp_path, name, examples, runner="DirectRunner"):
     from tfx.components.statistics_gen import stats_artifact_utils  # pylint: disable=g-import-not-at-top
     from tfx.dsl.components.base import base_beam_executor
     from tfx.types import standard_artifacts
@@ -38,13 +65,22 @@ def _run(tmp_path, name, rows_ok):
     statistics = standard_artifacts.ExampleStatistics()
     statistics.uri = str(tmp_path / name)
     executor = event_statistics.Executor(base_beam_executor.BaseBeamExecutor.Context(
-        beam_pipeline_args=["--runner=DirectRunner"], tmp_dir=str(tmp_path / "tmp"), unique_id=name))
-    executor.Do({"examples": [_examples(tmp_path, rows_ok)]}, {"statistics": [statistics]}, {})
+        beam_pipeline_args=[f"--runner={runner}"], tmp_dir=str(tmp_path / "tmp"), unique_id=name))
+    executor.Do({"examples": [examples]}, {"statistics": [statistics]}, {})
     return statistics, stats_artifact_utils.load_statistics(statistics, "events").proto()
 
 
-@pytest.mark.slow  # runs TFX's Beam StatisticsGen too: ~10 s idle, ~30 s loaded, too heavy for the fast tier
-def test_a_small_span_gets_statistics_gens_statistics_in_memory(tmp_path, monkeypatch):
+def test_only_the_direct_runners_family_streams_the_statistics():
+    from tfx_pipeline.components import event_statistics  # pylint: disable=g-import-not-at-top
+    assert event_statistics.runs_locally([]) and event_statistics.runs_locally(["--direct_num_workers=2"])
+    assert event_statistics.runs_locally(["--runner=DirectRunner"])
+    assert not event_statistics.runs_locally(["--runner=DataflowRunner"])
+    assert not event_statistics.runs_locally(["--runner", "PortableRunner"])
+
+
+@pytest.mark.slow  # runs TFX's Beam StatisticsGen twice: ~20 s idle, ~60 s loaded, too heavy for the fast tier
+@pytest.mark.parametrize("payload", ["parquet", "tf_example"])
+def test_streamed_statistics_are_statistics_gens(tmp_path, monkeypatch, payload):
     import tfx  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import  (before TFDV)
     import tensorflow_data_validation as tfdv
     from tfx_pipeline.components import event_statistics
@@ -52,20 +88,23 @@ def test_a_small_span_gets_statistics_gens_statistics_in_memory(tmp_path, monkey
     original = event_statistics.statistics_gen_executor.Executor.Do
     monkeypatch.setattr(event_statistics.statistics_gen_executor.Executor, "Do",
                         lambda self, *args: calls.append(args) or original(self, *args))
-    in_memory, memory_stats = _run(tmp_path, "memory", rows_ok=600)
+    examples = _examples(tmp_path, payload)
+    streamed, streamed_stats = _run(tmp_path, "streamed", examples)
     assert not calls  # no Beam job
-    monkeypatch.setattr(event_statistics, "IN_MEMORY_MAX_EVENTS", 599)
-    beam, beam_stats = _run(tmp_path, "beam", rows_ok=600)  # above the limit: TFX's own executor
+    monkeypatch.setattr(event_statistics, "runs_locally", lambda args: False)  # as on Dataflow: TFX's own executor
+    beam, beam_stats = _run(tmp_path, "beam", examples)
     assert len(calls) == 1
-    assert in_memory.split_names == beam.split_names and in_memory.span == beam.span
-    assert in_memory.get_json_value_custom_property("sample_rate_by_split") == \
+    assert streamed.split_names == beam.split_names and streamed.span == beam.span
+    assert streamed.get_json_value_custom_property("sample_rate_by_split") == \
         beam.get_json_value_custom_property("sample_rate_by_split")
-    assert sorted(os.listdir(os.path.join(in_memory.uri, "Split-events"))) == ["FeatureStats.pb"]
-    memory, beam_set = memory_stats.datasets[0], beam_stats.datasets[0]
-    assert memory.num_examples == beam_set.num_examples == 600
-    features = {str(f.path.step[0]): f for f in memory.features}
-    expected = {str(f.path.step[0]): f for f in beam_set.features}
+    assert sorted(os.listdir(os.path.join(streamed.uri, "Split-events"))) == ["FeatureStats.pb"]
+    mine, theirs = streamed_stats.datasets[0], beam_stats.datasets[0]
+    assert mine.num_examples == theirs.num_examples == N_EVENTS
+    features = {str(f.path.step[0]): f for f in mine.features}
+    expected = {str(f.path.step[0]): f for f in theirs.features}
     assert set(features) == set(expected) == {"session_id", "item_id", "time_us"}
-    assert features["item_id"].string_stats.unique == expected["item_id"].string_stats.unique
+    for name in ("session_id", "item_id"):
+        assert features[name].string_stats.unique == expected[name].string_stats.unique
     assert features["time_us"].num_stats.mean == pytest.approx(expected["time_us"].num_stats.mean)
-    assert tfdv.infer_schema(memory_stats) == tfdv.infer_schema(beam_stats)
+    assert features["time_us"].num_stats.max == expected["time_us"].num_stats.max
+    assert tfdv.infer_schema(streamed_stats) == tfdv.infer_schema(beam_stats)

@@ -15,11 +15,12 @@ It is still a ``FileBasedExampleGen`` (the TFX extension point for other formats
 driver: the input files' fingerprint (sizes and modification times) decides whether a cached run can be reused,
 spans/versions work, and the Kubeflow V2 compiler handles it like ``CsvExampleGen``.
 
-Output records: ``tf.train.Example`` with ``session_id`` (or ``user_id`` when sessions are built from user
-activity) and ``item_id`` (bytes) and ``time_us`` (int64). Parsing is
+Output: one ``events`` split with TFX's Parquet payload (``FORMAT_PARQUET``): columns ``session_id`` (or ``user_id``
+when sessions are built from user activity) and ``item_id`` (bytes) and ``time_us`` (int64), one value per list
+cell (:mod:`tfx_pipeline.event_split` says why Parquet and who reads it). Parsing is
 :class:`gru4rec_tf.preprocessing.arrow_read.ReadClickLogBatches` (Arrow record batches, the rules of the Beam
-preprocessing's ``ReadClickLog``, so both read a log identically); the batches are encoded by tfx_bsl's C++ encoder
-and written a batch at a time (:class:`WriteExampleBatches`), in the layout of TFX's ExampleGen.
+preprocessing's ``ReadClickLog``, so both read a log identically); the batches are written as they come, a row group
+per batch (:class:`tfx_pipeline.event_split.WriteEventFiles`), in the layout of TFX's ExampleGen.
 
 Example::
 
@@ -42,12 +43,13 @@ from tfx.types import artifact_utils
 from tfx.types import standard_component_specs
 
 from gru4rec_tf.data.event_columns import DataError
+from tfx_pipeline import event_split
 from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_options
 
-SPLIT = "events"
+SPLIT = event_split.SPLIT
 REPORT_FILE = "ingest_report.json"
 REJECTED_DIR = "rejected"
-_FILE_PREFIX, _TEMP_DIR = "data_tfrecord", ".tmp-examples"  # output file names as TFX's; files being written
+_TEMP_DIR = ".tmp-examples"  # files being written
 _REPORT_DIR_KEY = "_gru4rec_report_dir"  # private exec property: where the Beam job writes its report
 _WINDOW_KEY, _SPAN_PATTERN_KEY = "_window_spans", "_span_pattern"  # custom_config keys beside the options
 
@@ -115,110 +117,6 @@ def _read_options(exec_properties: dict[str, Any], split_pattern: str):
 
 
 # ------------------------------------------------------------------------------------------------------- Beam
-def example_batch(batch, key_feature: str):
-    """An event batch (``key``, ``item_id``, ``time_us``) as the one-value list columns that tfx_bsl's
-    ``RecordBatchToExamplesEncoder`` writes as ``tf.train.Example`` features (bytes, bytes, int64)."""
-    import numpy as np  # pylint: disable=g-import-not-at-top
-    import pyarrow as pa  # pylint: disable=g-import-not-at-top
-    offsets = pa.array(np.arange(batch.num_rows + 1, dtype=np.int32))
-    columns = [pa.ListArray.from_arrays(offsets, batch.column("key").cast(pa.binary())),
-               pa.ListArray.from_arrays(offsets, batch.column("item_id").cast(pa.binary())),
-               pa.ListArray.from_arrays(offsets, batch.column("time_us"))]
-    return pa.RecordBatch.from_arrays(columns, names=[key_feature, "item_id", "time_us"])
-
-
-class _EncodeExamples(beam.DoFn):
-    """Event batches -> serialized ``tf.train.Example`` records (tfx_bsl's C++ encoder, one call per batch)."""
-
-    def __init__(self, key_feature: str):
-        self._key_feature = key_feature
-        self._encoder = None
-
-    def setup(self):
-        from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
-        self._encoder = example_coder.RecordBatchToExamplesEncoder()
-
-    def process(self, batch):
-        yield from self._encoder.encode(example_batch(batch, self._key_feature))
-
-
-class _WriteExampleFiles(beam.DoFn):
-    """Encodes event batches and writes each bundle's examples to one gzipped TFRecord file in ``temp_dir``;
-    emits ``(file, records)`` when the bundle ends (only the files it reports are published)."""
-
-    def __init__(self, temp_dir: str, key_feature: str, compression_level: int):
-        self._temp_dir, self._key_feature, self._level = temp_dir, key_feature, compression_level
-        self._encoder = self._writer = None
-
-    def setup(self):
-        from tfx_bsl.coders import example_coder  # pylint: disable=g-import-not-at-top
-        self._encoder = example_coder.RecordBatchToExamplesEncoder()
-
-    def start_bundle(self):
-        self._writer, self._path, self._records = None, None, 0
-
-    def process(self, batch):
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        if not batch.num_rows:
-            return
-        if self._writer is None:
-            import uuid  # pylint: disable=g-import-not-at-top
-            self._path = os.path.join(self._temp_dir, f"{uuid.uuid4().hex}.gz")
-            self._writer = tf.io.TFRecordWriter(
-                self._path, tf.io.TFRecordOptions(compression_type="GZIP", compression_level=self._level))
-        write = self._writer.write
-        for record in self._encoder.encode(example_batch(batch, self._key_feature)):
-            write(record)
-        self._records += batch.num_rows
-
-    def finish_bundle(self):
-        from apache_beam.transforms.window import GlobalWindow  # pylint: disable=g-import-not-at-top
-        from apache_beam.utils.timestamp import MIN_TIMESTAMP  # pylint: disable=g-import-not-at-top
-        from apache_beam.utils.windowed_value import WindowedValue  # pylint: disable=g-import-not-at-top
-        if self._writer is not None:
-            self._writer.close()
-            logging.info("ClickLogExampleGen: wrote %d examples to %s", self._records, self._path)
-            yield WindowedValue((self._path, self._records), MIN_TIMESTAMP, [GlobalWindow()])
-        self._writer = None
-
-
-def _publish_files(written, split_dir: str, temp_dir: str) -> int:
-    """Moves the written files into the split directory as ``data_tfrecord-SSSSS-of-NNNNN.gz`` (the names of
-    TFX's ExampleGen), removes the temporary directory; returns the number of examples."""
-    import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    written = sorted(written)
-    tf.io.gfile.makedirs(split_dir)
-    for shard, (path, _) in enumerate(written):
-        tf.io.gfile.rename(path, os.path.join(split_dir, f"{_FILE_PREFIX}-{shard:05d}-of-{len(written):05d}.gz"),
-                           overwrite=True)
-    tf.io.gfile.rmtree(temp_dir)
-    return sum(n for _, n in written)
-
-
-class WriteExampleBatches(beam.PTransform):
-    """Writes event record batches as a split of gzipped ``tf.train.Example`` TFRecords (the layout of TFX's
-    ExampleGen: ``<split_dir>/data_tfrecord-SSSSS-of-NNNNN.gz``), encoded a batch at a time, written without a
-    shuffle of single records. Files are written under ``temp_dir`` and moved in place once all are complete.
-
-    Example::
-
-        read["batches"] | WriteExampleBatches(os.path.join(uri, "Split-events"), os.path.join(uri, ".tmp"))
-    """
-
-    def __init__(self, split_dir: str, temp_dir: str, key_feature: str = "session_id", compression_level: int = 1):
-        super().__init__()
-        self._split_dir, self._temp_dir = split_dir, temp_dir
-        self._key_feature, self._level = key_feature, compression_level
-
-    def expand(self, batches):
-        import tensorflow as tf  # pylint: disable=g-import-not-at-top
-        tf.io.gfile.makedirs(self._temp_dir)
-        return (batches
-                | "EncodeAndWrite" >> beam.ParDo(_WriteExampleFiles(self._temp_dir, self._key_feature, self._level))
-                | "Files" >> beam.combiners.ToList()
-                | "Publish" >> beam.Map(_publish_files, split_dir=self._split_dir, temp_dir=self._temp_dir))
-
-
 def _read_click_log(pipeline: beam.Pipeline, exec_properties: dict[str, Any], split_pattern: str):
     """Reads one input split (the spans of its window) into event batches; writes the read counters and the
     rejected rows beside it. Returns ``(batches, key feature name)``."""
@@ -240,14 +138,13 @@ def _read_click_log(pipeline: beam.Pipeline, exec_properties: dict[str, Any], sp
 
 @beam.ptransform_fn
 @beam.typehints.with_input_types(beam.Pipeline)
-@beam.typehints.with_output_types(bytes)
 def _ClickLogToExample(pipeline: beam.Pipeline, exec_properties: dict[str, Any],  # pylint: disable=invalid-name
                        split_pattern: str) -> beam.pvalue.PCollection:
-    """The ExampleGen extension point: one input split -> serialized examples (one element each). The executor
-    does not use it (it writes the batches directly, see :class:`WriteExampleBatches`); kept for TFX's base
-    ``GenerateExamplesByBeam``."""
+    """The ExampleGen extension point: one input split -> one dict per event, the records TFX's Parquet writer
+    takes. The executor does not use it (it writes whole batches, see :class:`tfx_pipeline.event_split.
+    WriteEventFiles`); kept for TFX's base ``GenerateExamplesByBeam``."""
     batches, key_feature = _read_click_log(pipeline, exec_properties, split_pattern)
-    return batches | "ToExample" >> beam.ParDo(_EncodeExamples(key_feature))
+    return batches | "ToRows" >> beam.FlatMap(lambda batch: event_split.to_list_columns(batch, key_feature).to_pylist())
 
 
 # --------------------------------------------------------------------------------------------------- executor
@@ -318,9 +215,8 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
                      else "", report["rows_filtered_event_type"])
 
     def _generate(self, input_dict, output_dict, exec_properties: dict[str, Any], pattern: str) -> None:
-        """What the base executor's ``Do`` does, with the examples written a batch at a time: the base class
-        would shuffle and write every record as one Beam element."""
-        from tfx.components.example_gen import write_split  # pylint: disable=g-import-not-at-top
+        """What the base executor's ``Do`` does, with the events written a batch at a time: the base class would
+        shuffle and write every record as one Beam element."""
         from tfx.components.util import examples_utils  # pylint: disable=g-import-not-at-top
         self._log_startup(input_dict, output_dict, exec_properties)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
@@ -328,14 +224,12 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         split_dir = artifact_utils.get_split_uri([examples], SPLIT)
         with self._make_beam_pipeline() as pipeline:
             batches, key_feature = _read_click_log(pipeline, exec_properties, pattern)
-            _ = batches | f"WriteSplit[{SPLIT}]" >> WriteExampleBatches(
+            _ = batches | f"WriteSplit[{SPLIT}]" >> event_split.WriteEventFiles(
                 split_dir, os.path.join(examples.uri, _TEMP_DIR), key_feature)
-        payload_format = exec_properties.get(standard_component_specs.OUTPUT_DATA_FORMAT_KEY)
-        if payload_format:
-            examples_utils.set_payload_format(examples, payload_format)
-        file_format = exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY)
-        if file_format:
-            examples_utils.set_file_format(examples, write_split.to_file_format_str(file_format))
+        # always Parquet (the component sets these exec properties to match); TFX 1.21's write_split names no Parquet
+        # file format, and its TFXIO factory reads the enum's name
+        examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_PARQUET)
+        examples_utils.set_file_format(examples, event_split.FILE_FORMAT)
 
     @staticmethod
     def _check_input(exec_properties: dict[str, Any], pattern: str):
@@ -393,4 +287,6 @@ class ClickLogExampleGen(example_gen_component.FileBasedExampleGen):
             input_config=example_gen_pb2.Input(splits=[example_gen_pb2.Input.Split(name=SPLIT, pattern=pattern)]),
             output_config=example_gen_pb2.Output(),  # no hash split: the output split is the input split
             custom_config=pack_options(options, window_spans, pattern if has_span else ""),
+            output_data_format=example_gen_pb2.FORMAT_PARQUET,  # see tfx_pipeline.event_split
+            output_file_format=example_gen_pb2.FILE_FORMAT_PARQUET,
         )

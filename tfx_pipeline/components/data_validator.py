@@ -40,6 +40,7 @@ from tfx.types import standard_artifacts
 
 from tfx_pipeline import artifacts
 from tfx_pipeline import data_checks
+from tfx_pipeline import event_split
 from tfx_pipeline.components import click_log_gen
 from tfx_pipeline.validation_options import ValidationOptions
 
@@ -64,22 +65,6 @@ class DataValidatorSpec(component_spec.ComponentSpec):
 
 
 # ------------------------------------------------------------------------------------------------ statistics
-def read_events(examples: types.Artifact):
-    """``(keys, items, times_us)`` numpy arrays of the ingested events (parsed in batches with tf.data)."""
-    import numpy as np  # pylint: disable=g-import-not-at-top
-    import tensorflow as tf
-    key = f"{examples.get_string_custom_property('event_key') or 'session'}_id"
-    files = tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], click_log_gen.SPLIT), "*"))
-    spec = {key: tf.io.FixedLenFeature([], tf.string), "item_id": tf.io.FixedLenFeature([], tf.string),
-            "time_us": tf.io.FixedLenFeature([], tf.int64)}
-    dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(65536).map(
-        lambda batch: tf.io.parse_example(batch, spec))
-    parts = [(b[key].numpy(), b["item_id"].numpy(), b["time_us"].numpy()) for b in dataset]
-    if not parts:
-        return np.array([], dtype=object), np.array([], dtype=object), np.array([], dtype=np.int64)
-    return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))
-
-
 def profile_of(keys, items, times, mask, rows_rejected: int, user_keyed: bool) -> data_checks.DataProfile:
     """The :class:`~tfx_pipeline.data_checks.DataProfile` of the events selected by the boolean ``mask``."""
     import numpy as np  # pylint: disable=g-import-not-at-top
@@ -191,7 +176,7 @@ class Executor(base_executor.BaseExecutor):
         statistics_list = stats_artifact_utils.load_statistics(stats_artifact, click_log_gen.SPLIT).proto()
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         rejected = int(examples.get_int_custom_property("rows_rejected") or 0)
-        keys, items, times = read_events(examples)
+        keys, items, times = event_split.read_event_arrays(examples)
         user_keyed = examples.get_string_custom_property("event_key") == "user"
         window = profile_of(keys, items, times, times == times, rejected, user_keyed)
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(

@@ -1,7 +1,7 @@
 """SessionTensors: ingested click events -> cleaned, time-split session tensors and the item vocabulary.
 
 Reads the ``events`` split written by :class:`tfx_pipeline.components.click_log_gen.ClickLogExampleGen` in Arrow
-record batches (tfx_bsl's ``TFExampleRecord`` source, decoded in C++) and hands them to
+record batches (a Parquet row group at a time, :class:`tfx_pipeline.event_split.EventBatchSource`) and hands them to
 :func:`gru4rec_tf.preprocessing.arrow_sessions.build_from_event_batches`, which builds, cleans, splits and writes
 the sessions with vectorised operations on hash partitions of the log, on whatever Beam runner the pipeline's
 ``beam_pipeline_args`` name. Memory per worker follows the partition and shard sizes, not the log (the number of
@@ -24,9 +24,6 @@ import json
 import os
 from typing import Any
 
-import apache_beam as beam
-import pyarrow as pa
-import pyarrow.compute as pc
 from absl import logging
 from apache_beam.io.filesystems import FileSystems
 from tfx import types
@@ -40,20 +37,19 @@ from tfx.types import channel
 from tfx.types import component_spec
 from tfx.types import standard_artifacts
 from tfx.utils import io_utils
-from tfx_bsl.public import tfxio
 
 from gru4rec_tf.data import contracts
 from gru4rec_tf.data.event_columns import DataError
 from gru4rec_tf.preprocessing import arrow_sessions
 from gru4rec_tf.preprocessing import report as preprocessing_report
 from tfx_pipeline import artifacts
+from tfx_pipeline import event_split
 from tfx_pipeline.components import click_log_gen
 from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_options
 
 SPLITS = ("train", "test")
 STATS_FILE = contracts.STATS_FILE
 _REPORT_FILE = arrow_sessions.REPORT_FILE
-_READ_BATCH_SIZE = 100_000  # examples per record batch read from the events split
 
 
 class SessionTensorsSpec(component_spec.ComponentSpec):
@@ -70,42 +66,6 @@ class SessionTensorsSpec(component_spec.ComponentSpec):
 
 
 # ------------------------------------------------------------------------------------------------------- Beam
-def _events_schema(key_feature: str):
-    from tensorflow_metadata.proto.v0 import schema_pb2  # pylint: disable=g-import-not-at-top
-    schema = schema_pb2.Schema()
-    for name, kind in ((key_feature, schema_pb2.BYTES), ("item_id", schema_pb2.BYTES), ("time_us", schema_pb2.INT)):
-        schema.feature.add(name=name, type=kind)
-    return schema
-
-
-def events_batch(batch: pa.RecordBatch, key_feature: str) -> pa.RecordBatch:
-    """A decoded batch of ingestion examples (list columns) -> the session builder's ``key, item_id, time_us``.
-
-    Every example must hold exactly one value of each feature; otherwise a :class:`DataError` names the feature.
-
-    Example::
-
-        >>> b = pa.record_batch([pa.array([[b"s"]]), pa.array([[b"i"]]), pa.array([[5]])],
-        ...                     names=["session_id", "item_id", "time_us"])
-        >>> events_batch(b, "session_id").to_pydict()
-        {'key': ['s'], 'item_id': ['i'], 'time_us': [5]}
-    """
-    columns = []
-    for feature, name in ((key_feature, arrow_sessions.KEY), ("item_id", arrow_sessions.ITEM),
-                          ("time_us", arrow_sessions.TIME)):
-        index = batch.schema.get_field_index(feature)
-        if index < 0:
-            raise DataError(f"ingested events: no feature {feature!r} (features: {batch.schema.names})")
-        column = batch.column(index)
-        lengths = pc.list_value_length(column).fill_null(0).to_numpy(zero_copy_only=False)
-        if (lengths != 1).any():
-            raise DataError(f"ingested events: {int((lengths != 1).sum())} example(s) without exactly one "
-                            f"{feature!r} value")
-        values = pc.list_flatten(column)
-        columns.append(values.cast(pa.string()) if name != arrow_sessions.TIME else values)
-    return pa.record_batch(columns, names=[arrow_sessions.KEY, arrow_sessions.ITEM, arrow_sessions.TIME])
-
-
 def split_uri(uri: str, name: str) -> str:
     """The directory of split ``name`` in an Examples artifact (TFX's ``Split-<name>`` convention)."""
     return os.path.join(uri, f"Split-{name}")
@@ -142,16 +102,11 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                                      input=source, output=tensors.uri)
         logging.info("SessionTensors: building sessions from %s (%s IDs), test split: last %g day(s) by session %s",
                      source, event_key, options.test_days, options.split_on)
-        key_feature = f"{event_key}_id"
         rows = click_log_gen.row_counts(click_log_gen.read_report(os.path.join(examples.uri,
                                                                                click_log_gen.REPORT_FILE)))
         partitions = arrow_sessions.partitions_for(rows.get("rows_ok"))
-        read = tfxio.TFExampleRecord(file_pattern=source, schema=_events_schema(key_feature),
-                                     telemetry_descriptors=["gru4rec", "SessionTensors"])
         with self._make_beam_pipeline() as pipeline:
-            batches = (pipeline
-                       | "ReadEvents" >> read.BeamSource(batch_size=_READ_BATCH_SIZE)
-                       | "ToEvents" >> beam.Map(events_batch, key_feature=key_feature))
+            batches = pipeline | "ReadEvents" >> event_split.EventBatchSource(examples)
             arrow_sessions.build_from_event_batches(
                 batches, options, tensors.uri, split_dir=lambda name: split_uri(tensors.uri, name),
                 partitions=partitions)
