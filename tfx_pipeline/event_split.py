@@ -234,12 +234,17 @@ def iter_list_batches(examples, split: str = SPLIT) -> Iterator[pa.RecordBatch]:
         yield decoder.DecodeBatch(records.numpy().tolist())
 
 
-def read_event_arrays(examples) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(keys, items, times_us)`` numpy arrays of the split's events (IDs as bytes objects)."""
+def read_event_arrays(examples) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(key_codes, item_codes, item_ids, times_us)`` of the split's events: the session (or user) and item IDs as
+    int32 codes (Arrow's dictionary encoding, in C++), ``item_ids`` the item ID (bytes) of each item code, times as
+    int64. About 16 bytes per event in memory, instead of two Python ``bytes`` objects per event."""
     key_name = key_feature(examples)
     parts = [to_flat_columns(batch, key_name) for batch in iter_list_batches(examples)]
     if not parts:
-        return np.array([], dtype=object), np.array([], dtype=object), np.array([], dtype=np.int64)
+        empty = np.array([], dtype=np.int32)
+        return empty, empty, np.array([], dtype=object), np.array([], dtype=np.int64)
     table = pa.Table.from_batches(parts)
-    keys, items = (table.column(name).cast(pa.binary()).to_numpy() for name in (KEY, ITEM))
-    return keys, items, table.column(TIME).to_numpy()
+    keys = pc.dictionary_encode(table.column(KEY).combine_chunks())
+    items = pc.dictionary_encode(table.column(ITEM).combine_chunks())
+    return (keys.indices.to_numpy(), items.indices.to_numpy(),
+            items.dictionary.cast(pa.binary()).to_numpy(zero_copy_only=False), table.column(TIME).to_numpy())

@@ -148,9 +148,10 @@ class _Baseline:
         return io_utils.SchemaReader().read(os.path.join(self.dir, SCHEMA_FILE)) if fileio.exists(
             os.path.join(self.dir, SCHEMA_FILE)) else schema_pb2.Schema()
 
-    def new_item_share(self, span_items) -> float | None:
-        """The share of ``span_items`` (the span's events' items, bytes) that the last blessed model lacks."""
-        if not self.model_uri or len(span_items) == 0:
+    def new_item_share(self, item_ids, span_codes) -> float | None:
+        """The share of the span's events (their item codes ``span_codes``, indices into ``item_ids``, bytes) whose
+        item the last blessed model lacks."""
+        if not self.model_uri or len(span_codes) == 0:
             return None
         import numpy as np  # pylint: disable=g-import-not-at-top
         from gru4rec_tf.data import contracts
@@ -159,7 +160,7 @@ class _Baseline:
             return None
         with fileio.open(path) as handle:
             known = [line.split("\t", 1)[0].encode() for line in handle.read().splitlines()[1:] if line]
-        return float(1.0 - np.isin(span_items, np.array(known, dtype=object)).mean())
+        return float(1.0 - np.isin(item_ids, np.array(known, dtype=object))[span_codes].mean())
 
 
 # ------------------------------------------------------------------------------------------------ executor
@@ -176,7 +177,7 @@ class Executor(base_executor.BaseExecutor):
         statistics_list = stats_artifact_utils.load_statistics(stats_artifact, click_log_gen.SPLIT).proto()
         examples = artifact_utils.get_single_instance(input_dict["examples"])
         rejected = int(examples.get_int_custom_property("rows_rejected") or 0)
-        keys, items, times = event_split.read_event_arrays(examples)
+        keys, items, item_ids, times = event_split.read_event_arrays(examples)  # IDs as integer codes
         user_keyed = examples.get_string_custom_property("event_key") == "user"
         window = profile_of(keys, items, times, times == times, rejected, user_keyed)
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
@@ -190,8 +191,9 @@ class Executor(base_executor.BaseExecutor):
                          base_window.time_max_us if base_window else None)
         current = profile_of(keys, items, times, mask, rejected, user_keyed)
         found = example_validator_anomalies(artifact_utils.get_single_instance(input_dict["anomalies"]))
+        new_share = baseline.new_item_share(item_ids, items[mask]) if base_span else None
         found += data_checks.check_span(current, base_span, options, now_us=int(time.time() * 1e6),
-                                        new_item_share=baseline.new_item_share(items[mask]) if base_span else None,
+                                        new_item_share=new_share,
                                         baseline_end_us=base_window.time_max_us if base_window else None)
         if not any(a.check == "time_range" for a in found):
             found += self._window_times(times)
