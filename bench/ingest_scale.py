@@ -123,7 +123,8 @@ def _data_file(cache: Path, n_sessions: int, n_items: int) -> Path:
     return Path(cli.ensure_synthetic_data(Layout(), n_sessions, n_items))
 
 
-def _run_pipeline(work: Path, data: Path, n_sessions: int, n_items: int, timeout_s: float, beam_args: str) -> dict:
+def _run_pipeline(work: Path, data: Path, n_sessions: int, n_items: int, timeout_s: float, beam_args: str,
+                  extra_args: list[str]) -> dict:
     from tfx_pipeline.cli import SYNTHETIC_FILE  # pylint: disable=g-import-not-at-top
     target = work / "data" / "synthetic" / f"s{n_sessions}-i{n_items}" / SYNTHETIC_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +132,7 @@ def _run_pipeline(work: Path, data: Path, n_sessions: int, n_items: int, timeout
     command = [sys.executable, "-m", "gru4rec_tf", "pipeline", "run", f"--work_dir={work}",
                f"--synthetic_sessions={n_sessions}", f"--synthetic_items={n_items}", "--epochs=1"]
     command += [f"--beam_pipeline_args={beam_args}"] if beam_args else []
+    command += extra_args
     log_path = work / "command.log"
     started = time.time()
     with open(log_path, "wb") as log:
@@ -211,8 +213,9 @@ def _write_results(path: Path, plot: Path, rows: list, args) -> None:
     for row in rows:
         run = row["pipeline"]
         splits = f"; train/test events {run['train_events']:,}/{run['test_events']:,}" if run["train_events"] else ""
+        extra = run["command"].split("--epochs=1", 1)[-1].strip()
         lines.append(f"- {row['events']:,} events: " + ", ".join(f"{c} {s:.1f}" for c, s in run["components"].items())
-                     + f"; exit {run['exit']}{splits}")
+                     + f"; exit {run['exit']}{splits}" + (f"; more flags: `{extra}`" if extra else ""))
     lines += ["", f"![time and memory against events]({plot.name})", "", "Raw figures (JSON):", "", "```json",
               json.dumps(rows, indent=1, default=str), "```", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
@@ -257,6 +260,11 @@ def main() -> None:
     parser.add_argument("--beam_args", default="", help="--beam_pipeline_args of the command (default: none, the "
                         "command's default runner: DirectRunner, in memory)")
     parser.add_argument("--no_pandas_above", type=int, default=10**12, help="skip pandas above this many events")
+    parser.add_argument("--no_exact_pandas_above", type=int, default=10**12,
+                        help="skip the tests' exact pandas reference (not the lean script) above this many events")
+    parser.add_argument("--command_args", default="", help="more flags of the command, space-separated (e.g. "
+                        "--eval_sample_sessions=20000 where the full-catalogue evaluation of every test event would "
+                        "take longer than the session allows)")
     parser.add_argument("--results", default=str(REPO_ROOT / "bench" / "results" / "ingest_scale.md"))
     parser.add_argument("--plot", default=str(REPO_ROOT / "bench" / "results" / "ingest_scale.png"))
     parser.add_argument("--append", action="store_true", help="keep the rows of the JSON beside --results")
@@ -272,13 +280,14 @@ def main() -> None:
         print(f"{n_events:,} events: data {data} ({data.stat().st_size / 2**20:.0f} MiB, "
               f"{time.time() - started:.0f} s)", flush=True)
         run_dir = work / f"run-{n_events}-{int(time.time())}"
-        run = _run_pipeline(run_dir, data, n_sessions, args.items, args.timeout_s, args.beam_args)
+        run = _run_pipeline(run_dir, data, n_sessions, args.items, args.timeout_s, args.beam_args,
+                            args.command_args.split())
         print(f"  pipeline: exit {run['exit']}, {run['wall_s']:.0f} s, peak RSS {_gib(run['peak_rss_bytes']):.2f} GiB,"
               f" {run['components']}", flush=True)
         if run["exit"] != 0:
             print(run["log_tail"], flush=True)
         load = os.getloadavg()[0]
-        pandas = _run_pandas(data) if n_events <= args.no_pandas_above else None
+        pandas = _run_pandas(data) if n_events <= min(args.no_pandas_above, args.no_exact_pandas_above) else None
         if pandas:
             print(f"  pandas: {pandas['seconds']:.1f} s ({pandas['rows'] / pandas['seconds']:,.0f} events/s), "
                   f"peak RSS {pandas['peak_rss_gib']:.2f} GiB, splits {pandas['splits']}", flush=True)

@@ -115,7 +115,10 @@ class _WriteParquetFiles(beam.DoFn):
         if self._writer is None:
             self._path = FileSystems.join(self._temp_dir, f"{uuid.uuid4().hex}{FILE_SUFFIX}")
             self._handle = FileSystems.create(self._path, mime_type="application/octet-stream")
-            self._writer = pq.ParquetWriter(self._handle, list_schema(self._key_name), compression="snappy")
+            # no dictionary pages and no column statistics: with them, writing took 0.49 s per 1M events, without
+            # 0.18 s (the files are 25% larger; every reader scans whole files anyway)
+            self._writer = pq.ParquetWriter(self._handle, list_schema(self._key_name), compression="snappy",
+                                            use_dictionary=False, write_statistics=False)
         self._writer.write_batch(to_list_columns(batch, self._key_name))
         self._rows += batch.num_rows
 

@@ -188,9 +188,10 @@ class _Rows:
         self.lengths = np.diff(offsets)
 
     def const(self, data: bytes) -> None:
-        for byte in data:
-            self.out[self.cursor] = byte
-            self.cursor += 1
+        if not data:
+            return
+        self.out[self.cursor[:, None] + np.arange(len(data))] = np.frombuffer(data, dtype=np.uint8)
+        self.cursor += len(data)
 
     def varint(self, values: np.ndarray) -> None:
         sizes = _varint_sizes(values)
