@@ -142,11 +142,12 @@ def search(dataset, loss, budget, seed, files, work_dir, force=False):
 
 
 def _engine():
-    """The commit the search ran with (and whether the tuner's files had uncommitted changes)."""
+    """The last commit of the tuner's files the search ran with (+changes when they had uncommitted ones)."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
-    dirty = git("status", "--porcelain", "--", "gru4rec_tf/tune", "gru4rec_tf/commands/tune.py")
-    return git("rev-parse", "--short", "HEAD") + ("+changes" if dirty else "")
+    paths = ("gru4rec_tf/tune", "gru4rec_tf/commands/tune.py")
+    dirty = git("status", "--porcelain", "--", *paths)
+    return git("log", "-1", "--format=%h", "--", *paths) + ("+changes" if dirty else "")
 
 
 # ----------------------------------------------------------------------------------------------- the report
