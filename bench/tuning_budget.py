@@ -153,9 +153,11 @@ def _engine():
 # ----------------------------------------------------------------------------------------------- the report
 def write_report(state, path):
     lines = ["# Tuning on a small budget (`bench/tuning_budget.py`, #26)", "",
-             f"Written {time.strftime('%Y-%m-%d %H:%M')} UTC ({platform.machine()}, {os.cpu_count()} cores "
-             "**shared with three other helpers' tests and runs**, so wall times are upper bounds; Python "
-             f"{platform.python_version()}). Each cell: `gru4rec tune --trials BUDGET --epochs {EPOCHS} --seed SEED "
+             f"Written {time.strftime('%Y-%m-%d %H:%M')} UTC ({platform.machine()}, {os.cpu_count()} cores, "
+             f"Python {platform.python_version()}; each cell's row gives the 1-minute load average before and after "
+             "its search (the search itself keeps about 2-3 of it busy; more means other jobs) and the last commit "
+             "of the tuner's files it ran with). Each cell: "
+             f"`gru4rec tune --trials BUDGET --epochs {EPOCHS} --seed SEED "
              "--fixed_params loss=LOSS,n_sample=2048` with the defaults (`--algorithm halving --initial_params "
              "portfolio`, objective MRR@20) on `train_tr` -> `train_valid`; the chosen parameters and epochs then "
              f"trained on `train_full` and evaluated on `test` (full catalogue, standard ties), training seed "
