@@ -295,7 +295,7 @@ def main() -> None:
         if lean:
             print(f"  lean pandas: {lean['seconds']:.1f} s ({lean['rows'] / lean['seconds']:,.0f} events/s)",
                   flush=True)
-        real = pandas["rows"] if pandas else n_events
+        real = pandas["rows"] if pandas else lean["rows"] if lean else n_events  # rows of the file
         agree = ("yes" if pandas and run["train_events"] == pandas["splits"].get("train")
                  and run["test_events"] == pandas["splits"].get("test") else "NO" if pandas else "n/a")
         rows = [r for r in rows if r["events"] != real] + [

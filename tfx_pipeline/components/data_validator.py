@@ -41,6 +41,7 @@ from tfx.types import standard_artifacts
 from tfx_pipeline import artifacts
 from tfx_pipeline import data_checks
 from tfx_pipeline import event_split
+from tfx_pipeline.freed_memory import release_freed_memory
 from tfx_pipeline.components import click_log_gen
 from tfx_pipeline.validation_options import ValidationOptions
 
@@ -201,6 +202,7 @@ class Executor(base_executor.BaseExecutor):
         found += tfdv_anomalies(statistics_list, reference, baseline.statistics(), options.max_item_drift)
         self._write(verdict, found, options, {"window": window.to_dict(), "span": current.to_dict()},
                     statistics_list, schema)
+        release_freed_memory()
 
     @staticmethod
     def _window_times(times) -> list:

@@ -34,6 +34,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import json_utils
 
 from tfx_pipeline import event_split
+from tfx_pipeline.freed_memory import release_freed_memory
 
 LOCAL_RUNNERS = ("", "directrunner", "fnapirunner", "bundlebaseddirectrunner", "switchingdirectrunner")
 
@@ -98,6 +99,7 @@ class Executor(statistics_gen_executor.Executor):
                 handle.write(result.SerializeToString())
             logging.info("StatisticsGen: %d events of split %s: statistics streamed in one process, written to %s",
                          result.datasets[0].num_examples if result.datasets else 0, split, output)
+        release_freed_memory()
 
 
 class EventStatisticsGen(StatisticsGen):
