@@ -3,7 +3,6 @@ resume after an interruption, and the reports. Tiny synthetic data and layers: a
 import csv
 import dataclasses
 import json
-import math
 
 import numpy as np
 import pytest
@@ -340,29 +339,3 @@ def test_the_default_fidelity_trains_every_epoch_on_the_most_recent_sessions(tmp
         assert np.array_equal(data.item_idx, train.item_idx[-data.n_events:])
     best_first = max(rows[:2], key=lambda r: r["value"])
     assert _key(rows[2]) == _key(best_first) and _key(rows[3]) == _key(rows[2])
-
-
-def test_the_model_based_draw_goes_where_the_good_configurations_are():
-    import keras_tuner  # pylint: disable=import-outside-toplevel
-    hp = keras_tuner.HyperParameters()
-    hp.Float("x", 0.0, 1.0, step=0.01)
-    hp.Int("layers", 64, 512, step=32)
-    hp.Choice("act", ["a", "b", "c"])
-    searched = list(hp.space)
-    rng = np.random.default_rng(0)
-
-    def score(v):  # best at x = 0.8 with act b; layers does not matter
-        return -abs(v["x"] - 0.8) - (0.0 if v["act"] == "b" else 0.3)
-
-    observations = []
-    for _ in range(30):
-        v = {"x": round(float(rng.random()), 2), "layers": int(64 + 32 * rng.integers(15)),
-             "act": ["a", "b", "c"][int(rng.integers(3))]}
-        observations.append((v, score(v)))
-    observations.append(({"x": 0.5, "layers": 64, "act": "a"}, -math.inf))  # a diverged one: the worst
-    draws = [tuner_lib.tpe_values(np.random.default_rng(seed), searched, observations) for seed in range(40)]
-    assert all(0.0 <= d["x"] <= 1.0 and 64 <= d["layers"] <= 512 and d["act"] in "abc" for d in draws)
-    assert np.mean([abs(d["x"] - 0.8) for d in draws]) < 0.12  # uniform draws: about 0.34
-    assert np.mean([d["act"] == "b" for d in draws]) > 0.7
-    assert tuner_lib.tpe_values(np.random.default_rng(1), searched, observations) == draws[1]  # seeded
-    assert tuner_lib.tpe_values(np.random.default_rng(1), searched, observations[:4]) is None  # too few for a model

@@ -264,80 +264,12 @@ def _config_key(values: Mapping[str, Any]) -> str:
                       sort_keys=True, default=str)
 
 
-# BOHB's model-based draw (Falkner, Klein & Hutter, ICML 2018; its defaults): the good share of the observations,
-# the candidates drawn from the good density per draw, and how much wider than the model's bandwidth they are drawn.
-TPE_GOOD_SHARE = 0.15
-TPE_CANDIDATES = 64
-TPE_BANDWIDTH_FACTOR = 3.0
-TPE_MIN_BANDWIDTH = 1e-3
-TPE_CHOICE_BANDWIDTH = 0.2  # a choice keeps a good configuration's value with probability 0.8 (else uniform)
-TPE_RANDOM_EVERY = 3  # every third new configuration is drawn at random from the space (BOHB: 1/3)
-
-
-def _is_choice(hp) -> bool:
-    return type(hp).__name__ == "Choice"
-
-
-def _to_unit(hp, value) -> float:
-    """A value as a point of [0, 1] (numeric: KerasTuner's probability) or, for a choice, the index of the value."""
-    if _is_choice(hp):
-        return float(list(hp.values).index(value))
-    return float(hp.value_to_prob(value))
-
-
-def tpe_values(rng: np.random.Generator, searched: Sequence, observations: Sequence[tuple[Mapping, float]],
-               candidates: int = TPE_CANDIDATES) -> dict | None:
-    """BOHB's model-based draw: searched values where good configurations are dense and bad ones sparse.
-
-    ``observations``: ``(values, objective)`` of configurations evaluated at one fidelity (a failed or diverged one
-    with ``-inf``). The best ``max(d + 1, 15%)`` of them make the good density, the others (at least ``d + 1``, ``d``
-    the searched parameters) the bad one: product kernels (Gaussian on KerasTuner's [0, 1] scale of a numeric
-    parameter, with Scott's bandwidth; Aitchison-Aitken for a choice). ``candidates`` draws from the good density,
-    3x wider, around good configurations; the one with the highest good/bad density ratio is returned. None when
-    there are fewer than ``d + 2`` observations (too few for a model).
-    """
-    searched = list(searched)
-    n_min = len(searched) + 1
-    if len(observations) < n_min + 1:
-        return None
-    ranked = sorted(observations, key=lambda o: o[1], reverse=True)
-    n_good = max(n_min, int(TPE_GOOD_SHARE * len(ranked)))
-    good = np.array([[_to_unit(hp, v[hp.name]) for hp in searched] for v, _ in ranked[:n_good]])
-    bad = np.array([[_to_unit(hp, v[hp.name]) for hp in searched]
-                    for v, _ in ranked[-max(n_min, len(ranked) - n_good):]])
-    choice = np.array([_is_choice(hp) for hp in searched])
-    sizes = np.array([len(list(hp.values)) if _is_choice(hp) else 0 for hp in searched], dtype=float)
-
-    def bandwidths(points):
-        scott = 1.06 * points.std(axis=0) * len(points) ** (-1.0 / (points.shape[1] + 4))
-        return np.where(choice, np.minimum(TPE_CHOICE_BANDWIDTH, (sizes - 1) / np.maximum(sizes, 1)),
-                        np.maximum(scott, TPE_MIN_BANDWIDTH))
-
-    def density(x, points, bw):  # x: (m, d), points: (n, d) -> (m,)
-        diff = x[:, None, :] - points[None, :, :]
-        gauss = np.exp(-0.5 * (diff / bw) ** 2) / bw
-        same = np.where(np.abs(diff) < 0.5, 1.0 - bw, bw / np.maximum(sizes - 1, 1))
-        return np.prod(np.where(choice, same, gauss), axis=2).mean(axis=1)
-
-    bw_good, bw_bad = bandwidths(good), bandwidths(bad)
-    centres = good[rng.integers(len(good), size=candidates)]
-    draws = np.clip(centres + rng.normal(0.0, 1.0, centres.shape) * bw_good * TPE_BANDWIDTH_FACTOR, 0.0, 1.0 - 1e-9)
-    keep = rng.random(centres.shape) >= bw_good
-    uniform = np.floor(rng.random(centres.shape) * np.maximum(sizes, 1))
-    draws = np.where(choice, np.where(keep, centres, uniform), draws)
-    ratio = density(draws, good, bw_good) / np.maximum(density(draws, bad, bw_bad), 1e-300)
-    best = draws[int(np.argmax(ratio))]
-    return {hp.name: (list(hp.values)[int(u)] if _is_choice(hp) else hp.prob_to_value(float(u)))
-            for hp, u in zip(searched, best, strict=True)}
-
-
 class SuccessiveHalvingOracle(keras_tuner.Oracle):
     """Successive halving over fidelities (:func:`fidelities`), as one KerasTuner oracle (resumable, distributable).
 
     Rung 0 evaluates ``schedule[0]`` configurations at the lowest fidelity: the ``initial`` ones first (the
-    portfolio), then new ones: every third drawn at random from the space, the others by BOHB's model of the rung's
-    results so far (:func:`tpe_values`: where the good configurations are dense and the bad ones sparse), so the
-    search continues from what the portfolio showed. Once every evaluation of a rung has
+    portfolio), then new ones, alternately drawn at random from the space and mutated from one of the three best
+    finished so far (so the search continues from what the portfolio showed). Once every evaluation of a rung has
     ended, its best ``schedule[r + 1]`` configurations (by the objective; failed and diverged ones never) are run
     again at the next rung's fidelity, from scratch. The state is the trials themselves (each carries its rung),
     so a killed study resumes where it stopped, and a larger budget on resume adds configurations and promotions.
@@ -408,16 +340,22 @@ class SuccessiveHalvingOracle(keras_tuner.Oracle):
             return values
         rng = np.random.default_rng([int(self.seed or 0), index])
         searched = [hp for hp in self.hyperparameters.space if hp.name not in (FIXED_KEY, RUNG_KEY)]
-        observations = [(t.hyperparameters.values, self._value(t) if self._value(t) is not None else -math.inf)
-                        for t in first_rung if t.status not in (trial_lib.TrialStatus.RUNNING,
-                                                                trial_lib.TrialStatus.IDLE)]
+        finished = sorted((t for t in first_rung if self._value(t) is not None), key=self._value, reverse=True)
         values = {}
         for attempt in range(50):
-            model = (index - len(self.initial)) % TPE_RANDOM_EVERY != 0 and attempt < 25
-            drawn = tpe_values(rng, searched, observations) if model else None
-            if drawn is None:
-                drawn = {hp.name: hp.prob_to_value(rng.random()) for hp in searched}
-            values = dict(fixed, **drawn)
+            mutate = finished and (index - len(self.initial)) % 2 == 1 and attempt < 25
+            if mutate:
+                parent = finished[int(rng.integers(min(3, len(finished))))].hyperparameters.values
+                values = dict(fixed, **{k: v for k, v in parent.items()})
+                chosen = [hp for hp in searched if rng.random() < 0.35] or [searched[int(rng.integers(len(searched)))]]
+                for hp in chosen:
+                    if type(hp).__name__ == "Choice":
+                        values[hp.name] = hp.prob_to_value(rng.random())
+                    else:
+                        prob = hp.value_to_prob(values[hp.name]) + rng.normal(0.0, 0.15)
+                        values[hp.name] = hp.prob_to_value(float(np.clip(prob, 0.0, 1.0 - 1e-9)))
+            else:
+                values = dict(fixed, **{hp.name: hp.prob_to_value(rng.random()) for hp in searched})
             values[RUNG_KEY] = 0
             if _config_key(values) not in seen:
                 break
