@@ -102,7 +102,8 @@ def _define_training_flags(fv: flags.FlagValues) -> None:
 
 def _define_execution_flags(fv: flags.FlagValues) -> None:
     flags.DEFINE_list("beam_pipeline_args", [], "Beam options of the Beam components, e.g. "
-                      "--beam_pipeline_args=--direct_num_workers=2,--direct_running_mode=multi_processing.",
+                      "--beam_pipeline_args=--direct_num_workers=2,--direct_running_mode=multi_processing. A local "
+                      "run without them uses --runner=BundleBasedDirectRunner (tfx_pipeline.runners.LOCAL_BEAM_ARGS).",
                       flag_values=fv)
     flags.DEFINE_boolean("enable_cache", True, "Reuse component outputs when inputs and options are unchanged.",
                          flag_values=fv)
@@ -329,7 +330,8 @@ def run_command() -> bool:
     pipeline = pl.create_pipeline(
         FLAGS.pipeline_name, layout.pipeline_root, data_root, layout.serving_root, data_pattern=pattern,
         model_name=FLAGS.model_name, metadata_connection_config=runners.sqlite_config(layout.metadata_path),
-        beam_pipeline_args=FLAGS.beam_pipeline_args, enable_cache=FLAGS.enable_cache, **options)
+        beam_pipeline_args=FLAGS.beam_pipeline_args or list(runners.LOCAL_BEAM_ARGS), enable_cache=FLAGS.enable_cache,
+        **options)
     logging.info("pipeline %s: data %s, pipeline root %s, metadata %s", FLAGS.pipeline_name,
                  os.path.join(data_root, pattern), layout.pipeline_root, layout.metadata_path)
     serving_base = pl.serving_base_directory(layout.serving_root, FLAGS.model_name)
