@@ -148,6 +148,7 @@ class Executor(tfma_evaluator_executor.Executor):
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
+        release_freed_memory()  # what the components before it freed in this process (the Trainer's, locally)
         options = blessing_lib.BlessingOptions.from_json(exec_properties["blessing_options"])
         tensors = artifact_utils.get_single_instance(input_dict["examples"])
         model = artifact_utils.get_single_instance(input_dict["model"])
