@@ -47,12 +47,8 @@ def runs_locally(beam_pipeline_args) -> bool:
         >>> runs_locally(["--direct_num_workers=2"]), runs_locally(["--runner", "DataflowRunner"])
         (True, False)
     """
-    args, runner = list(beam_pipeline_args or ()), ""
-    for i, arg in enumerate(args):
-        if arg.startswith("--runner="):
-            runner = arg.split("=", 1)[1]
-        elif arg == "--runner" and i + 1 < len(args):
-            runner = args[i + 1]
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # pylint: disable=g-import-not-at-top
+    runner = PipelineOptions(list(beam_pipeline_args or ())).view_as(StandardOptions).runner or ""
     return runner.lower() in LOCAL_RUNNERS
 
 
