@@ -37,6 +37,22 @@ def test_text_ids_stay_text_and_glob_patterns_work(tmp_path):
     assert events["SessionId"].tolist() == ["u#0", "u#0"] and events["ItemId"].tolist() == ["a", "007"]
 
 
+@pytest.mark.parametrize("ids", [
+    ["5", "-3", "007", "12"],                 # decimal integers: the Arrow cast
+    ["1_0", "5"],                             # Python's int() reads "1_0", pandas does not: text
+    ["+5", " 6", "7"],                        # pandas reads these as integers too: the exact path decides
+    ["99999999999999999999", "1"],            # past int64
+    ["1e3", "2"], ["é", "3"],
+])
+def test_ids_are_decoded_as_pandas_reads_them(tmp_path, ids):
+    """The fast path (Arrow, no Python object per ID) gives what the exact one (pandas.to_numeric) gives."""
+    _write_split(tmp_path / "s", [(sid, [sid], [0]) for sid in ids])
+    events = tfrecord_io.read_session_tensors(tmp_path / "s")
+    expected = tfrecord_io._ids(np.array([i.encode() for i in ids], dtype=object))
+    assert events["ItemId"].tolist() == expected.tolist() and events["ItemId"].dtype == expected.dtype
+    assert events["SessionId"].tolist() == expected.tolist()
+
+
 def test_empty_split_missing_path_and_corrupt_file(tmp_path):
     (tmp_path / "empty").mkdir()
     empty = tfrecord_io.read_session_tensors(tmp_path / "empty")

@@ -22,6 +22,8 @@ from typing import Union
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 import gru4rec_tf  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
 import tensorflow as tf  # pylint: disable=g-import-not-at-top,wrong-import-order
@@ -87,6 +89,29 @@ def _ids(values: np.ndarray) -> np.ndarray:
     return text.to_numpy(dtype=object)
 
 
+_DECIMAL_INTEGER = r"^-?[0-9]+$"  # what pd.to_numeric reads as an integer and prints back the same
+
+
+def _compact_ids(values: np.ndarray) -> pa.Array:
+    """A batch of byte-string IDs as one Arrow binary array (no Python object per ID is kept)."""
+    return pa.array(values, type=pa.binary())
+
+
+def _ids_of(chunks: list[pa.Array]) -> np.ndarray:
+    """:func:`_ids` of the concatenated chunks. IDs that are all plain decimal integers are cast in Arrow, without
+    a Python object per ID (the common case: the Trainer reads millions); any other ID falls back to :func:`_ids`,
+    so the result is the same either way."""
+    ids = pa.chunked_array(chunks, type=pa.binary())
+    if len(ids):
+        try:
+            text = ids.cast(pa.string())
+            if pc.all(pc.match_substring_regex(text, _DECIMAL_INTEGER)).as_py():
+                return text.cast(pa.int64()).to_numpy()
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # not UTF-8, or past int64: the exact path decides
+            pass
+    return _ids(ids.to_numpy(zero_copy_only=False))
+
+
 def read_session_tensors(split_dir_or_pattern: PathLike, batch_size: int = 4096) -> pd.DataFrame:
     """The events of a split as a DataFrame ``SessionId, ItemId, Time`` (Time in float seconds), file order.
 
@@ -101,8 +126,8 @@ def read_session_tensors(split_dir_or_pattern: PathLike, batch_size: int = 4096)
         try:
             for batch in records:
                 parsed = tf.io.parse_example(batch, spec)
-                sessions.append(parsed[contracts.SESSION_ID].numpy())
-                items.append(parsed[contracts.ITEM_ID].values.numpy())
+                sessions.append(_compact_ids(parsed[contracts.SESSION_ID].numpy()))
+                items.append(_compact_ids(parsed[contracts.ITEM_ID].values.numpy()))
                 times.append(parsed[contracts.TIME_US].values.numpy())
                 lengths.append(parsed[contracts.ITEM_ID].row_lengths().numpy())
         except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as err:
@@ -111,10 +136,10 @@ def read_session_tensors(split_dir_or_pattern: PathLike, batch_size: int = 4096)
         empty = np.array([], dtype=object)
         return pd.DataFrame({DEFAULT_SESSION_KEY: empty, DEFAULT_ITEM_KEY: empty.copy(),
                              DEFAULT_TIME_KEY: np.array([], dtype=np.float64)})
-    session_ids = _ids(np.concatenate(sessions))
+    session_ids = _ids_of(sessions)
     return pd.DataFrame({
         DEFAULT_SESSION_KEY: np.repeat(session_ids, np.concatenate(lengths)),
-        DEFAULT_ITEM_KEY: _ids(np.concatenate(items)),
+        DEFAULT_ITEM_KEY: _ids_of(items),
         DEFAULT_TIME_KEY: np.concatenate(times).astype(np.float64) / 1e6,
     })
 
