@@ -4,17 +4,21 @@ The local runner (``LocalDagRunner``) runs every component in one process. Memor
 the process's allocators (glibc's heap, Arrow's pool) and counts in its RSS, so the next component's peak adds on
 top of the previous one's leftovers: at 5M events SessionTensors left 0.6 GB of freed heap behind (1.63 GB RSS
 after the component, 1.04 GB after ``malloc_trim``), which the Trainer and the evaluator then stacked on
-(issue 27: the whole command's peak was 2.65 GB against a target of 2.5 GB). The heavy executors call
-:func:`release_freed_memory` when they finish. It only returns free pages: nothing live is touched.
+(issue 27: the whole command's peak was 2.65 GB against a target of 2.5 GB). The heavy executors' ``Do`` is
+wrapped in :func:`releasing_freed_memory`, which releases after ``Do`` has returned: its locals (a finished Beam
+pipeline and the runner's results, decoded batches) are gone by then, so their memory is free too. It only
+returns free pages: nothing live is touched.
 
 Example::
 
-    def Do(self, input_dict, output_dict, exec_properties):
-        ...                        # the component's work
-        release_freed_memory()     # before the next component of the same process starts
+    class Executor(base_beam_executor.BaseBeamExecutor):
+        @releasing_freed_memory    # before the next component of the same process starts
+        def Do(self, input_dict, output_dict, exec_properties):
+            ...                    # the component's work
 """
 import ctypes
 import ctypes.util
+import functools
 import gc
 
 from absl import logging
@@ -39,3 +43,15 @@ def release_freed_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+def releasing_freed_memory(function):
+    """Decorates ``function`` (an executor's ``Do``) to :func:`release_freed_memory` once it has returned or
+    raised, when its own frame no longer holds anything."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        finally:
+            release_freed_memory()
+    return wrapper

@@ -75,11 +75,12 @@ def _train(fn_args) -> None:
         warm_start.check_compatible(base.params, params)
         vocab = warm_start.warm_vocabulary(base.vocab, vocab)
     train = SessionData.from_events(train_events, vocab)
-    validation = None
+    valid = SessionData.from_events(valid_events, vocab) if valid_events is not None else None
+    del train_events, valid_events
+    release_freed_memory()  # the event frames and their decoding, before training holds its own memory
     train_options = options.train_options(checkpoint_dir=os.path.join(fn_args.model_run_dir, CHECKPOINT_DIR),
                                           tensorboard_dir=fn_args.model_run_dir)
-    if valid_events is not None:
-        validation = routine.Validation.from_options(SessionData.from_events(valid_events, vocab), train_options)
+    validation = routine.Validation.from_options(valid, train_options) if valid is not None else None
     trained = routine.train(train, vocab, params, train_options, validation=validation, warm_start=base)
     summary = {
         **trained.summary(), "train_sessions": train.n_sessions, "train_events": train.n_events,

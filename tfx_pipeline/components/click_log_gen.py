@@ -44,7 +44,7 @@ from tfx.types import standard_component_specs
 
 from gru4rec_tf.data.event_columns import DataError
 from tfx_pipeline import event_split
-from tfx_pipeline.freed_memory import release_freed_memory
+from tfx_pipeline.freed_memory import releasing_freed_memory
 from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_options
 
 SPLIT = event_split.SPLIT
@@ -196,6 +196,7 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:
         return _ClickLogToExample
 
+    @releasing_freed_memory
     def Do(self, input_dict: dict[str, list[Any]], output_dict: dict[str, list[Any]],
            exec_properties: dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
@@ -214,7 +215,6 @@ class Executor(base_example_gen_executor.BaseExampleGenExecutor):
         logging.info("ClickLogExampleGen: %d events read, %d rows rejected%s, %d filtered by event type",
                      report["rows_ok"], report["rows_rejected"], f" (see {rejected_dir})" if report["rows_rejected"]
                      else "", report["rows_filtered_event_type"])
-        release_freed_memory()
 
     def _generate(self, input_dict, output_dict, exec_properties: dict[str, Any], pattern: str) -> None:
         """What the base executor's ``Do`` does, with the events written a batch at a time: the base class would

@@ -41,7 +41,7 @@ from tfx.types import standard_artifacts
 from tfx_pipeline import artifacts
 from tfx_pipeline import data_checks
 from tfx_pipeline import event_split
-from tfx_pipeline.freed_memory import release_freed_memory
+from tfx_pipeline.freed_memory import releasing_freed_memory
 from tfx_pipeline.components import click_log_gen
 from tfx_pipeline.validation_options import ValidationOptions
 
@@ -168,6 +168,7 @@ class _Baseline:
 class Executor(base_executor.BaseExecutor):
     """Runs every check and writes the verdict (see the module docstring)."""
 
+    @releasing_freed_memory
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         from tfx.components.statistics_gen import stats_artifact_utils  # pylint: disable=g-import-not-at-top
@@ -202,7 +203,6 @@ class Executor(base_executor.BaseExecutor):
         found += tfdv_anomalies(statistics_list, reference, baseline.statistics(), options.max_item_drift)
         self._write(verdict, found, options, {"window": window.to_dict(), "span": current.to_dict()},
                     statistics_list, schema)
-        release_freed_memory()
 
     @staticmethod
     def _window_times(times) -> list:

@@ -34,7 +34,7 @@ from tfx.types import standard_component_specs
 from tfx.utils import json_utils
 
 from tfx_pipeline import event_split
-from tfx_pipeline.freed_memory import release_freed_memory
+from tfx_pipeline.freed_memory import releasing_freed_memory
 
 LOCAL_RUNNERS = ("", "directrunner", "fnapirunner", "bundlebaseddirectrunner", "switchingdirectrunner")
 
@@ -68,6 +68,7 @@ def streamed_statistics(batches, options):
 class Executor(statistics_gen_executor.Executor):
     """Streamed in one process on a local runner, else the standard StatisticsGen executor (module docstring)."""
 
+    @releasing_freed_memory
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(input_dict[standard_component_specs.EXAMPLES_KEY])
@@ -95,7 +96,6 @@ class Executor(statistics_gen_executor.Executor):
                 handle.write(result.SerializeToString())
             logging.info("StatisticsGen: %d events of split %s: statistics streamed in one process, written to %s",
                          result.datasets[0].num_examples if result.datasets else 0, split, output)
-        release_freed_memory()
 
 
 class EventStatisticsGen(StatisticsGen):

@@ -54,7 +54,7 @@ from tfx_pipeline import artifacts
 from tfx_pipeline import blessing as blessing_lib
 from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
-from tfx_pipeline.freed_memory import release_freed_memory
+from tfx_pipeline.freed_memory import release_freed_memory, releasing_freed_memory
 
 METRICS_FILE = "metrics.json"
 
@@ -146,6 +146,7 @@ class Executor(tfma_evaluator_executor.Executor):
     blessed one.
     """
 
+    @releasing_freed_memory
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         release_freed_memory()  # what the components before it freed in this process (the Trainer's, locally)
@@ -176,7 +177,6 @@ class Executor(tfma_evaluator_executor.Executor):
         logging.info("SessionEvaluator: %s", "BLESSED" if decision.blessed else "NOT BLESSED")
         self._write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline, table)
         self._write_blessing(output_dict, candidate, decision, model, baseline, same_as_baseline)
-        release_freed_memory()
 
     @staticmethod
     def _write_evaluation(output_dict, options, candidate, baseline_metrics, decision, baseline, table) -> None:

@@ -44,7 +44,7 @@ from gru4rec_tf.preprocessing import arrow_sessions
 from gru4rec_tf.preprocessing import report as preprocessing_report
 from tfx_pipeline import artifacts
 from tfx_pipeline import event_split
-from tfx_pipeline.freed_memory import release_freed_memory
+from tfx_pipeline.freed_memory import releasing_freed_memory
 from tfx_pipeline.components import click_log_gen
 from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_options
 
@@ -91,6 +91,7 @@ def _write_text(path: str, text: str) -> None:
 class Executor(base_beam_executor.BaseBeamExecutor):
     """Runs the session graph with Beam, checks the result and records the statistics."""
 
+    @releasing_freed_memory
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
            exec_properties: dict[str, Any]) -> None:
         examples = artifact_utils.get_single_instance(input_dict["examples"])
@@ -120,7 +121,6 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             io_utils.copy_dir(os.path.join(verdict.uri, artifacts.DATA_PROFILE_DIR),
                               os.path.join(tensors.uri, artifacts.DATA_PROFILE_DIR))
         logging.info("SessionTensors: wrote %s\n%s", tensors.uri, preprocessing_report.format_summary(stats))
-        release_freed_memory()
 
     @staticmethod
     def _stats(examples, tensors, options) -> dict:
