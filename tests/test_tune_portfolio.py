@@ -1,6 +1,8 @@
 """The portfolio of published settings (gru4rec_tf.tune.portfolio) and the successive-halving plan (fidelities,
 schedule): every entry valid in the default space of its loss, skipped with a reason where a space rejects it, one
 clear error for an empty portfolio or an --initial_params that does not parse. No training here."""
+import json
+
 import pytest
 
 from gru4rec_tf.params import GRU4RecParams
@@ -82,6 +84,17 @@ def test_fidelities_and_the_halving_schedule():
     for budget in (1.5, 2, 7, 12, 30):
         schedule = tuner.halving_schedule(budget, costs)
         assert sum(c * n for c, n in zip(costs, schedule, strict=True)) <= budget + 1e-9
+    # the extension rung (the best full trial continuing up to 2 x the epochs: at most 1 more full trial) is
+    # reserved in the budget: one finalist fewer, else a smaller bracket; none when even that leaves no room
+    assert tuner.halving_schedule(12, costs, extension=1.0) == [36, 12, 3, 1]
+    assert tuner.halving_schedule(30, costs, extension=1.0) == [90, 30, 9, 1]
+    assert tuner.halving_schedule(4, costs, extension=1.0) == [9, 3, 1, 1]
+    assert tuner.halving_schedule(2, costs, extension=1.0) == [5, 1, 1]
+    for budget in (2.5, 4, 7, 12, 30):
+        for extension in (1 / 3, 1.0):
+            schedule = tuner.halving_schedule(budget, costs, extension=extension)
+            assert len(schedule) == 4 and schedule[-1] == 1
+            assert sum(c * n for c, n in zip(costs + [extension], schedule, strict=True)) <= budget + 1e-9
     for mode in tuner.FIDELITY_MODES:
         assert [(round(f.fraction, 4), f.epochs) for f in tuner.fidelities(1, mode=mode)] == \
             [(0.1111, 1), (0.3333, 1), (1.0, 1)]
@@ -97,3 +110,22 @@ def test_a_halving_study_stored_before_the_fidelity_mode_resumes_in_the_epochs_m
     assert tune_command._comparable(stored) != tune_command._comparable({"rungs": 3, "eta": 3,
                                                                          "fidelity": "sessions"})
     assert tune_command._comparable({"path": "/a/b", "events": 3}) == {"events": 3}
+
+
+def test_a_halving_study_stored_before_the_extension_rung_resumes_without_it(tmp_path, monkeypatch):
+    from gru4rec_tf.commands import tune as tune_command  # pylint: disable=import-outside-toplevel
+
+    class Flags:  # the flags resolve_max_epochs and check_or_write_identity read
+        epochs, max_epochs, output = 3, None, str(tmp_path)
+
+    monkeypatch.setattr(tune_command, "FLAGS", Flags)
+    assert tune_command.resolve_max_epochs(None) == 6  # a new study: up to 2 x --epochs
+    old = {"epochs": 3, "halving": {"rungs": 3, "eta": 3, "fidelity": "sessions"}}  # study.json before it
+    assert tune_command.resolve_max_epochs(old) == 3  # resumed as it was planned: no extension
+    assert tune_command.resolve_max_epochs(dict(old, halving=dict(old["halving"], max_epochs=5))) == 5
+    (tmp_path / tune_command.STUDY_FILE).write_text(json.dumps(old))
+    assert tune_command.check_or_write_identity(dict(old, halving=dict(old["halving"], max_epochs=3)))
+    with pytest.raises(ValueError, match="other settings"):
+        tune_command.check_or_write_identity(dict(old, halving=dict(old["halving"], max_epochs=6)))
+    Flags.max_epochs = 4  # given explicitly, it is what the identity check compares
+    assert tune_command.resolve_max_epochs(old) == 4

@@ -68,6 +68,11 @@ def define_flags(flag_values: flags.FlagValues = FLAGS) -> None:
                       "'sessions' (every epoch, on the most recent 1/eta, 1/eta^2, ... of the sessions) or 'epochs' "
                       "(fewer epochs first, then fewer sessions; a promotion continues the run below).",
                       flag_values=fv)
+    flags.DEFINE_integer("max_epochs", None, "halving: the best full trial continues from its checkpoint up to this "
+                         "many epochs in all while the objective improves (one epoch of patience); its best epoch is "
+                         "the chosen n_epochs. Default: 2 x --epochs for a new study (the stored plan when resuming "
+                         "one); --epochs turns it off. Its worst case is reserved in the --trials budget.",
+                         flag_values=fv)
     flags.DEFINE_integer("prune_after", 4, "Median pruning starts once this many trials reached an epoch "
                          "(0: no pruning).", flag_values=fv)
     flags.DEFINE_string("initial_params", "portfolio", "The study's first configurations: 'portfolio' (the "
@@ -144,6 +149,8 @@ def check_settings() -> None:
     for name, low in (("trials", 1), ("epochs", 1), ("workers", 1), ("rungs", 1), ("eta", 2)):
         if getattr(FLAGS, name) < low:
             raise ValueError(f"--{name} must be >= {low}, got {getattr(FLAGS, name)}")
+    if FLAGS.max_epochs is not None and FLAGS.max_epochs < FLAGS.epochs:
+        raise ValueError(f"--max_epochs must be >= --epochs ({FLAGS.epochs}), got {FLAGS.max_epochs}")
     if FLAGS.prune_after < 0:
         raise ValueError(f"--prune_after must be >= 0, got {FLAGS.prune_after}")
     if FLAGS.divergence_factor < 0:
@@ -183,7 +190,26 @@ def _shared_items(train_events, valid_events) -> int:
     return int(len(set(valid_events[DEFAULT_ITEM_KEY].unique()) & set(train_events[DEFAULT_ITEM_KEY].unique())))
 
 
-def study_identity(base, space, train, valid, initial=None) -> dict:
+def stored_identity() -> dict | None:
+    """The settings of the study stored in ``--output`` (None when there is none or it cannot be read)."""
+    try:
+        with open(os.path.join(FLAGS.output, STUDY_FILE), encoding="utf-8") as handle:
+            return json.load(handle)
+    except (OSError, ValueError):
+        return None
+
+
+def resolve_max_epochs(stored: dict | None) -> int:
+    """``--max_epochs``, or its default: the stored study's (a halving study stored before the extension rung
+    existed has none: ``--epochs``), else ``2 x --epochs``."""
+    if FLAGS.max_epochs is not None:
+        return FLAGS.max_epochs
+    if stored is not None and isinstance(stored.get("halving"), dict):
+        return int(stored["halving"].get("max_epochs", stored.get("epochs", FLAGS.epochs)))
+    return 2 * FLAGS.epochs
+
+
+def study_identity(base, space, train, valid, initial=None, max_epochs=None) -> dict:
     identity = {
         "objective": FLAGS.objective.strip(), "epochs": FLAGS.epochs, "fixed": base.to_string(),
         "space": space.to_dict(), "algorithm": FLAGS.algorithm, "seed": FLAGS.seed, "eval_mode": FLAGS.eval_mode,
@@ -195,7 +221,8 @@ def study_identity(base, space, train, valid, initial=None) -> dict:
     if initial:  # only when given: studies stored before --initial_params existed still resume
         identity["initial"] = [values for _, values in initial] if len(initial) > 1 else initial[0][1]
     if FLAGS.algorithm == "halving":
-        identity["halving"] = {"rungs": FLAGS.rungs, "eta": FLAGS.eta, "fidelity": FLAGS.fidelity}
+        identity["halving"] = {"rungs": FLAGS.rungs, "eta": FLAGS.eta, "fidelity": FLAGS.fidelity,
+                               "max_epochs": 2 * FLAGS.epochs if max_epochs is None else int(max_epochs)}
     return identity
 
 
@@ -216,6 +243,9 @@ def check_or_write_identity(identity: dict) -> bool:
                 stored = json.load(handle)
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: cannot read the stored study settings: {err}") from None
+        if isinstance(stored.get("halving"), dict) and "max_epochs" not in stored["halving"]:
+            # stored before the extension rung existed: its epochs were --epochs (no extension)
+            stored = dict(stored, halving=dict(stored["halving"], max_epochs=stored.get("epochs")))
         differ = [k for k in _IDENTITY_KEYS if _comparable(stored.get(k)) != _comparable(identity.get(k))]
         if differ:
             raise ValueError(f"--output {FLAGS.output} holds a study with other settings ({', '.join(differ)}); "
@@ -237,7 +267,8 @@ def run() -> dict:
     initial = resolve_initial(space, base)
     vocab, train, valid = load_data()
     os.makedirs(FLAGS.output, exist_ok=True)
-    resumed = check_or_write_identity(study_identity(base, space, train, valid, initial))
+    max_epochs = resolve_max_epochs(stored_identity())
+    resumed = check_or_write_identity(study_identity(base, space, train, valid, initial, max_epochs))
     logging.info("tune: %s study of %d trials x %d epochs, objective %s, %d searched parameters (%s); "
                  "train %d events, valid %d events", "resuming a" if resumed else "a new", FLAGS.trials,
                  FLAGS.epochs, FLAGS.objective, len(space.dimensions), space.source, train.n_events,
@@ -245,22 +276,23 @@ def run() -> dict:
     if len(initial) == 1:
         logging.info("tune: the first trial runs %s", ",".join(f"{k}={v}" for k, v in initial[0][1].items()))
     if FLAGS.workers > 1 and "KERASTUNER_TUNER_ID" not in os.environ:
-        return _run_with_workers(base, space, vocab, train, valid, initial)
-    tuner = _make_tuner(base, space, initial)
+        return _run_with_workers(base, space, vocab, train, valid, initial, max_epochs)
+    tuner = _make_tuner(base, space, initial, max_epochs)
     tuner.search(train_data=train, valid_data=valid, vocab=vocab)
     if os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief":
         return {}  # a worker process: the chief writes the reports
     return _report(tuner)
 
 
-def _make_tuner(base, space, initial=None):
+def _make_tuner(base, space, initial=None, max_epochs=None):
     from gru4rec_tf.tune import tuner as tuner_lib  # pylint: disable=g-import-not-at-top  (TensorFlow, KerasTuner)
     return tuner_lib.GRU4RecTuner(
         base, space, FLAGS.objective, FLAGS.epochs, max_trials=FLAGS.trials,
         directory=os.path.join(FLAGS.output, STUDY_DIR), algorithm=FLAGS.algorithm, seed=FLAGS.seed,
         prune_after=FLAGS.prune_after, timeout_s=FLAGS.timeout_s, training=training_options(),
         evaluation=common.eval_options(fields=EVAL_OPTION_FLAGS), divergence_factor=FLAGS.divergence_factor,
-        initial=[values for _, values in initial or ()], rungs=FLAGS.rungs, eta=FLAGS.eta, fidelity=FLAGS.fidelity)
+        initial=[values for _, values in initial or ()], rungs=FLAGS.rungs, eta=FLAGS.eta, fidelity=FLAGS.fidelity,
+        max_epochs=max_epochs)
 
 
 def _report(tuner) -> dict:
@@ -273,11 +305,16 @@ def _report(tuner) -> dict:
     result = best.to_dict(tuner.objective)
     if tuner.schedule:
         rungs = [int(t.hyperparameters.values.get(tuner_lib.RUNG_KEY, 0)) for t in tuner.oracle.trials.values()]
-        spent = sum(tuner.costs[r] for r in rungs)
-        logging.info("tune: successive halving: %s evaluations per rung (%s), %.1f of %d full trials spent",
-                     "/".join(str(rungs.count(r)) for r in range(len(tuner.levels))),
-                     "; ".join(f"{f.fraction:.3g} of the sessions x {f.epochs} epoch(s)" for f in tuner.levels),
-                     spent, tuner.budget)
+        levels = tuner.levels[:-1] if tuner.extension else tuner.levels
+        plan = "; ".join(f"{f.fraction:.3g} of the sessions x {f.epochs} epoch(s)" for f in levels)
+        if tuner.extension:
+            plan += (f"; extension: the best full trial continued to at most {tuner.max_epochs} epochs while "
+                     f"{tuner.objective} improved")
+        planned = sum(c * n for c, n in zip(tuner.costs, tuner.schedule, strict=True))
+        logging.info("tune: successive halving: %s evaluations per rung (%s), %.2f of %d full trials spent "
+                     "(%.2f planned%s)", "/".join(str(rungs.count(r)) for r in range(len(tuner.levels))), plan,
+                     tuner_lib.budget_spent(tuner), tuner.budget, planned,
+                     ", the extension at its longest" if tuner.extension else "")
         for pair in tuner_lib.rung_agreement(tuner.oracle, tuner.project_dir):
             if pair["spearman"] is not None:
                 logging.info("tune: rung %d -> %d: Spearman %.2f over %d configurations (how well the cheaper rung "
@@ -310,7 +347,7 @@ def _worker_argv() -> list:
     return [sys.executable, "-m", "gru4rec_tf", "tune"] + args + ["--workers=1"]
 
 
-def _run_with_workers(base, space, vocab, train, valid, initial=None) -> dict:
+def _run_with_workers(base, space, vocab, train, valid, initial=None, max_epochs=None) -> dict:
     """Chief (the oracle, this process) + ``--workers`` worker processes running this same command.
 
     KerasTuner's distributed mode: the chief serves the oracle over gRPC on ``KERASTUNER_ORACLE_IP:PORT``; each
@@ -321,7 +358,7 @@ def _run_with_workers(base, space, vocab, train, valid, initial=None) -> dict:
     port = str(_free_port())
     env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port)
     os.environ.update(KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=port, KERASTUNER_TUNER_ID="chief")
-    tuner = _make_tuner(base, space, initial)
+    tuner = _make_tuner(base, space, initial, max_epochs)
     chief = threading.Thread(target=tuner.search, kwargs=dict(train_data=train, valid_data=valid, vocab=vocab),
                              daemon=True, name="oracle")
     chief.start()  # serves the oracle until every trial has ended

@@ -4,7 +4,11 @@
 (``epochs`` epochs on the whole training log), spent by :class:`SuccessiveHalvingOracle` on many cheaper
 evaluations (:func:`fidelities`: by default every epoch on the most recent part of the sessions), the best of each
 rung promoted to the next; the first configurations are the given ``initial`` ones (the portfolio of published settings,
-:mod:`gru4rec_tf.tune.portfolio`). Each evaluation is one KerasTuner trial carrying its rung, so resume and the
+:mod:`gru4rec_tf.tune.portfolio`). The best full trial then continues from its checkpoint past ``epochs`` (the
+*extension rung*: up to ``max_epochs``, default ``2 * epochs``, while the validation objective improves), so the
+chosen model's epoch count comes from validation; its worst case is reserved in the budget (the number of epochs
+carries over to the whole log unchanged: an epoch is a pass over the sessions, as the authors keep ``n_epochs``
+from train_tr to train_full). Each evaluation is one KerasTuner trial carrying its rung, so resume and the
 chief/worker mode work as for the other oracles. ``bayesian`` and ``random`` run full trials with the rules below.
 
 Every trial trains with the library's one training routine (:func:`gru4rec_tf.train.routine.train`) on the training
@@ -74,6 +78,9 @@ STATES = ("COMPLETED", "PRUNED", "DIVERGED", "FAILED", "RUNNING", "INVALID")
 XLA_MIN_EVENT_PASSES = 100_000
 DIVERGENCE_FACTOR = 10.0  # a chunk's mean training loss above this many times the first step's loss: diverged
 ALGORITHMS = ("halving", "bayesian", "random")
+# The extension rung (successive halving): the best full trial continues while its objective improves; it stops
+# after this many epochs without improvement (or at ``max_epochs``).
+EXTENSION_PATIENCE = 1
 
 
 class Pruned(Exception):
@@ -231,22 +238,37 @@ def rung_costs(levels: Sequence[Fidelity], epochs: int) -> list[float]:
                                                                                        strict=True))]
 
 
-def halving_schedule(budget: float, costs: Sequence[float], eta: int = 3) -> list[int]:
+def halving_schedule(budget: float, costs: Sequence[float], eta: int = 3, extension: float = 0.0) -> list[int]:
     """Configurations per rung (lowest first) of the largest successive-halving bracket whose cost fits ``budget``
     full trials: ``n`` configurations at the lowest rung, ``max(1, n // eta**r)`` at rung ``r``.
 
+    ``extension`` > 0 (the worst-case cost of the extension rung, in full trials: the best full trial continuing
+    to ``max_epochs``) reserves that much of the budget and appends one more rung of 1 configuration: first by
+    running one full trial fewer (the extension takes the place of one finalist), else a smaller bracket. When
+    not even the smallest bracket leaves room for it, no extension is planned (the plain schedule is returned).
+
     >>> halving_schedule(12, [1 / 9, 1 / 3, 1])      # 36/9 + 12/3 + 4 = 12 full trials
     [36, 12, 4]
+    >>> halving_schedule(12, [1 / 9, 1 / 3, 1], extension=1.0)      # 36/9 + 12/3 + 3 + at most 1 = 12
+    [36, 12, 3, 1]
     """
     def counts(n):
         return [max(1, n // eta ** r) for r in range(len(costs))]
 
-    def total(n):
-        return sum(c * k for c, k in zip(costs, counts(n), strict=True))
+    def total(shape):
+        return sum(c * k for c, k in zip(costs, shape, strict=True))
 
     n = 1
-    while total(n + 1) <= budget + 1e-9:
+    while total(counts(n + 1)) <= budget + 1e-9:
         n += 1
+    if extension <= 0:
+        return counts(n)
+    for m in range(n + eta ** len(costs), 0, -1):  # a trimmed top rung can leave room for a larger bracket
+        shape = counts(m)
+        for top in (shape[-1], shape[-1] - 1):
+            trimmed = shape[:-1] + [top]
+            if top >= 1 and total(trimmed) + extension <= budget + 1e-9:
+                return trimmed + [1]
     return counts(n)
 
 
@@ -411,6 +433,12 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         trials).
       fidelity: how a halving rung below the top one is cheaper (:func:`fidelities`): ``sessions`` (all the
         epochs on the most recent part of the sessions; default) or ``epochs`` (fewer epochs first).
+      max_epochs: halving only: the best full trial (the top rung's best) continues from its checkpoint as one more
+        evaluation, the *extension rung*, for at most ``max_epochs`` epochs in all, stopping after
+        ``EXTENSION_PATIENCE`` epoch without improvement of the objective; its best epoch is then the chosen
+        model's. None: ``2 * epochs``; ``epochs`` turns the extension off. Its worst case (``max_epochs - epochs``
+        epochs on the whole log) is reserved in the budget (:func:`halving_schedule`), and what it ran is counted
+        (:func:`budget_spent`).
     """
 
     def __init__(self, base: GRU4RecParams, space: SearchSpace, objective: str, epochs: int, *, max_trials: int,
@@ -418,7 +446,7 @@ class GRU4RecTuner(base_tuner.BaseTuner):
                  timeout_s: float | None = None, training: TrainOptions | None = None,
                  evaluation: EvalOptions | None = None, overwrite: bool = False,
                  divergence_factor: float = DIVERGENCE_FACTOR, initial: Sequence[Mapping[str, Any]] = (),
-                 rungs: int = 3, eta: int = 3, fidelity: str = "sessions"):
+                 rungs: int = 3, eta: int = 3, fidelity: str = "sessions", max_epochs: int | None = None):
         if not divergence_factor >= 0:
             raise ValueError(f"divergence_factor must be >= 0, got {divergence_factor}")
         training = training or TrainOptions()
@@ -434,11 +462,21 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
         self.algorithm, self.budget = algorithm, max_trials
-        self.levels, self.schedule, self.costs = [], [], []
+        self.max_epochs = 2 * self.epochs if max_epochs is None else int(max_epochs)
+        if self.max_epochs < self.epochs:
+            raise ValueError(f"max_epochs must be >= epochs ({self.epochs}), got {self.max_epochs}")
+        self.levels, self.schedule, self.costs, self.extension = [], [], [], False
         if algorithm == "halving":
             self.levels = fidelities(self.epochs, rungs, eta, fidelity)
             self.costs = rung_costs(self.levels, self.epochs)
-            self.schedule = halving_schedule(max_trials, self.costs, eta)
+            extension = 0.0
+            if self.max_epochs > self.epochs:
+                extension = rung_costs(self.levels + [Fidelity(1.0, self.max_epochs)], self.epochs)[-1]
+            self.schedule = halving_schedule(max_trials, self.costs, eta, extension)
+            if len(self.schedule) > len(self.levels):  # room for the extension rung
+                self.extension = True
+                self.levels.append(Fidelity(1.0, self.max_epochs))
+                self.costs.append(extension)
             self.prune_after = 0  # the halving is the early stopping
         oracle = make_oracle(self.objective, make_hyperparameters(base, space, len(self.levels)), max_trials,
                              algorithm, seed, initial, self.schedule, self.levels)
@@ -450,6 +488,7 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             self.oracle.schedule, self.oracle.fidelities = list(self.schedule), list(self.levels)
             self.oracle.initial = [dict(v) for v in initial]
         self._subsamples = {}
+        self._epochs_trained: dict[str, int] = {}
         self._started = time.monotonic()
         self._trial_started = {}
         self._durations: list[float] = []
@@ -487,10 +526,15 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         checkpoint_dir = self._continuation(trial)
         started = time.monotonic()
         k = int(self.objective.partition("@")[2])
+        # the extension rung stops once the objective has not improved for EXTENSION_PATIENCE epochs (the count
+        # runs on from the continued run's checkpoint, which holds its best value so far)
         validation = routine.Validation(valid_data, metric=self.objective, cutoffs=(k,),
-                                        mode=self.evaluation.eval_mode, batch_size=self.evaluation.eval_batch_size)
+                                        mode=self.evaluation.eval_mode, batch_size=self.evaluation.eval_batch_size,
+                                        patience=EXTENSION_PATIENCE if self.is_extension(trial) else None)
+        self._epochs_trained[trial.trial_id] = 0
 
         def on_epoch_end(epoch, metrics):
+            self._epochs_trained[trial.trial_id] += 1
             value = float(metrics[self.objective])
             if not math.isfinite(value):
                 raise FloatingPointError(f"the objective {self.objective} is {value} after epoch {epoch + 1}")
@@ -515,7 +559,8 @@ class GRU4RecTuner(base_tuner.BaseTuner):
                                                       "seconds": time.monotonic() - started}, step=diverged.epoch)
         except Exception as err:  # pylint: disable=broad-except  (any error fails this trial, not the study)
             message = f"{type(err).__name__}: {err}".splitlines()[0][:500]
-            self._write_sidecar(trial, "FAILED", time.monotonic() - started, message)
+            self._write_sidecar(trial, "FAILED", time.monotonic() - started, message,
+                                self._epochs_trained.pop(trial.trial_id, None))
             raise keras_tuner.errors.FailedTrialError(message) from err
         # nothing to return: the values were reported per epoch
 
@@ -532,6 +577,9 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         import hashlib  # pylint: disable=g-import-not-at-top
         key = hashlib.sha256(_config_key(trial.hyperparameters.values).encode()).hexdigest()[:16]
         directory = os.path.join(self.project_dir, "continued_runs", key)
+        if not chain[rung] and os.path.isdir(directory):  # a rerun after a kill: from scratch, as the first run
+            import shutil  # pylint: disable=g-import-not-at-top
+            shutil.rmtree(directory)
         if chain[rung] and os.path.isdir(directory) and os.listdir(directory):
             parent = [t for t in self.oracle.trials.values() if t.trial_id != trial.trial_id
                       and t.hyperparameters.values.get(RUNG_KEY) == rung - 1
@@ -540,6 +588,11 @@ class GRU4RecTuner(base_tuner.BaseTuner):
             for obs in parent[0].metrics.get_history(self.objective) if parent else ():
                 self.oracle.update_trial(trial.trial_id, {self.objective: max(obs.value)}, step=obs.step)
         return directory
+
+    def is_extension(self, trial) -> bool:
+        """Whether ``trial`` is the extension rung's (the best full trial continuing past ``epochs``)."""
+        rung = trial.hyperparameters.values.get(RUNG_KEY)
+        return self.extension and rung is not None and int(rung) == len(self.levels) - 1
 
     def _subsample(self, data, fraction: float):
         """The most recent ``fraction`` of ``data``'s sessions (nearest the validation period); all for 1."""
@@ -578,6 +631,9 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         where = "" if fidelity is None else \
             (f" rung {trial.hyperparameters.values[RUNG_KEY]} ({fidelity.fraction:.3g} of the sessions, "
              f"{fidelity.epochs} epoch{'s' if fidelity.epochs > 1 else ''})")
+        if fidelity is not None and self.is_extension(trial):
+            where = (f" rung {trial.hyperparameters.values[RUNG_KEY]} (extension: the best full trial continues to at "
+                     f"most {fidelity.epochs} epochs while {self.objective} improves)")
         logging.info("tune: trial %d/%d%s started: %s", int(trial.trial_id) + 1, self.oracle.max_trials, where,
                      ",".join(f"{k}={_fmt(v)}" for k, v in searched.items()))
 
@@ -585,7 +641,8 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         seconds = time.monotonic() - self._trial_started.pop(trial.trial_id, time.monotonic())
         state = trial_state(trial)
         if state != "FAILED":
-            self._write_sidecar(trial, state, seconds, trial.message if state in ("PRUNED", "DIVERGED") else None)
+            self._write_sidecar(trial, state, seconds, trial.message if state in ("PRUNED", "DIVERGED") else None,
+                                self._epochs_trained.pop(trial.trial_id, None))
         super().on_trial_end(trial)
         self._durations.append(seconds)
         self._log_progress(trial, state, seconds)
@@ -609,11 +666,14 @@ class GRU4RecTuner(base_tuner.BaseTuner):
                      seconds, f"{best.value:.4f} (trial {int(best.trial_id) + 1})" if best else "none",
                      elapsed, eta)
 
-    def _write_sidecar(self, trial, state, seconds, message):
+    def _write_sidecar(self, trial, state, seconds, message, epochs_trained=None):
         path = os.path.join(self.project_dir, f"trial_{trial.trial_id}", TRIAL_FILE)
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        record = {"state": state, "seconds": seconds, "message": message}
+        if epochs_trained is not None:  # the epochs this trial trained itself (not those it continued from)
+            record["epochs_trained"] = epochs_trained
         with fileio.atomic_write_path(path) as tmp:
-            tmp.write_text(json.dumps({"state": state, "seconds": seconds, "message": message}), encoding="utf-8")
+            tmp.write_text(json.dumps(record), encoding="utf-8")
 
     def get_best_hyperparameters(self, num_trials=1):
         """The best trials' HyperParameters, each with its best epoch count as ``gru4rec_epochs``.
@@ -745,6 +805,7 @@ def best_hyperparameters_values(oracle, project_dir: str | None = None) -> dict[
 def trial_rows(oracle, objective: str, epochs: int, project_dir: str) -> list[dict]:
     """One dict per trial: trial, state, value, best_epoch, seconds, the searched parameters, per-epoch values."""
     rows = []
+    epochs = max([epochs] + [f.epochs for f in getattr(oracle, "fidelities", None) or ()])  # the extension's too
     names = [hp.name for hp in oracle.get_space().space if hp.name not in (FIXED_KEY, EPOCHS_KEY, RUNG_KEY)]
     for trial_id in sorted(oracle.trials, key=int):  # ids are padded to the total's digits, which can grow
         trial = oracle.trials[trial_id]
@@ -766,12 +827,37 @@ def trial_rows(oracle, objective: str, epochs: int, project_dir: str) -> list[di
         fidelity = fidelity_of(values, oracle)
         if fidelity is not None:
             row.update({"rung": int(values[RUNG_KEY]), "fraction": round(fidelity.fraction, 6),
-                        "epochs": fidelity.epochs})
+                        "epochs": fidelity.epochs, "epochs_trained": sidecar.get("epochs_trained")})
         row.update({k: clean_value(values[k]) for k in names if k in values})
         row.update({f"{objective}_epoch{e}": per_epoch.get(e) for e in range(1, epochs + 1)})
         row["message"] = message if state != "COMPLETED" else ""
         rows.append(row)
     return rows
+
+
+def budget_spent(tuner) -> float | None:
+    """What a halving study has spent, in full trials (None for the other algorithms): each evaluation below the
+    extension rung at its rung's cost (:func:`rung_costs`), the extension rung by the epochs it trained (it stops
+    when the objective stops improving; its sidecar's count, else its reported epochs past the rung below)."""
+    if not tuner.schedule:
+        return None
+    spent = 0.0
+    for trial in tuner.oracle.trials.values():
+        rung = trial.hyperparameters.values.get(RUNG_KEY)
+        if rung is None:
+            continue
+        rung = min(int(rung), len(tuner.levels) - 1)
+        if not tuner.extension or rung < len(tuner.levels) - 1:
+            spent += tuner.costs[rung]
+            continue
+        trained = _read_sidecar(os.path.join(tuner.project_dir, f"trial_{trial.trial_id}", TRIAL_FILE)).get(
+            "epochs_trained")
+        if trained is None:
+            steps = [obs.step for obs in trial.metrics.get_history(tuner.objective)] \
+                if trial.metrics.exists(tuner.objective) else []
+            trained = max(max(steps, default=0) - tuner.levels[rung - 1].epochs, 0)
+        spent += tuner.levels[rung].fraction * trained / tuner.epochs
+    return spent
 
 
 def _read_sidecar(path: str) -> dict:
