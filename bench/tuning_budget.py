@@ -131,7 +131,8 @@ def search(dataset, loss, budget, seed, files, work_dir, force=False):
     summary = [line for line in lines if "successive halving" in line or "Spearman" in line]
     return {"wall_s": wall, "evaluations": len(rows), "configurations": len(configs), "best": best,
             "states": {s: [r["state"] for r in rows].count(s) for s in sorted({r["state"] for r in rows})},
-            "per_rung": [sum(1 for r in rows if r.get("rung") == str(k)) for k in range(3)],
+            "per_rung": [sum(1 for r in rows if r.get("rung") == str(k)) for k in range(4)
+                         if k < 3 or any(r.get("rung") == str(k) for r in rows)],  # rung 3: the extension
             "winner_first_rung_trial": next((int(r["trial"]) for r in rows if r.get("rung") == "0" and all(
                 r[k] == best_row[k] for k in best_row if k not in ("trial", "state", "value", "best_epoch", "seconds",
                                                                    "rung", "fraction", "epochs", "message")
@@ -189,8 +190,8 @@ def write_report(state, path):
                       + (f"; best of them: Recall@20 {best_r:.4f}, MRR@20 {best_m:.4f}; best portfolio entry "
                          f"alone (by MRR@20): {best_entry}." if refs else "."), ""]
             if cells:
-                lines += ["| budget | seed | search wall | evaluations (rungs 0/1/2) | configurations | chosen | "
-                          "epochs | valid MRR@20 | test Recall@20 | test MRR@20 | target | load | engine |",
+                lines += ["| budget | seed | search wall | evaluations (rungs 0/1/2[/extension]) | configurations | "
+                          "chosen | epochs | valid MRR@20 | test Recall@20 | test MRR@20 | target | load | engine |",
                           "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
                 for c in sorted(cells, key=lambda c: (c["budget"], c["seed"])):
                     s, t = c["search"], c["test"]
