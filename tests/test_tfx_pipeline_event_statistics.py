@@ -70,14 +70,6 @@ def _run(tmp_path, name, examples, runner="DirectRunner"):
     return statistics, stats_artifact_utils.load_statistics(statistics, "events").proto()
 
 
-def test_only_the_direct_runners_family_streams_the_statistics():
-    from tfx_pipeline.components import event_statistics  # pylint: disable=g-import-not-at-top
-    assert event_statistics.runs_locally([]) and event_statistics.runs_locally(["--direct_num_workers=2"])
-    assert event_statistics.runs_locally(["--runner=DirectRunner"])
-    assert not event_statistics.runs_locally(["--runner=DataflowRunner"])
-    assert not event_statistics.runs_locally(["--runner", "PortableRunner"])
-
-
 @pytest.mark.slow  # runs TFX's Beam StatisticsGen twice: ~20 s idle, ~60 s loaded, too heavy for the fast tier
 @pytest.mark.parametrize("payload", ["parquet", "tf_example"])
 def test_streamed_statistics_are_statistics_gens(tmp_path, monkeypatch, payload):

@@ -51,6 +51,7 @@ from gru4rec_tf.fileio import is_remote
 from tfx_pipeline import remote_paths
 from tfx_pipeline.components import pusher
 from tfx_pipeline.options import IngestOptions, RecommendStepOptions, SessionOptions
+from tfx_pipeline.local_beam import LocalRunnerBeamExecutor
 
 OUTPUT_KEY = "recommendations"
 
@@ -98,7 +99,7 @@ def serving_version(model_dir: str, base_directory: str) -> str:
     return version
 
 
-class Executor(base_beam_executor.BaseBeamExecutor):
+class Executor(LocalRunnerBeamExecutor, base_beam_executor.BaseBeamExecutor):
     """Runs ``gru4rec recommend``'s Beam job for a blessed candidate (see the module docstring)."""
 
     def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],

@@ -46,6 +46,7 @@ from gru4rec_tf.data.event_columns import DataError
 from tfx_pipeline import event_split
 from tfx_pipeline.freed_memory import releasing_freed_memory
 from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_options
+from tfx_pipeline.local_beam import LocalRunnerBeamExecutor
 
 SPLIT = event_split.SPLIT
 REPORT_FILE = "ingest_report.json"
@@ -190,7 +191,7 @@ def check_rejections(report: dict, max_ratio: float, where: str, examples: list[
                         f"rows:{shown}")
 
 
-class Executor(base_example_gen_executor.BaseExampleGenExecutor):
+class Executor(LocalRunnerBeamExecutor, base_example_gen_executor.BaseExampleGenExecutor):
     """Checks the input files and columns first, runs the Beam read, then enforces the rejection ratio."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:

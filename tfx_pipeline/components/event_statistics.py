@@ -35,22 +35,7 @@ from tfx.utils import json_utils
 
 from tfx_pipeline import event_split
 from tfx_pipeline.freed_memory import releasing_freed_memory
-
-LOCAL_RUNNERS = ("", "directrunner", "fnapirunner", "bundlebaseddirectrunner", "switchingdirectrunner")
-
-
-def runs_locally(beam_pipeline_args) -> bool:
-    """True when ``beam_pipeline_args`` name no runner or a local one (the DirectRunner's family).
-
-    Example::
-
-        >>> runs_locally(["--direct_num_workers=2"]), runs_locally(["--runner", "DataflowRunner"])
-        (True, False)
-    """
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions  # pylint: disable=g-import-not-at-top
-    runner = PipelineOptions(list(beam_pipeline_args or ())).view_as(StandardOptions).runner or ""
-    return runner.lower() in LOCAL_RUNNERS
-
+from tfx_pipeline.local_beam import LocalRunnerBeamExecutor, runs_locally
 
 def streamed_statistics(batches, options):
     """TFDV's in-memory statistics (a ``DatasetFeatureStatisticsList``) of record batches, one batch at a time."""
@@ -65,7 +50,7 @@ def streamed_statistics(batches, options):
     return stats_impl.extract_statistics_output(accumulators, generators)
 
 
-class Executor(statistics_gen_executor.Executor):
+class Executor(LocalRunnerBeamExecutor, statistics_gen_executor.Executor):
     """Streamed in one process on a local runner, else the standard StatisticsGen executor (module docstring)."""
 
     @releasing_freed_memory

@@ -55,6 +55,7 @@ from tfx_pipeline import blessing as blessing_lib
 from tfx_pipeline import remote_paths
 from tfx_pipeline import session_data
 from tfx_pipeline.freed_memory import release_freed_memory, releasing_freed_memory
+from tfx_pipeline.local_beam import LocalRunnerBeamExecutor
 
 METRICS_FILE = "metrics.json"
 
@@ -134,7 +135,7 @@ def slice_report(candidate: ModelResult, baseline: ModelResult | None, options: 
     return slices.paired_slice_table(frame, slices.slice_masks(frame, popularity, new_items), **args)
 
 
-class Executor(tfma_evaluator_executor.Executor):
+class Executor(LocalRunnerBeamExecutor, tfma_evaluator_executor.Executor):
     """Evaluates the candidate (and the baseline), decides the blessing, writes both artifacts.
 
     Derived from the standard Evaluator's executor (none of whose code it uses) for one reason: TFX's Kubeflow V2

@@ -47,6 +47,7 @@ from tfx_pipeline import event_split
 from tfx_pipeline.freed_memory import releasing_freed_memory
 from tfx_pipeline.components import click_log_gen
 from tfx_pipeline.options import IngestOptions, SessionOptions, preprocess_options
+from tfx_pipeline.local_beam import LocalRunnerBeamExecutor
 
 SPLITS = ("train", "test")
 STATS_FILE = contracts.STATS_FILE
@@ -88,7 +89,7 @@ def _write_text(path: str, text: str) -> None:
         handle.write(text.encode("utf-8"))
 
 
-class Executor(base_beam_executor.BaseBeamExecutor):
+class Executor(LocalRunnerBeamExecutor, base_beam_executor.BaseBeamExecutor):
     """Runs the session graph with Beam, checks the result and records the statistics."""
 
     @releasing_freed_memory
