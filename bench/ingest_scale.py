@@ -78,11 +78,11 @@ print(json.dumps({"seconds": seconds, "rows": int(sum(1 for _ in open(sys.argv[1
 
 
 class TreeMemory:
-    """Polls the summed RSS of a process and its descendants; ``peak`` in bytes."""
+    """Polls the summed RSS of a process and its descendants; ``peak`` in bytes, ``samples`` as (time, bytes)."""
 
     def __init__(self, pid: int, every_s: float = 0.2):
         import psutil  # pylint: disable=g-import-not-at-top
-        self._root, self._every, self.peak = psutil.Process(pid), every_s, 0
+        self._root, self._every, self.peak, self.samples = psutil.Process(pid), every_s, 0, []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -100,12 +100,33 @@ class TreeMemory:
             except psutil.Error:
                 break
             self.peak = max(self.peak, total)
+            self.samples.append((time.time(), total))
             self._stop.wait(self._every)
 
     def stop(self) -> int:
         self._stop.set()
         self._thread.join()
         return self.peak
+
+
+_COMPONENT_START = re.compile(r"^I(\d\d)(\d\d) (\d\d):(\d\d):(\d\d\.\d+) .*Component (\w+) is running", re.MULTILINE)
+
+
+def component_peaks(log_text: str, samples: list, year: int) -> dict:
+    """Peak RSS (bytes) while each component ran: from its start line in the log (absl's UTC timestamps) to the next
+    component's start (the last one: to the end)."""
+    starts = []
+    for m in _COMPONENT_START.finditer(log_text):
+        month, day, hour, minute, second = m.group(1, 2, 3, 4, 5)
+        moment = datetime.datetime(year, int(month), int(day), int(hour), int(minute), tzinfo=datetime.UTC)
+        starts.append((moment.timestamp() + float(second), m.group(6)))
+    peaks = {}
+    for i, (begin, name) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else float("inf")
+        window = [rss for t, rss in samples if begin <= t < end]
+        if window:
+            peaks[name] = max(peaks.get(name, 0), max(window))
+    return peaks
 
 
 def _env() -> dict:
@@ -147,10 +168,12 @@ def _run_pipeline(work: Path, data: Path, n_sessions: int, n_items: int, timeout
     wall = time.time() - started
     text = log_path.read_text(encoding="utf-8", errors="replace")
     components = {name: float(s) for name, s in re.findall(r"^  (\w+) +COMPLETE +([0-9.]+) s$", text, re.MULTILINE)}
+    peaks = component_peaks(text, memory.samples, datetime.datetime.now(datetime.UTC).year)
     train_events = re.search(r"^data: train ([0-9,]+) events", text, re.MULTILINE)
     test_events = re.search(r"; test ([0-9,]+) events", text)
     return {"command": "gru4rec " + " ".join(command[3:]), "exit": code, "wall_s": wall, "peak_rss_bytes": peak,
-            "components": components, "log": str(log_path), "log_tail": text[-3000:] if code != 0 else "",
+            "components": components, "component_peak_rss_gib": {c: round(_gib(b), 2) for c, b in peaks.items()},
+            "log": str(log_path), "log_tail": text[-3000:] if code != 0 else "",
             "train_events": int(train_events.group(1).replace(",", "")) if train_events else None,
             "test_events": int(test_events.group(1).replace(",", "")) if test_events else None}
 
@@ -209,13 +232,17 @@ def _write_results(path: Path, plot: Path, rows: list, args) -> None:
                if pandas else "n/a | n/a | n/a | n/a | ")
             + (f"{lean['seconds']:.1f} | {rate / (n / lean['seconds']):.2f} | " if lean else "n/a | n/a | ")
             + f"{agree} | {row['load']:.1f} |")
-    lines += ["", "Per-component seconds of each run (the run summary):", ""]
+    lines += ["", "Per-component seconds of each run (the run summary), and the process tree's peak RSS while each "
+              "component ran (from its start line in the log to the next one's):", ""]
     for row in rows:
         run = row["pipeline"]
         splits = f"; train/test events {run['train_events']:,}/{run['test_events']:,}" if run["train_events"] else ""
         extra = run["command"].split("--epochs=1", 1)[-1].strip()
+        peaks = run.get("component_peak_rss_gib") or {}
         lines.append(f"- {row['events']:,} events: " + ", ".join(f"{c} {s:.1f}" for c, s in run["components"].items())
                      + f"; exit {run['exit']}{splits}" + (f"; more flags: `{extra}`" if extra else ""))
+        if peaks:
+            lines.append("  - peak RSS GiB while each ran: " + ", ".join(f"{c} {g:.2f}" for c, g in peaks.items()))
     lines += ["", f"![time and memory against events]({plot.name})", "", "Raw figures (JSON):", "", "```json",
               json.dumps(rows, indent=1, default=str), "```", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
