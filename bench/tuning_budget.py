@@ -34,6 +34,9 @@ RESULTS = os.path.join(REPO, "bench", "results")
 EPOCHS = 3
 TRAIN_SEED = 42  # every model of the test table (the library's default training seed)
 LOSS_FIXED = {"bpr-max": "loss=bpr-max,n_sample=2048", "cross-entropy": "loss=cross-entropy,n_sample=2048"}
+# trials.csv columns that are not searched values (the rest, but the per-epoch ones, identify a configuration)
+NOT_SEARCHED = ("trial", "state", "value", "best_epoch", "seconds", "rung", "fraction", "epochs", "epochs_trained",
+                "message")
 GENERATOR = {"n_items": 20_000, "n_sessions": 60_000, "seed": 3, "span_days": 12.0}
 
 
@@ -124,9 +127,7 @@ def search(dataset, loss, budget, seed, files, work_dir, force=False):
     import csv  # pylint: disable=g-import-not-at-top
     with open(os.path.join(output, "trials.csv"), encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    configs = {tuple((k, r[k]) for k in r if k not in ("trial", "state", "value", "best_epoch", "seconds", "rung",
-                                                      "fraction", "epochs", "message") and "_epoch" not in k)
-               for r in rows}
+    configs = {tuple((k, r[k]) for k in r if k not in NOT_SEARCHED and "_epoch" not in k) for r in rows}
     best_row = rows[int(best["trial"]) - 1]
     summary = [line for line in lines if "successive halving" in line or "Spearman" in line]
     return {"wall_s": wall, "evaluations": len(rows), "configurations": len(configs), "best": best,
@@ -134,9 +135,7 @@ def search(dataset, loss, budget, seed, files, work_dir, force=False):
             "per_rung": [sum(1 for r in rows if r.get("rung") == str(k)) for k in range(4)
                          if k < 3 or any(r.get("rung") == str(k) for r in rows)],  # rung 3: the extension
             "winner_first_rung_trial": next((int(r["trial"]) for r in rows if r.get("rung") == "0" and all(
-                r[k] == best_row[k] for k in best_row if k not in ("trial", "state", "value", "best_epoch", "seconds",
-                                                                   "rung", "fraction", "epochs", "message")
-                and "_epoch" not in k)), None),
+                r[k] == best_row[k] for k in best_row if k not in NOT_SEARCHED and "_epoch" not in k)), None),
             "summary": summary, "last_line": lines[-1] if lines else "",
             "load_before": [round(x, 2) for x in load_before], "load_after": [round(x, 2) for x in load_after],
             "engine": _engine()}
