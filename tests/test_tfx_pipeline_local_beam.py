@@ -1,5 +1,6 @@
 """tfx_pipeline.local_beam (issue 27): a Beam executor on a local runner keeps its beam_pipeline_args but skips
 TFX's dependency packaging (an sdist of TFX for remote workers, seconds per component); other runners keep it."""
+import apache_beam as beam
 import pytest
 from tfx.dsl.components.base import base_beam_executor
 from tfx.utils import dependency_utils
@@ -59,3 +60,37 @@ def test_a_distributed_runner_still_gets_tfx_s_package(packaging_calls):
 def test_no_arguments_is_tfx_s_default_runner(packaging_calls):
     executor = session_tensors.Executor(_context(None))
     assert packaging_calls == [] and executor._beam_pipeline_args == []  # pylint: disable=protected-access
+
+
+def _round_trips(monkeypatch):
+    calls = []
+    original = beam.Pipeline.from_runner_api
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(beam.Pipeline, "from_runner_api", staticmethod(counted))
+    return calls
+
+
+def _run_doubling(pipeline, tmp_path):
+    with pipeline:
+        _ = (pipeline | beam.Create([1, 2, 3]) | beam.Map(lambda x: 2 * x)
+             | beam.io.WriteToText(str(tmp_path / "out"), shard_name_template=""))
+    return sorted(int(v) for v in (tmp_path / "out").read_text().split())
+
+
+def test_the_bundle_based_runner_runs_without_the_runner_api_round_trip(monkeypatch, tmp_path, packaging_calls):
+    round_trips = _round_trips(monkeypatch)
+    plain = beam.Pipeline(argv=["--runner=BundleBasedDirectRunner"])
+    assert _run_doubling(plain, tmp_path) == [2, 4, 6] and len(round_trips) == 1  # Beam's own test round trip
+    executor = session_tensors.Executor(_context(["--runner=BundleBasedDirectRunner"]))
+    assert _run_doubling(executor._make_beam_pipeline(), tmp_path) == [2, 4, 6]  # pylint: disable=protected-access
+    assert len(round_trips) == 1  # none more
+
+
+def test_other_runners_run_as_beam_decides(monkeypatch, packaging_calls):
+    executor = session_tensors.Executor(_context(["--runner=FnApiRunner"]))
+    pipeline = executor._make_beam_pipeline()  # pylint: disable=protected-access
+    assert "run" not in vars(pipeline)  # Beam's own Pipeline.run
