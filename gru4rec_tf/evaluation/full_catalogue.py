@@ -11,6 +11,9 @@ from gru4rec_tf.evaluation.options import DEFAULT_CUTOFFS, DEFAULT_EVAL_BATCH_SI
 from gru4rec_tf.evaluation.slices import RankedEvents, positions_in_sessions
 
 _MAX_SCORE_ELEMENTS = 1 << 25  # caps eval batch × n_items (128 MiB of float32 scores per step)
+# Rows of one scoring block (events x the catalogue): a block holds its scores, their comparisons with the targets
+# and the top-k at once, about three times 32 MiB at this size, whatever the batch.
+_MAX_BLOCK_SCORES = 1 << 23
 
 
 def rank_of_targets(scores, target_scores, mode: str):
@@ -111,7 +114,7 @@ class Evaluator:
             # Scoring is batched over the steps of a call: the recurrent loop only collects the hidden states of
             # the active slots, then the catalogue is scored for up to ``batch`` events at a time. The tail of a
             # test set (a few long sessions) then costs full-size matrix products, not one tiny one per step.
-            score_rows = batch
+            score_rows = max(1, min(batch, _MAX_BLOCK_SCORES // self.n_items))
 
             # autograph=False with explicit while loops: converting the call tree costs more than a small test
             # set's whole evaluation.
