@@ -74,7 +74,7 @@ DOCTEST_MODULES = (
     "gru4rec_tf.preprocessing.arrow_read",
     "gru4rec_tf.preprocessing.arrow_sessions",
     "tfx_pipeline.event_split",
-    "tfx_pipeline.components.event_statistics",
+    "tfx_pipeline.local_beam",
     "tfx_pipeline.artifacts",
     "gru4rec_tf.commands.option_flags",
     "gru4rec_tf.commands.preprocess",
