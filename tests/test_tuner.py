@@ -256,6 +256,7 @@ def test_successive_halving_tries_the_portfolio_first_and_promotes_the_best(data
 
 @pytest.mark.slow
 def test_a_halving_study_resumes_and_a_larger_budget_adds_configurations(data, tmp_path, monkeypatch):
+    """The plain halving plan (max_epochs=epochs: no extension rung, whose own tests are below)."""
     real_train = routine.train
     calls = []
 
@@ -267,13 +268,16 @@ def test_a_halving_study_resumes_and_a_larger_budget_adds_configurations(data, t
 
     monkeypatch.setattr(routine, "train", interrupted_train)
     with pytest.raises(KeyboardInterrupt):
-        make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL).search(**data)
+        make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL,
+                       max_epochs=2).search(**data)
     monkeypatch.setattr(routine, "train", real_train)
-    tuner = make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL)
+    tuner = make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL,
+                       max_epochs=2)
     tuner.search(**data)
     first = tuner_lib.trial_rows(tuner.oracle, "mrr@20", 2, tuner.project_dir)
     assert [r["rung"] for r in first] == [0, 0, 0, 0, 0, 1, 2] and {r["state"] for r in first} == {"COMPLETED"}
-    tuner = make_tuner(tmp_path / "study", trials=3, epochs=2, algorithm="halving", initial=HALVING_INITIAL)
+    tuner = make_tuner(tmp_path / "study", trials=3, epochs=2, algorithm="halving", initial=HALVING_INITIAL,
+                       max_epochs=2)
     assert tuner.schedule == [9, 3, 1]
     tuner.search(**data)
     rows = tuner_lib.trial_rows(tuner.oracle, "mrr@20", 2, tuner.project_dir)
