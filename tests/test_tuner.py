@@ -287,7 +287,9 @@ def test_a_halving_study_resumes_and_a_larger_budget_adds_configurations(data, t
     assert {_key(r) for r in rows if r["rung"] == 1} == {_key(r) for r in top}
 
 
-def test_a_promotion_to_more_epochs_continues_the_run_of_the_rung_below(data, tmp_path, monkeypatch):
+@pytest.fixture(name="training_runs")
+def _training_runs(monkeypatch):
+    """``(epochs, checkpoint_dir)`` of every ``routine.train`` call, in order; training itself runs as usual."""
     real_train = routine.train
     runs = []
 
@@ -296,6 +298,11 @@ def test_a_promotion_to_more_epochs_continues_the_run_of_the_rung_below(data, tm
         return real_train(train_data, vocab, params, options, **kwargs)
 
     monkeypatch.setattr(routine, "train", spy)
+    return runs
+
+
+def test_a_promotion_to_more_epochs_continues_the_run_of_the_rung_below(data, tmp_path, training_runs):
+    runs = training_runs
     tuner = make_tuner(tmp_path / "study", trials=1, epochs=3, algorithm="halving", initial=HALVING_INITIAL[:1],
                        fidelity="epochs")
     assert tuner_lib.continues(tuner.levels) == [False, False, True]  # 1/3 x 1 epoch, all x 1, all x 3
@@ -305,7 +312,7 @@ def test_a_promotion_to_more_epochs_continues_the_run_of_the_rung_below(data, tm
     assert [r["rung"] for r in rows] == [0, 1, 2]
     assert runs[0][1] is None and runs[1][1] is not None and runs[2][1] == runs[1][1]  # one shared run
     assert rows[2]["mrr@20_epoch1"] == rows[1]["mrr@20_epoch1"] and rows[2]["mrr@20_epoch3"] is not None
-    fresh = real_train(data["train_data"], data["vocab"], tuner_lib.params_from_values(
+    fresh = routine.train(data["train_data"], data["vocab"], tuner_lib.params_from_values(
         tuner.oracle.trials["2"].hyperparameters.values, epochs=3), TrainOptions(steps_per_call=8, jit_compile=False),
         validation=routine.Validation(data["valid_data"], cutoffs=(20,)))
     assert [h["mrr@20"] for h in fresh.valid_history] == pytest.approx(
@@ -346,21 +353,14 @@ def test_the_default_fidelity_trains_every_epoch_on_the_most_recent_sessions(tmp
 
 
 def test_the_best_full_trial_continues_while_the_objective_improves_and_its_best_epoch_is_chosen(
-        data, tmp_path, monkeypatch):
+        data, tmp_path, monkeypatch, training_runs):
     from gru4rec_tf.evaluation import full_catalogue  # pylint: disable=import-outside-toplevel
     # the validation after each trained epoch, in order: rung 0 (3 configurations x 1 epoch), rung 1 (the best, 1
     # epoch on all the sessions), then the extension: better at epoch 2, worse at epoch 3 -> it stops there
     scripted = iter([0.10, 0.30, 0.20, 0.30, 0.35, 0.33, 0.99])
     monkeypatch.setattr(full_catalogue.Evaluator, "evaluate",
                         lambda self, *args, **kwargs: {"mrr@20": next(scripted), "recall@20": 0.5})
-    real_train = routine.train
-    runs = []
-
-    def spy(train_data, vocab, params, options, **kwargs):
-        runs.append((options.epochs, options.checkpoint_dir))
-        return real_train(train_data, vocab, params, options, **kwargs)
-
-    monkeypatch.setattr(routine, "train", spy)
+    runs = training_runs
     tuner = make_tuner(tmp_path / "study", trials=5, epochs=1, algorithm="halving", initial=HALVING_INITIAL,
                        rungs=2, max_epochs=4)
     # 3 x 1/3 + 1 full trial + the extension's worst case (3 more epochs on all the sessions) = 5 full trials
