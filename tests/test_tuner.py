@@ -233,6 +233,7 @@ def _key(row):
     return (row["layers"], row["learning_rate"], row["final_act"])
 
 
+@pytest.mark.slow  # a whole halving search: 9-10 s on 2 cores
 def test_successive_halving_tries_the_portfolio_first_and_promotes_the_best(data, tmp_path):
     tuner = make_tuner(tmp_path / "study", trials=2, epochs=2, algorithm="halving", initial=HALVING_INITIAL,
                        fidelity="epochs")
@@ -320,6 +321,7 @@ def test_a_promotion_to_more_epochs_continues_the_run_of_the_rung_below(data, tm
     assert not (tmp_path / "study" / "continued_runs").exists()  # removed when the search ends
 
 
+@pytest.mark.slow  # a whole halving search: 9-10 s on 2 cores
 def test_the_default_fidelity_trains_every_epoch_on_the_most_recent_sessions(tmp_path, monkeypatch):
     events = synthetic.generate_sessions(n_items=60, n_sessions=2000, seed=2, span_days=4.0)
     train_events, valid_events = synthetic.train_test_split_by_time(events, test_days=1.0)
