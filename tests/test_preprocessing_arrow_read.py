@@ -229,3 +229,8 @@ def test_beam_read_equals_read_click_log_on_text_and_parquet(tmp_path):
                                 session_key="session", item_key="item", time_key="ms", time_format="unix_ms")
     out = _run_both(options, tmp_path)
     assert len(out["events_new"]) == 2994 and len(out["rejected_new"]) == 6
+
+
+def test_the_written_out_whitespace_is_what_str_strip_removes():
+    every_space = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())  # this Python's Unicode tables
+    assert arrow_read._PY_WHITESPACE == every_space

@@ -9,6 +9,12 @@ wrapped in :func:`releasing_freed_memory`, which releases after ``Do`` has retur
 pipeline and the runner's results, decoded batches) are gone by then, so their memory is free too. It only
 returns free pages: nothing live is touched.
 
+Its garbage collection is cheap only if the collector need not walk the loaded libraries: after TensorFlow, TFX,
+TFDV and Beam are imported the process tracks about 0.9M objects, and a full ``gc.collect()`` walks them all (0.6-1.5 s
+on this 2-core machine, measured) after each of the 8 components that release, although only 60 of them were
+garbage. :func:`freeze_loaded_objects`, called once before a local run, moves what is alive then to the collector's
+permanent generation (``gc.freeze``), so a release walks only what the run itself created.
+
 Example::
 
     class Executor(base_beam_executor.BaseBeamExecutor):
@@ -43,6 +49,31 @@ def release_freed_memory() -> bool:
         return False
     trim(0)
     return True
+
+
+_FROZEN = []  # set once a process has frozen its loaded objects
+
+
+def freeze_loaded_objects() -> int:
+    """Moves every object tracked now (the imported libraries, the built pipeline) to the garbage collector's
+    permanent generation, once per process: later collections, automatic ones too, no longer walk them. Returns the
+    number of objects frozen by this call (0 after the first).
+
+    The young generations are collected first (cheap), so recent garbage is not kept; objects frozen here that die
+    later are still freed by reference counting, only cycles among them would stay.
+
+    Example::
+
+        freeze_loaded_objects()      # after the imports and the pipeline's construction, before its run
+        LocalDagRunner().run(pipeline)
+    """
+    if _FROZEN:
+        return 0
+    gc.collect(1)
+    before = gc.get_freeze_count()
+    gc.freeze()
+    _FROZEN.append(True)
+    return gc.get_freeze_count() - before
 
 
 def releasing_freed_memory(function):

@@ -48,8 +48,10 @@ _REJECTED, _COUNTERS = "rejected", "counters"
 _RANGE_BYTES = 32 << 20  # uncompressed text is read in byte ranges of this size (units of work)
 _BLOCK_BYTES = 4 << 20  # ... and parsed in blocks of about this size (one record batch each)
 _MAX_ABS_US = 2**62
-# what str.strip() removes: every character for which str.isspace() is true
-_PY_WHITESPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+# what str.strip() removes: every character for which str.isspace() is true (written out: computing it walks all
+# 1.1M code points, 0.1-0.2 s of every ingestion; a test checks it against str.isspace())
+_PY_WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+                  "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
 _PLAIN_NUMBER = r"^-?[0-9]+(?:\.[0-9]+)?$"
 _PLAIN_ISO = (r"^(?P<Y>[0-9]{4})-(?P<M>[0-9]{2})-(?P<D>[0-9]{2})[T ](?P<h>[0-9]{2}):(?P<m>[0-9]{2}):(?P<s>[0-9]{2})"
               r"(?:\.(?P<f>[0-9]{1,6}))?(?:Z|(?P<zs>[+-])(?P<zh>[0-9]{2}):(?P<zm>[0-9]{2}))?$")
