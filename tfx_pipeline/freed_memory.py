@@ -12,8 +12,10 @@ returns free pages: nothing live is touched.
 Its garbage collection is cheap only if the collector need not walk the loaded libraries: after TensorFlow, TFX,
 TFDV and Beam are imported the process tracks about 0.9M objects, and a full ``gc.collect()`` walks them all (0.6-1.5 s
 on this 2-core machine, measured) after each of the 8 components that release, although only 60 of them were
-garbage. :func:`freeze_loaded_objects`, called once before a local run, moves what is alive then to the collector's
-permanent generation (``gc.freeze``), so a release walks only what the run itself created.
+garbage. :func:`freeze_loaded_objects` collects once and moves what is alive then to the collector's permanent
+generation (``gc.freeze``), so a release walks only what was created since. It runs once per process, before any
+work: in ``runners.run_local`` before the run, and otherwise (a Vertex/Kubeflow task's container, the Trainer's
+``run_fn``) when the first wrapped ``Do`` starts.
 
 Example::
 
@@ -55,12 +57,13 @@ _FROZEN = []  # set once a process has frozen its loaded objects
 
 
 def freeze_loaded_objects() -> int:
-    """Moves every object tracked now (the imported libraries, the built pipeline) to the garbage collector's
-    permanent generation, once per process: later collections, automatic ones too, no longer walk them. Returns the
-    number of objects frozen by this call (0 after the first).
+    """Collects garbage, then moves every object still alive (the imported libraries, the built pipeline) to the
+    garbage collector's permanent generation, once per process: later collections, automatic ones too, no longer
+    walk them. Returns the number of objects frozen by this call (0 after the first).
 
-    The young generations are collected first (cheap), so recent garbage is not kept; objects frozen here that die
-    later are still freed by reference counting, only cycles among them would stay.
+    Call it before work starts, not after: nothing is garbage when it is frozen, so nothing is kept that a later
+    collection would have freed (frozen objects that die later are still freed by reference counting; only cycles
+    among them would stay).
 
     Example::
 
@@ -69,7 +72,7 @@ def freeze_loaded_objects() -> int:
     """
     if _FROZEN:
         return 0
-    gc.collect(1)
+    gc.collect()
     before = gc.get_freeze_count()
     gc.freeze()
     _FROZEN.append(True)
@@ -78,9 +81,10 @@ def freeze_loaded_objects() -> int:
 
 def releasing_freed_memory(function):
     """Decorates ``function`` (an executor's ``Do``) to :func:`release_freed_memory` once it has returned or
-    raised, when its own frame no longer holds anything."""
+    raised, when its own frame no longer holds anything (and to :func:`freeze_loaded_objects` before it starts)."""
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
+        freeze_loaded_objects()  # a no-op after the first time (a local run froze before its first component)
         try:
             return function(*args, **kwargs)
         finally:

@@ -33,7 +33,7 @@ from tfx_pipeline import session_data
 from gru4rec_tf.data.session_data import SessionData
 from gru4rec_tf.data.vocabulary import ItemVocabulary
 from tfx_pipeline import tuner_module
-from tfx_pipeline.freed_memory import release_freed_memory
+from tfx_pipeline.freed_memory import freeze_loaded_objects, release_freed_memory
 from tfx_pipeline.options import TrainingOptions
 
 TRAINING_FILE = artifacts.TRAINING_FILE
@@ -48,6 +48,7 @@ def _write(target: str, writer: Callable[[str], object]) -> None:
 def run_fn(fn_args) -> None:
     """TFX Trainer entry point (``fn_args``: :class:`tfx.components.FnArgs`). The memory that training freed goes
     back to the OS when it ends: the evaluator runs next in the same process (local runs)."""
+    freeze_loaded_objects()  # so that the releases walk only what training creates
     try:
         _train(fn_args)
     finally:
