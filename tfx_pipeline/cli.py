@@ -321,10 +321,10 @@ def _configure_logging() -> None:
 def run_command() -> bool:
     """``gru4rec pipeline run``: builds and runs the pipeline locally; prints the summary; True on success."""
     _configure_logging()
+    options = _pipeline_options()  # a bad flag fails here, before TFX and TensorFlow are imported (~10-20 s)
     from tfx_pipeline import pipeline as pl, run_guard, runners, summary  # pylint: disable=g-import-not-at-top
     layout = runners.LocalLayout.create(FLAGS.work_dir, FLAGS.pipeline_name, FLAGS.pipeline_root,
                                         FLAGS.metadata_path, FLAGS.serving_root)
-    options = _pipeline_options()
     data = FLAGS.data or [ensure_synthetic_data(layout, FLAGS.synthetic_sessions, FLAGS.synthetic_items)]
     data_root, pattern = resolve_data(data, layout)
     pipeline = pl.create_pipeline(
@@ -408,17 +408,18 @@ def _trainer_resources():
 def compile_command() -> bool:
     """``gru4rec pipeline compile``: writes the Kubeflow V2 / Vertex pipeline spec JSON."""
     logging.set_verbosity(logging.WARNING if not FLAGS.verbose else logging.INFO)
-    from tfx_pipeline import pipeline as pl, runners  # pylint: disable=g-import-not-at-top
     root = (FLAGS.pipeline_root or "gs://YOUR_BUCKET/gru4rec").rstrip("/")
     if len(FLAGS.data or []) > 1:
         raise ValueError("compile: give one --data directory or glob (several files cannot be linked remotely)")
+    options = _pipeline_options()  # a bad flag fails here, before TFX and TensorFlow are imported
+    from tfx_pipeline import pipeline as pl, runners  # pylint: disable=g-import-not-at-top
     data = (FLAGS.data or [f"{root}/data"])[0].rstrip("/")
     data_root, pattern = span_pattern(data) or ((os.path.dirname(data), os.path.basename(data))
                                                 if os.path.splitext(data)[1] or glob.has_magic(data) else (data, "*"))
     pipeline = pl.create_pipeline(
         FLAGS.pipeline_name, root, data_root, FLAGS.serving_root or f"{root}/serving", data_pattern=pattern,
         model_name=FLAGS.model_name, beam_pipeline_args=FLAGS.beam_pipeline_args, enable_cache=FLAGS.enable_cache,
-        trainer_resources=_trainer_resources(), **_pipeline_options())
+        trainer_resources=_trainer_resources(), **options)
     spec = runners.compile_kubeflow_v2(pipeline, FLAGS.output, image=FLAGS.image or runners.DEFAULT_IMAGE)
     tasks = sorted(spec["pipelineSpec"]["root"]["dag"]["tasks"]) if "pipelineSpec" in spec \
         else sorted(spec["root"]["dag"]["tasks"])
