@@ -118,6 +118,43 @@ def test_text_blocks_with_iso_times_parse_as_the_row_parser(block):
     check_block(block, "iso")
 
 
+def plain(cells):
+    """Cells that leave a line plain: no quote, delimiter or line break inside."""
+    return cells.filter(lambda c: not any(ch in c for ch in '",\r\n'))
+
+
+@st.composite
+def plain_blocks(draw):
+    """Blocks whose every line has the header's field count, no quote and no CR (blank lines allowed): what
+    Arrow's CSV reader parses; the cells still hold whitespace, empty IDs, odd numbers and other event types."""
+    lines = []
+    for _ in range(draw(st.integers(1, 25))):
+        cells = [draw(plain(ID_CELLS)), draw(plain(ID_CELLS)), draw(TYPE_CELLS), draw(plain(NUMBER_CELLS))]
+        lines.append(",".join(cells).encode("utf-8") + b"\n" + (b"\n" if draw(st.integers(0, 9)) == 0 else b""))
+    block = b"".join(lines)
+    return block.rstrip(b"\n") if draw(st.booleans()) else block
+
+
+@FAST
+@given(block=plain_blocks(), time_format=st.sampled_from(["unix_s", "unix_ms"]),
+       event_types=st.sampled_from([(), ("view",)]))
+def test_plain_blocks_read_by_arrows_csv_reader_parse_as_the_row_parser(block, time_format, event_types):
+    parser = arrow_read.TextBlockParser(HEADER, ROLES, ",", time_format, event_types)
+    data = np.frombuffer(block, np.uint8)
+    n_lines = sum(1 for line in block.split(b"\n") if line)
+    assert parser._plain_block_cells(block, data, n_lines) is not None  # the CSV reader's path is the one tested
+    check_block(block, time_format, event_types)
+
+
+@pytest.mark.parametrize("block", [b"1,2,view,3\n1,2,view\n", b"1,2,view,3\r\n", b'"1",2,view,3\n',
+                                   b"1,2,view,3,4\n"])
+def test_blocks_that_are_not_plain_take_the_line_by_line_path(block):
+    """A wrong field count, a CR or a quote anywhere in the block: the CSV reader is not used for it."""
+    parser = arrow_read.TextBlockParser(HEADER, ROLES, ",", "unix_s", ())
+    assert parser._plain_block_cells(block, np.frombuffer(block, np.uint8), block.count(b"\n")) is None
+    check_block(block, "unix_s", ())
+
+
 def test_plain_cells_are_parsed_without_the_row_parser(monkeypatch):
     """The common case is vectorised: the per-row parser sees only the lines it has to settle."""
     seen = []

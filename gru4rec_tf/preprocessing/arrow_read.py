@@ -30,6 +30,7 @@ import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyarrow import csv as pa_csv
 from absl import logging
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
@@ -197,27 +198,16 @@ class TextBlockParser:
         if n == 0:
             return empty_batch(), rejected, counts
         utf8 = self._utf8_lines(block, data, starts, ends)
-        lines = self._as_strings(data, starts[utf8], ends[utf8])
-        fields = pc.split_pattern(lines, self._delimiter)
-        n_fields = pc.list_value_length(fields).to_numpy()
-        quoted = pc.match_substring(lines, '"').to_numpy(zero_copy_only=False)
-        idx = np.flatnonzero(utf8)  # line number (in block) of each valid line
-        wrong_count = ~quoted & (n_fields != self._parser.n_columns)
-        simple = ~quoted & ~wrong_count
         status = np.full(n, 2, np.int8)  # 0 event, 1 filtered, 2 per-row parser, 3 rejected column_count, 4 not utf8
         status[~utf8] = 4
-        status[idx[wrong_count]] = 3
+        cells = self._plain_block_cells(block, data, n) if utf8.all() else None
+        if cells is not None:  # every line is plain: all of them are settled below
+            idx, simple = np.arange(n), np.ones(n, bool)
+        else:
+            idx, simple, wrong_count, cells = self._split_cells(data, starts, ends, utf8)
+            status[idx[wrong_count]] = 3
         key = item = time_us = None
         if simple.any():
-            flat = pc.filter(fields, pa.array(simple)).flatten()
-            ncol = self._parser.n_columns
-
-            def column(pos):
-                return flat.take(pa.array(np.arange(pos, len(flat), ncol)))
-
-            p = self._parser
-            cells = _Cells(column(p.key_pos), column(p.item_pos), column(p.time_pos),
-                           column(p.type_pos) if p.type_pos is not None else None)
             sub_status, key, item, time_us = _settle(cells, self._time_format, self._event_types)
             status[idx[simple]] = sub_status
         slow = np.flatnonzero(status >= 2)
@@ -251,6 +241,60 @@ class TextBlockParser:
         if batch.num_rows:
             counts["rows_ok"] = batch.num_rows
         return batch, rejected, counts
+
+    def _split_cells(self, data: np.ndarray, starts: np.ndarray, ends: np.ndarray, utf8: np.ndarray):
+        """(line number of each valid line, which of them are simple, which have a wrong field count, the simple
+        lines' cells): the valid lines split at the delimiter; lines with a quote are left to the per-row parser."""
+        lines = self._as_strings(data, starts[utf8], ends[utf8])
+        fields = pc.split_pattern(lines, self._delimiter)
+        n_fields = pc.list_value_length(fields).to_numpy()
+        quoted = pc.match_substring(lines, '"').to_numpy(zero_copy_only=False)
+        wrong_count = ~quoted & (n_fields != self._parser.n_columns)
+        simple = ~quoted & ~wrong_count
+        if not simple.any():
+            return np.flatnonzero(utf8), simple, wrong_count, None
+        flat = pc.filter(fields, pa.array(simple)).flatten()
+        ncol = self._parser.n_columns
+
+        def column(pos):
+            return flat.take(pa.array(np.arange(pos, len(flat), ncol)))
+
+        p = self._parser
+        cells = _Cells(column(p.key_pos), column(p.item_pos), column(p.time_pos),
+                       column(p.type_pos) if p.type_pos is not None else None)
+        return np.flatnonzero(utf8), simple, wrong_count, cells
+
+    def _plain_block_cells(self, block: bytes, data: np.ndarray, n_lines: int) -> _Cells | None:
+        """The role cells of a *plain* block, read by Arrow's C++ CSV reader: None unless every one of its
+        ``n_lines`` non-blank lines has exactly the header's field count and the block has no quote, no CR and a
+        one-byte delimiter (valid UTF-8 is checked by the caller). On such a block splitting each line at the
+        delimiter is all there is to it, so the cells equal :meth:`_split_cells`' (a test compares them); any other
+        block takes that path, line by line semantics included."""
+        if len(self._delimiter.encode("utf-8")) != 1 or (data == 34).any() or (data == 13).any():
+            return None
+        p = self._parser
+        names = [f"c{i}" for i in range(p.n_columns)]
+        wanted = [pos for pos in (p.key_pos, p.item_pos, p.time_pos, p.type_pos) if pos is not None]
+        try:
+            table = pa_csv.read_csv(
+                pa.py_buffer(block),
+                read_options=pa_csv.ReadOptions(column_names=names, use_threads=False,
+                                                block_size=max(len(block), 1 << 20)),
+                parse_options=pa_csv.ParseOptions(delimiter=self._delimiter, quote_char=False,
+                                                  ignore_empty_lines=True),
+                convert_options=pa_csv.ConvertOptions(include_columns=[names[i] for i in wanted],
+                                                      column_types={names[i]: pa.string() for i in wanted},
+                                                      strings_can_be_null=False, quoted_strings_can_be_null=False))
+        except pa.ArrowInvalid:  # a line with another field count: the line-by-line path names it
+            return None
+        if table.num_rows != n_lines:
+            return None
+
+        def column(pos):
+            return table.column(names[pos]).combine_chunks()
+
+        return _Cells(column(p.key_pos), column(p.item_pos), column(p.time_pos),
+                      column(p.type_pos) if p.type_pos is not None else None)
 
     @staticmethod
     def _utf8_lines(block: bytes, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
