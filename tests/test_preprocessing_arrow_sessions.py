@@ -56,15 +56,20 @@ def test_session_order_is_start_then_library_id_order():
     assert order.tolist() == want
 
 
-def test_session_tfrecords_equal_encode_session_example():
+@pytest.mark.parametrize("mixed_sizes", [True, False])
+def test_session_tfrecords_equal_encode_session_example(mixed_sizes):
     rng = np.random.default_rng(3)
     vocab = pa.array(["a", "ÿ", "日本", "x" * 300, "0"] + [str(i) for i in range(200)])
     lengths = rng.integers(1, 12, 400)
     lengths[7] = 300  # long sessions need multi-byte lengths
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    idx = rng.integers(0, len(vocab), offsets[-1])
-    times = rng.integers(0, 2**52, offsets[-1])
-    times[:20] = rng.integers(-(2**62), 2**62, 20)  # negative values are 10-byte varints
+    if mixed_sizes:
+        idx = rng.integers(0, len(vocab), offsets[-1])
+        times = rng.integers(0, 2**52, offsets[-1])
+        times[:20] = rng.integers(-(2**62), 2**62, 20)  # negative values are 10-byte varints
+    else:  # every index one byte, every time 8 bytes (the varint writer skips its per-byte size checks)
+        idx = rng.integers(0, 100, offsets[-1])
+        times = np.sort(rng.integers(2**49, 2**56, offsets[-1]))
     sids = [("s" * (i % 140)) + str(i) for i in range(len(lengths))]
     want = io.BytesIO()
     names = vocab.to_pylist()

@@ -133,7 +133,12 @@ def _varint_sizes(values: np.ndarray) -> np.ndarray:
     """Bytes of the protobuf varint of each int64 (negative: 10, two's complement)."""
     v = np.asarray(values, dtype=np.int64).view(np.uint64)
     sizes = np.ones(v.shape, dtype=np.int64)
-    for limit in _VARINT_LIMITS:  # 9 vectorised comparisons: ~10x faster than a binary search per value
+    if not v.size:
+        return sizes
+    top = v.max()
+    for limit in _VARINT_LIMITS:  # vectorised comparisons (~10x faster than a binary search per value), only up to
+        if limit > top:  # the largest value's size: item indices need 2, timestamps 7
+            break
         sizes += v >= limit
     return sizes
 
@@ -141,8 +146,11 @@ def _varint_sizes(values: np.ndarray) -> np.ndarray:
 def _put_varints(out: np.ndarray, dest: np.ndarray, values: np.ndarray, sizes: np.ndarray) -> None:
     """Writes the varint of ``values[i]`` (``sizes[i]`` bytes) at ``out[dest[i]:]``."""
     v = np.asarray(values, dtype=np.int64).view(np.uint64)
-    for k in range(int(sizes.max(initial=0))):
-        if k:
+    if not sizes.size:
+        return
+    smallest = int(sizes.min())
+    for k in range(int(sizes.max())):
+        if k >= smallest:  # below the smallest size every value has byte k: no need to look for those that end
             keep = np.flatnonzero(sizes > k)
             if len(keep) < len(sizes):
                 v, sizes, dest = v[keep], sizes[keep], dest[keep]
@@ -193,7 +201,10 @@ class _Rows:
     def const(self, data: bytes) -> None:
         if not data:
             return
-        self.out[self.cursor[:, None] + np.arange(len(data))] = np.frombuffer(data, dtype=np.uint8)
+        if len(data) == 1:
+            self.out[self.cursor] = data[0]
+        else:
+            self.out[self.cursor[:, None] + np.arange(len(data))] = np.frombuffer(data, dtype=np.uint8)
         self.cursor += len(data)
 
     def varint(self, values: np.ndarray) -> None:
