@@ -1,6 +1,7 @@
 """The batched (Arrow) click-log reader gives exactly what the per-row reader gives: the same events, the same
 rejected rows with the same reasons and text, the same counters; on fuzzed lines (Hypothesis), on byte ranges of a
 file, on typed Parquet columns and through Beam against ``ReadClickLog``."""
+import dataclasses
 import gzip
 import json
 
@@ -271,3 +272,25 @@ def test_beam_read_equals_read_click_log_on_text_and_parquet(tmp_path):
 def test_the_written_out_whitespace_is_what_str_strip_removes():
     every_space = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())  # this Python's Unicode tables
     assert arrow_read._PY_WHITESPACE == every_space
+
+
+def _stage_labels(options, **kwargs) -> list[str]:
+    import apache_beam as beam  # pylint: disable=g-import-not-at-top
+    pipeline = beam.Pipeline()
+    _ = pipeline | "Read" >> arrow_read.ReadClickLogBatches(options, **kwargs)
+    return [label for label in pipeline.applied_labels if label.startswith("Read/")]
+
+
+def test_the_reshuffle_is_left_out_only_for_one_unit_of_work(tmp_path):
+    """One text file within a byte range (or one compressed file) is one unit of work: nothing to spread."""
+    lib.write_user_log(tmp_path / "clicks.csv", n_sessions=50)
+    options = PreprocessOptions(input=str(tmp_path / "clicks.csv"), output=str(tmp_path / "out"), delimiter=",",
+                                user_key="UserId", item_key="ItemId", time_key="Timestamp", time_format="iso")
+    size = (tmp_path / "clicks.csv").stat().st_size
+    assert "Read/Spread" not in _stage_labels(options, range_bytes=size)
+    assert "Read/Spread" in _stage_labels(options, range_bytes=size - 1)
+    (tmp_path / "more.csv.gz").write_bytes(gzip.compress((tmp_path / "clicks.csv").read_bytes()))
+    gz_only = dataclasses.replace(options, input=str(tmp_path / "more.csv.gz"))
+    assert "Read/Spread" not in _stage_labels(gz_only, range_bytes=1)
+    both = dataclasses.replace(options, input=str(tmp_path / "*.csv*"))
+    assert "Read/Spread" in _stage_labels(both)

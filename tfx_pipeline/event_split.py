@@ -37,6 +37,7 @@ from absl import logging
 from apache_beam.io.filesystems import FileSystems
 
 from gru4rec_tf.data.event_columns import DataError
+from gru4rec_tf.preprocessing import beam_transforms as bt
 from gru4rec_tf.preprocessing.arrow_sessions import ITEM, KEY, TIME  # the flat event columns of the session builder
 
 SPLIT = "events"
@@ -167,10 +168,8 @@ class WriteEventFiles(beam.PTransform):
     def expand(self, batches):
         if not FileSystems.exists(self._temp_dir):
             FileSystems.mkdirs(self._temp_dir)
-        return (batches
-                | "WriteParquet" >> beam.ParDo(_WriteParquetFiles(self._temp_dir, self._key_name))
-                | "Files" >> beam.combiners.ToList()
-                | "Publish" >> beam.Map(_publish_files, split_dir=self._split_dir, temp_dir=self._temp_dir))
+        written = batches | "WriteParquet" >> beam.ParDo(_WriteParquetFiles(self._temp_dir, self._key_name))
+        return bt.gathered(written, "Publish", _publish_files, self._split_dir, self._temp_dir)
 
 
 # ------------------------------------------------------------------------------------------------------- read

@@ -557,6 +557,20 @@ class _ParseWork(_CountingDoFn):
                 first_row += batch.num_rows
 
 
+def _one_unit_of_work(spec: InputSpec, range_bytes: int) -> bool:
+    """Whether :class:`_SplitWork` makes one unit of work of the input (one compressed text file, or one text file
+    of at most ``range_bytes``): then there is nothing to spread, and the Reshuffle's stages are left out."""
+    if len(spec.files) != 1 or spec.format == "parquet":
+        return False
+    path = spec.files[0]
+    if CompressionTypes.detect_compression_type(path) != CompressionTypes.UNCOMPRESSED:
+        return True
+    try:
+        return FileSystems.match([path])[0].metadata_list[0].size_in_bytes <= range_bytes
+    except Exception:  # pylint: disable=broad-except  (unknown size: keep the Reshuffle)
+        return False
+
+
 class ReadClickLogBatches(beam.PTransform):
     """Reads a CSV/TSV (header line, any delimiter, compressed by extension) or Parquet click log into Arrow
     record batches of events (``key``, ``item_id``, ``time_us``; :data:`EVENT_SCHEMA`).
@@ -588,12 +602,11 @@ class ReadClickLogBatches(beam.PTransform):
         spec = self._spec or inspect_input(opts)
         parse = _ParseWork(spec.header, opts.columns, spec.delimiter, opts.time_format, opts.event_type_filter,
                            self._block_bytes)
-        parsed = (
-            pbegin
-            | "InputFiles" >> beam.Create(spec.files)
-            | "SplitWork" >> beam.ParDo(_SplitWork(spec.format, self._range_bytes))
-            | "Spread" >> beam.Reshuffle()
-            | "Parse" >> beam.ParDo(parse).with_outputs(_REJECTED, _COUNTERS, main="batches")
-        )
+        work = (pbegin
+                | "InputFiles" >> beam.Create(spec.files)
+                | "SplitWork" >> beam.ParDo(_SplitWork(spec.format, self._range_bytes)))
+        if not _one_unit_of_work(spec, self._range_bytes):  # spread the units over the workers (a fusion break)
+            work = work | "Spread" >> beam.Reshuffle()
+        parsed = work | "Parse" >> beam.ParDo(parse).with_outputs(_REJECTED, _COUNTERS, main="batches")
         return {"batches": parsed["batches"], "rejected": parsed[_REJECTED], "counters": parsed[_COUNTERS]}
 

@@ -442,7 +442,7 @@ class _Graph:
     is written once, from side inputs."""
 
     def __init__(self, pipeline):
-        self.seed = pipeline | "Seed" >> beam.Create([None])
+        self.seed = pipeline | "Seed" >> beam.Impulse()  # one element (one stage; Create([None]) takes three)
         self._reports = []
 
     def gather(self, partials, label: str, merge: Callable):
