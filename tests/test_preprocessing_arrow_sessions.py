@@ -57,7 +57,10 @@ def test_session_order_is_start_then_library_id_order():
 
 
 @pytest.mark.parametrize("mixed_sizes", [True, False])
-def test_session_tfrecords_equal_encode_session_example(mixed_sizes):
+@pytest.mark.parametrize("chunk", [None, 7])
+def test_session_tfrecords_equal_encode_session_example(mixed_sizes, chunk, monkeypatch):
+    if chunk:  # 400 sessions in chunks of 7, encoded in threads: the same bytes
+        monkeypatch.setattr(example_codec, "_CHUNK_SESSIONS", chunk)
     rng = np.random.default_rng(3)
     vocab = pa.array(["a", "ÿ", "日本", "x" * 300, "0"] + [str(i) for i in range(200)])
     lengths = rng.integers(1, 12, 400)

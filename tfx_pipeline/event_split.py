@@ -211,16 +211,16 @@ class EventBatchSource(beam.PTransform):
         self._key_name, self._parquet = key_feature(examples), is_parquet(examples)
 
     def expand(self, pbegin):
-        names = [self._key_name, ITEM, TIME]
-        if self._parquet:
+        names, key_name = [self._key_name, ITEM, TIME], self._key_name
+        if self._parquet:  # a table per row group -> its batches, flat (one stage: each costs a fixed time locally)
             tables = pbegin | "ReadParquet" >> beam.io.ReadFromParquetBatched(self._pattern, columns=names)
-            batches = tables | "ToBatches" >> beam.FlatMap(lambda table: table.to_batches())
-        else:
-            from tfx_bsl.public import tfxio  # pylint: disable=g-import-not-at-top
-            read = tfxio.TFExampleRecord(file_pattern=self._pattern, schema=_events_schema(self._key_name),
-                                         telemetry_descriptors=["gru4rec", "events"])
-            batches = pbegin | "ReadExamples" >> read.BeamSource(batch_size=_TF_EXAMPLE_BATCH)
-        return batches | "ToEvents" >> beam.Map(to_flat_columns, key_name=self._key_name)
+            return tables | "ToEvents" >> beam.FlatMap(
+                lambda table: [to_flat_columns(batch, key_name=key_name) for batch in table.to_batches()])
+        from tfx_bsl.public import tfxio  # pylint: disable=g-import-not-at-top
+        read = tfxio.TFExampleRecord(file_pattern=self._pattern, schema=_events_schema(self._key_name),
+                                     telemetry_descriptors=["gru4rec", "events"])
+        batches = pbegin | "ReadExamples" >> read.BeamSource(batch_size=_TF_EXAMPLE_BATCH)
+        return batches | "ToEvents" >> beam.Map(to_flat_columns, key_name=key_name)
 
 
 def iter_list_batches(examples, split: str = SPLIT) -> Iterator[pa.RecordBatch]:

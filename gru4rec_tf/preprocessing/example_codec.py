@@ -16,6 +16,7 @@ Example::
 """
 from __future__ import annotations
 
+import concurrent.futures
 import functools
 import struct
 from typing import BinaryIO
@@ -231,6 +232,13 @@ class _Rows:
         self.cursor += per_row
 
 
+# sessions are encoded in chunks of this many, in threads: numpy's kernels release the GIL, and a chunk's index arrays
+# stay in the CPU caches (200k sessions / 900k events: 0.45 s in chunks on 2 threads, 0.65 s in chunks on one,
+# 0.75-0.97 s at once); the chunks' records, concatenated, are the same bytes
+_CHUNK_SESSIONS = 32_768
+_ENCODE_THREADS = 2
+
+
 def session_tfrecords(session_ids, offsets: np.ndarray, item_idx: np.ndarray, times_us: np.ndarray,
                       vocabulary) -> bytes:
     """A TFRecord file's bytes: one :func:`encode_session_example` record per session, in the given order.
@@ -238,7 +246,7 @@ def session_tfrecords(session_ids, offsets: np.ndarray, item_idx: np.ndarray, ti
     ``session_ids`` (pyarrow string array, one per session), ``offsets`` (sessions + 1 event offsets),
     ``item_idx`` and ``times_us`` (int64 per event) and ``vocabulary`` (pyarrow string array: the item ID of each
     index). The bytes equal :func:`encode_session_example` + :func:`write_tfrecord` session by session; they are
-    written for all sessions at once with numpy (a Python loop runs only for the CRCs).
+    written with numpy for a chunk of sessions at once (a Python loop runs only for the CRCs).
 
     Example::
 
@@ -258,6 +266,25 @@ def session_tfrecords(session_ids, offsets: np.ndarray, item_idx: np.ndarray, ti
     if (np.diff(offsets) < 1).any() or len(session_ids) != n or offsets[-1] != len(item_idx) \
             or len(times_us) != len(item_idx) or offsets[0] != 0:
         raise ValueError("session_tfrecords: every session needs >= 1 event and the columns must have matching lengths")
+    vocab = _string_buffers(vocabulary)
+    if n <= _CHUNK_SESSIONS:
+        return _encode_sessions(session_ids, offsets, item_idx, times_us, *vocab)
+
+    def chunk(first: int) -> bytes:
+        last = min(first + _CHUNK_SESSIONS, n)
+        bounds = offsets[first:last + 1]
+        events = slice(bounds[0], bounds[-1])
+        return _encode_sessions(session_ids.slice(first, last - first), bounds - bounds[0], item_idx[events],
+                                times_us[events], *vocab)
+
+    with concurrent.futures.ThreadPoolExecutor(_ENCODE_THREADS) as pool:
+        return b"".join(pool.map(chunk, range(0, n, _CHUNK_SESSIONS)))
+
+
+def _encode_sessions(session_ids, offsets: np.ndarray, item_idx: np.ndarray, times_us: np.ndarray,
+                     vocab_flat: np.ndarray, vocab_offsets: np.ndarray) -> bytes:
+    """:func:`session_tfrecords` of checked columns (the vocabulary as :func:`_string_buffers`)."""
+    n = len(offsets) - 1
 
     def per_row(values):  # per-event sizes -> per-session sums
         return np.add.reduceat(values, offsets[:-1])
@@ -265,7 +292,6 @@ def session_tfrecords(session_ids, offsets: np.ndarray, item_idx: np.ndarray, ti
     def framed(payload):  # a length-delimited field: tag, varint(length), payload
         return 1 + _varint_sizes(payload) + payload
 
-    vocab_flat, vocab_offsets = _string_buffers(vocabulary)
     item_len = np.diff(vocab_offsets)[item_idx]
     sid_flat, sid_offsets = _string_buffers(session_ids)
     sid_len = np.diff(sid_offsets)
