@@ -198,5 +198,6 @@ def test_session_tensors_component_equals_preprocess(tmp_path):
 
 
 def test_partitions_grow_with_the_log():
-    assert arrow.partitions_for(None) == arrow.MIN_PARTITIONS == arrow.partitions_for(10)
+    assert arrow.partitions_for(10) == arrow.MIN_PARTITIONS == arrow.partitions_for(1_000_000) == 2
+    assert arrow.partitions_for(None) == arrow.UNKNOWN_SIZE_PARTITIONS == 8  # unknown: room to spread
     assert arrow.partitions_for(50_000_000) == 50

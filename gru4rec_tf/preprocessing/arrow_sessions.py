@@ -23,7 +23,7 @@ Memory. A worker holds one partition at a time: about ``events / partitions`` ev
 per event while it is sorted and cut (IDs as Arrow strings, times as int64, items as int32 codes); the shard
 writer holds one shard (``rows_per_shard`` sessions) and its encoded records; side inputs hold item sets, item
 counts and the vocabulary, i.e. grow with the catalogue, not with the log. :func:`partitions_for` picks the
-number of partitions from the number of events (about one million events per partition, at least 8), so on a
+number of partitions from the number of events (about one million events per partition, at least 2), so on a
 distributed runner the peak memory of a worker stays flat as the log grows (one very large session or user is
 the exception: it is never cut). Local runners (DirectRunner, FnApiRunner) additionally keep each shuffled
 PCollection in the runner process, so there the runner's memory grows linearly with the log (the encoded events,
@@ -61,21 +61,23 @@ KEY, ITEM, TIME = "key", "item_id", "time_us"
 REPORT_FILE = "_report.json"
 SPLIT_MIN_LENGTH = 2  # spec §7: splits keep sessions with >= 2 events (a session must give a transition)
 EVENTS_PER_PARTITION = 1_000_000
-MIN_PARTITIONS = 8
+MIN_PARTITIONS = 2  # a small log: each partition costs fixed work (its merges, its Beam elements)
+UNKNOWN_SIZE_PARTITIONS = 8  # a log of unknown size: enough to spread over a few workers
 _COUNTERS, _SUMMARY, _COUNTS, _VOCAB, _LATER = "counters", "summary", "counts", "vocab", "later"
 
 
 def partitions_for(n_events: int | None, events_per_partition: int = EVENTS_PER_PARTITION,
                    minimum: int = MIN_PARTITIONS) -> int:
-    """Number of hash partitions for about ``n_events`` events (unknown: ``minimum``).
+    """Number of hash partitions for about ``n_events`` events: one per ``events_per_partition``, at least
+    ``minimum`` (unknown size: :data:`UNKNOWN_SIZE_PARTITIONS`).
 
     Example::
 
-        >>> partitions_for(5_000_000), partitions_for(None), partitions_for(30_000_000)
-        (8, 8, 30)
+        >>> partitions_for(1_000_000), partitions_for(5_000_000), partitions_for(None), partitions_for(30_000_000)
+        (2, 5, 8, 30)
     """
     if not n_events or n_events <= 0:
-        return minimum
+        return max(minimum, UNKNOWN_SIZE_PARTITIONS)
     return max(minimum, math.ceil(n_events / events_per_partition))
 
 
