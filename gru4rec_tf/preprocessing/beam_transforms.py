@@ -21,6 +21,7 @@ Example (what :mod:`gru4rec_tf.batch.pipeline` wires)::
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 import zlib
@@ -316,9 +317,4 @@ class WriteReport(beam.PTransform):
         self._path = path
 
     def expand(self, report):
-        return gathered(report, "Write", write_report_file_of, self._path)
-
-
-def write_report_file_of(triples, path: str) -> int:
-    """:func:`write_report_file` with the arguments the other way round (for :func:`gathered`)."""
-    return write_report_file(path, triples)
+        return gathered(report, "Write", functools.partial(write_report_file, self._path))
