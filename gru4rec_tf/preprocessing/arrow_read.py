@@ -251,8 +251,9 @@ class TextBlockParser:
         quoted = pc.match_substring(lines, '"').to_numpy(zero_copy_only=False)
         wrong_count = ~quoted & (n_fields != self._parser.n_columns)
         simple = ~quoted & ~wrong_count
+        idx = np.flatnonzero(utf8)  # line number (in block) of each valid line
         if not simple.any():
-            return np.flatnonzero(utf8), simple, wrong_count, None
+            return idx, simple, wrong_count, None
         flat = pc.filter(fields, pa.array(simple)).flatten()
         ncol = self._parser.n_columns
 
@@ -262,7 +263,7 @@ class TextBlockParser:
         p = self._parser
         cells = _Cells(column(p.key_pos), column(p.item_pos), column(p.time_pos),
                        column(p.type_pos) if p.type_pos is not None else None)
-        return np.flatnonzero(utf8), simple, wrong_count, cells
+        return idx, simple, wrong_count, cells
 
     def _plain_block_cells(self, block: bytes, data: np.ndarray, n_lines: int) -> _Cells | None:
         """The role cells of a *plain* block, read by Arrow's C++ CSV reader: None unless every one of its
