@@ -358,29 +358,30 @@ def test_the_best_full_trial_continues_while_the_objective_improves_and_its_best
         data, tmp_path, monkeypatch, training_runs):
     from gru4rec_tf.evaluation import full_catalogue  # pylint: disable=import-outside-toplevel
     # the validation after each trained epoch, in order: rung 0 (3 configurations x 1 epoch), rung 1 (the best, 1
-    # epoch on all the sessions), then the extension: better at epoch 2, worse at epoch 3 -> it stops there
-    scripted = iter([0.10, 0.30, 0.20, 0.30, 0.35, 0.33, 0.99])
+    # epoch on all the sessions), then the extension: better at epoch 2, worse at 3 (one dip: it goes on), better
+    # again at 4, then worse at 5 and 6 -> two epochs without improvement: it stops there, before max_epochs 7
+    scripted = iter([0.10, 0.30, 0.20, 0.30, 0.35, 0.33, 0.36, 0.34, 0.30, 0.99])
     monkeypatch.setattr(full_catalogue.Evaluator, "evaluate",
                         lambda self, *args, **kwargs: {"mrr@20": next(scripted), "recall@20": 0.5})
     runs = training_runs
-    tuner = make_tuner(tmp_path / "study", trials=5, epochs=1, algorithm="halving", initial=HALVING_INITIAL,
-                       rungs=2, max_epochs=4)
-    # 3 x 1/3 + 1 full trial + the extension's worst case (3 more epochs on all the sessions) = 5 full trials
+    tuner = make_tuner(tmp_path / "study", trials=8, epochs=1, algorithm="halving", initial=HALVING_INITIAL,
+                       rungs=2, max_epochs=7)
+    # 3 x 1/3 + 1 full trial + the extension's worst case (6 more epochs on all the sessions) = 8 full trials
     assert tuner.extension and tuner.schedule == [3, 1, 1]
-    assert tuner.levels[-1] == tuner_lib.Fidelity(1.0, 4) and tuner.costs == pytest.approx([1 / 3, 1, 3])
+    assert tuner.levels[-1] == tuner_lib.Fidelity(1.0, 7) and tuner.costs == pytest.approx([1 / 3, 1, 6])
     tuner.search(**data)
     rows = tuner_lib.trial_rows(tuner.oracle, "mrr@20", 1, tuner.project_dir)
     assert [r["rung"] for r in rows] == [0, 0, 0, 1, 2] and {r["state"] for r in rows} == {"COMPLETED"}
     assert _key(rows[3]) == _key(rows[1]) and _key(rows[4]) == _key(rows[3])  # the best goes up, then continues
-    assert runs[3][1] is not None and runs[4] == (4, runs[3][1])  # from the full trial's checkpoint, to 4 at most
+    assert runs[3][1] is not None and runs[4] == (7, runs[3][1])  # from the full trial's checkpoint, to 7 at most
     extension = rows[4]
-    assert [extension[f"mrr@20_epoch{e}"] for e in (1, 2, 3, 4)] == [0.30, 0.35, 0.33, None]  # stopped at 3
-    assert extension["epochs_trained"] == 2 and extension["best_epoch"] == 2 and extension["value"] == 0.35
+    assert [extension[f"mrr@20_epoch{e}"] for e in range(1, 8)] == [0.30, 0.35, 0.33, 0.36, 0.34, 0.30, None]
+    assert extension["epochs_trained"] == 5 and extension["best_epoch"] == 4 and extension["value"] == 0.36
     best = tuner_lib.best_trial(tuner.oracle, tuner.project_dir)
-    assert best.trial_id == "4" and best.epochs == 2 and best.params.n_epochs == 2  # the chosen model's epochs
+    assert best.trial_id == "4" and best.epochs == 4 and best.params.n_epochs == 4  # the chosen model's epochs
     assert tuner_lib.params_from_values(tuner.get_best_hyperparameters()[0].values) == best.params  # TFX Trainer
-    # what was spent: the cheap rungs at their cost, the extension by the 2 epochs it trained (not its worst case)
-    assert tuner_lib.budget_spent(tuner) == pytest.approx(3 / 3 + 1 + 2)
+    # what was spent: the cheap rungs at their cost, the extension by the 5 epochs it trained (not its worst case)
+    assert tuner_lib.budget_spent(tuner) == pytest.approx(3 / 3 + 1 + 5)
     assert not (tmp_path / "study" / "continued_runs").exists()
 
 

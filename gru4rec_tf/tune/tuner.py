@@ -79,8 +79,10 @@ XLA_MIN_EVENT_PASSES = 100_000
 DIVERGENCE_FACTOR = 10.0  # a chunk's mean training loss above this many times the first step's loss: diverged
 ALGORITHMS = ("halving", "bayesian", "random")
 # The extension rung (successive halving): the best full trial continues while its objective improves; it stops
-# after this many epochs without improvement (or at ``max_epochs``).
-EXTENSION_PATIENCE = 1
+# after this many epochs without improvement (or at ``max_epochs``). 2, not 1: the validation MRR@20 of one
+# configuration moves by about 0.003 from epoch to epoch on a 20k-item log (bench/results/tuning_budget.md), so a
+# single epoch without improvement often is noise, and the budget already reserves the extension's longest run.
+EXTENSION_PATIENCE = 2
 
 
 class Pruned(Exception):
@@ -435,7 +437,7 @@ class GRU4RecTuner(base_tuner.BaseTuner):
         epochs on the most recent part of the sessions; default) or ``epochs`` (fewer epochs first).
       max_epochs: halving only: the best full trial (the top rung's best) continues from its checkpoint as one more
         evaluation, the *extension rung*, for at most ``max_epochs`` epochs in all, stopping after
-        ``EXTENSION_PATIENCE`` epoch without improvement of the objective; its best epoch is then the chosen
+        ``EXTENSION_PATIENCE`` (2) epochs without improvement of the objective; its best epoch is then the chosen
         model's. None: ``2 * epochs``; ``epochs`` turns the extension off. Its worst case (``max_epochs - epochs``
         epochs on the whole log) is reserved in the budget (:func:`halving_schedule`), and what it ran is counted
         (:func:`budget_spent`).
