@@ -40,6 +40,7 @@ NOT_SEARCHED = ("trial", "state", "value", "best_epoch", "seconds", "rung", "fra
 # the built-in generator's data: a catalogue of 20k items (the issue), 20k sessions over 12 days (~100k events,
 # 84k of them in train_tr: 1.6x rsc15_100k's, so its 16 references and 4 cells fit a session; 60k sessions, 5x,
 # would take about 3 hours on this 2-core machine)
+PAIRED_RESAMPLES = 2000  # bootstrap resamples of the test sessions for the paired differences
 GENERATOR = {"n_items": 20_000, "n_sessions": 20_000, "seed": 3, "span_days": 12.0}
 
 
@@ -70,13 +71,13 @@ def dataset_files(name, work_dir):
 _LOADED = {}
 
 
-def evaluate(params_text, epochs, files):
-    """Trains ``params_text`` on train_full for ``epochs`` epochs (seed TRAIN_SEED); test Recall@20 / MRR@20."""
+def _trained(params_text, epochs, files):
+    """``(model, test data, seconds)``: ``params_text`` trained on train_full for ``epochs`` epochs (seed
+    TRAIN_SEED)."""
     import gru4rec_tf  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     from gru4rec_tf.data.event_log import load_events  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.data.session_data import SessionData  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.data.vocabulary import ItemVocabulary  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.evaluation import full_catalogue  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.train import routine  # pylint: disable=g-import-not-at-top
     from gru4rec_tf.train.options import TrainOptions  # pylint: disable=g-import-not-at-top
@@ -90,9 +91,35 @@ def evaluate(params_text, epochs, files):
     params = GRU4RecParams.from_string(params_text).with_overrides({"n_epochs": int(epochs)})
     started = time.perf_counter()
     trained = routine.train(train, vocab, params, TrainOptions(seed=TRAIN_SEED, log_every_s=1e9))
-    metrics = full_catalogue.Evaluator(trained.model).evaluate(test, cutoffs=(20,), mode="standard")
+    return trained.model, test, time.perf_counter() - started
+
+
+def evaluate(params_text, epochs, files):
+    """Trains ``params_text`` on train_full for ``epochs`` epochs (seed TRAIN_SEED); test Recall@20 / MRR@20."""
+    from gru4rec_tf.evaluation import full_catalogue  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
+    started = time.perf_counter()
+    model, test, _ = _trained(params_text, epochs, files)
+    metrics = full_catalogue.Evaluator(model).evaluate(test, cutoffs=(20,), mode="standard")
+    params = GRU4RecParams.from_string(params_text).with_overrides({"n_epochs": int(epochs)})
     return {"recall@20": float(metrics["recall@20"]), "mrr@20": float(metrics["mrr@20"]), "epochs": int(epochs),
             "params": params.to_string(), "seconds": time.perf_counter() - started}
+
+
+def ranked_test_events(params_text, epochs, files, path):
+    """``{"rank", "session"}`` arrays of every test event of the model :func:`evaluate` trains (the same seed, so
+    the same model), kept in ``path`` (.npz) so that each model is trained once for all comparisons."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    if not os.path.exists(path):
+        from gru4rec_tf.evaluation import full_catalogue  # pylint: disable=g-import-not-at-top
+        model, test, seconds = _trained(params_text, epochs, files)
+        ranked = full_catalogue.Evaluator(model).ranked_events(test, mode="standard")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        np.savez(path + ".tmp.npz", rank=ranked.ranks, session=ranked.sessions)
+        os.replace(path + ".tmp.npz", path)
+        log(f"  ranked {os.path.basename(path)} ({seconds:.0f} s training)")
+    with np.load(path) as stored:
+        return {"rank": stored["rank"], "session": stored["session"]}
 
 
 def references(loss):
@@ -103,6 +130,49 @@ def references(loss):
     for entry in portfolio.entries_for(loss):
         out.append((entry.name, f"{LOSS_FIXED[loss]}{extra},constrained_embedding=True,{entry.params}",
                     entry.source))
+    return out
+
+
+def references_of(state, dataset, loss):
+    """``{name: stored result}`` of the references evaluated for ``dataset`` and ``loss`` (A and B included)."""
+    return {k.split("|")[2]: v for k, v in state["references"].items()
+            if k.split("|")[0] == dataset and k.split("|")[1] in (loss, "*")}
+
+
+def ranks_path(work_dir, cell, reference=None):
+    """Where the test ranks of ``cell``'s tuned model (or of the reference named ``reference``) are kept."""
+    name = f"reference_{reference}" if reference else f"tuned_{cell['loss']}_{cell['budget']}_{cell['seed']}"
+    return os.path.join(work_dir, "ranks", cell["dataset"], name + ".npz")
+
+
+def paired_comparison(cell, refs, files, work_dir):
+    """The tuned model of ``cell`` against the best reference of each metric on the same test events: ``{metric:
+    {"reference", "difference", "ci", "reproduced"}}``, the difference tuned - reference with its 95% interval
+    from test sessions resampled for both models at once (a paired bootstrap: the library's sliced evaluation,
+    one slice of all events). ``reproduced``: whether both retrained models gave the stored figures again."""
+    import numpy as np  # pylint: disable=g-import-not-at-top
+    import pandas as pd  # pylint: disable=g-import-not-at-top
+    from gru4rec_tf.evaluation import full_catalogue, slices  # pylint: disable=g-import-not-at-top
+    test = cell["test"]
+    tuned = ranked_test_events(test["params"], test["epochs"], files, ranks_path(work_dir, cell))
+    out = {}
+    for metric in ("recall@20", "mrr@20"):
+        name = max(refs, key=lambda k, m=metric: refs[k][m])
+        reference = ranked_test_events(refs[name]["params"], refs[name]["epochs"], files,
+                                       ranks_path(work_dir, cell, reference=name))
+        if not np.array_equal(reference["session"], tuned["session"]):
+            raise RuntimeError(f"the test events of {name} and the tuned model are not aligned")
+        reproduced = all(abs(full_catalogue.metrics_from_ranks(ranks["rank"], (20,))[metric] - stored[metric])
+                         < 1e-6 for ranks, stored in ((tuned, test), (reference, refs[name])))
+        frame = pd.DataFrame({"session": tuned["session"], "rank": tuned["rank"], "baseline_rank": reference["rank"]})
+        table = slices.paired_slice_table(frame, {"all": np.ones(len(frame), dtype=bool)}, (20,),
+                                          n_resamples=PAIRED_RESAMPLES, seed=0)
+        difference = table["all"]["difference"]
+        out[metric] = {"reference": name, "difference": difference[metric], "ci": difference[f"{metric}_ci"],
+                       "reproduced": reproduced, "events": table["all"]["events"],
+                       "sessions": table["all"]["sessions"]}
+        log(f"  {metric}: tuned - {name} = {difference[metric]:+.4f} [{difference[f'{metric}_ci'][0]:+.4f}, "
+            f"{difference[f'{metric}_ci'][1]:+.4f}]" + ("" if reproduced else " (NOT reproduced)"))
     return out
 
 
@@ -171,8 +241,7 @@ def write_report(state, path):
                                                                                for k in state["references"]}):
         lines += [f"## {dataset}", ""]
         for loss in ("bpr-max", "cross-entropy"):
-            refs = {k.split("|")[2]: v for k, v in state["references"].items()
-                    if k.split("|")[0] == dataset and k.split("|")[1] in (loss, "*")}
+            refs = references_of(state, dataset, loss)
             cells = [c for c in state["cells"].values() if c["dataset"] == dataset and c["loss"] == loss]
             if not refs and not cells:
                 continue
@@ -211,11 +280,39 @@ def write_report(state, path):
                     lines.append(f"* budget {c['budget']}, seed {c['seed']}: `{c['test']['params']}`; "
                                  + "; ".join(c["search"]["summary"]))
                 lines.append("")
+                lines += _paired_lines(state, dataset, cells)
     notes = state.get("notes", "")
     if notes:
         lines += ["## Notes", "", notes, ""]
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
+
+
+def _paired_lines(state, dataset, cells):
+    """The paired comparisons of ``cells`` (those computed) as a Markdown table, or nothing."""
+    rows = []
+    for c in sorted(cells, key=lambda c: (c["budget"], c["seed"])):
+        paired = state.get("paired", {}).get(f"{dataset}|{c['loss']}|{c['budget']}|{c['seed']}")
+        if not paired:
+            continue
+        cols = []
+        for metric in ("recall@20", "mrr@20"):
+            p = paired[metric]
+            lo, hi = p["ci"]
+            reading = "above" if lo > 0 else "below" if hi < 0 else "tie (the interval holds 0)"
+            cols += [p["reference"] + ("" if p["reproduced"] else " (not reproduced)"),
+                     f"{p['difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]", reading]
+        rows.append(f"| {c['budget']} | {c['seed']} | " + " | ".join(cols) + " |")
+    if not rows:
+        return []
+    any_paired = next(v for k, v in state["paired"].items() if k.startswith(dataset + "|"))["recall@20"]
+    return [f"Tuned minus the best reference of each metric, on the same {any_paired['events']:,} test events of "
+            f"{any_paired['sessions']:,} sessions: the difference and its 95% interval from {PAIRED_RESAMPLES:,} "
+            "resamples of the test sessions taken for both models at once (a paired bootstrap). \"above\" or "
+            "\"below\": the interval excludes 0; a tie: this test set cannot tell the two models apart on that "
+            "metric.", "",
+            "| budget | seed | Recall@20 reference | tuned - reference [95%] | reading | MRR@20 reference | "
+            "tuned - reference [95%] | reading |", "|---|---|---|---|---|---|---|---|", *rows, ""]
 
 
 def _load(search_result):
@@ -231,8 +328,10 @@ def main():
     parser.add_argument("--budgets", default="12")
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--losses", default="bpr-max,cross-entropy")
-    parser.add_argument("--only", default="", choices=["", "search", "references"],
-                        help="run only the searches (with their test runs) or only the references")
+    parser.add_argument("--only", default="", choices=["", "search", "references", "paired"],
+                        help="run only the searches (with their test runs), only the references, or only the paired "
+                        "comparisons of the stored cells with the best references (each model trained once more "
+                        "to rank every test event)")
     parser.add_argument("--references", default="", help="comma-separated reference names to evaluate (default: "
                         "all; A,B first)")
     parser.add_argument("--rerun", action="store_true", help="run the selected cells again even when stored (a "
@@ -266,7 +365,7 @@ def main():
                 state["references"][key] = evaluate(params, EPOCHS, files)
                 log(f"  {state['references'][key]['recall@20']:.4f} / {state['references'][key]['mrr@20']:.4f}")
                 save()
-    if args.only != "references":
+    if args.only in ("", "search"):
         for budget in [int(b) for b in args.budgets.split(",")]:
             for seed in [int(s) for s in args.seeds.split(",")]:
                 for loss in losses:
@@ -281,6 +380,21 @@ def main():
                     log(f"  test {test['recall@20']:.4f} / {test['mrr@20']:.4f}")
                     state["cells"][key] = {"dataset": args.dataset, "loss": loss, "budget": budget, "seed": seed,
                                            "search": result, "test": test}
+                    state.get("paired", {}).pop(key, None)  # a new tuned model: its comparison is made again
+                    if os.path.exists(ranks_path(args.work_dir, state["cells"][key])):
+                        os.remove(ranks_path(args.work_dir, state["cells"][key]))
+                    save()
+    if args.only in ("", "paired"):
+        for budget in [int(b) for b in args.budgets.split(",")]:
+            for seed in [int(s) for s in args.seeds.split(",")]:
+                for loss in losses:
+                    key = f"{args.dataset}|{loss}|{budget}|{seed}"
+                    refs = references_of(state, args.dataset, loss)
+                    if key not in state["cells"] or key in state.get("paired", {}) or not refs:
+                        continue
+                    log(f"paired comparison {key}")
+                    state.setdefault("paired", {})[key] = paired_comparison(state["cells"][key], refs, files,
+                                                                            args.work_dir)
                     save()
     save()
     log(f"wrote {args.output}")
