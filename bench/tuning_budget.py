@@ -322,6 +322,15 @@ def _load(search_result):
     return f"{search_result['load_before'][0]:.1f} / {search_result['load_after'][0]:.1f}"
 
 
+def selected_cells(args, losses):
+    """``(key, loss, budget, seed)`` of every cell that ``--dataset``, ``--budgets``, ``--seeds`` and ``losses``
+    select."""
+    for budget in [int(b) for b in args.budgets.split(",")]:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            for loss in losses:
+                yield f"{args.dataset}|{loss}|{budget}|{seed}", loss, budget, seed
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="rsc15", choices=["rsc15", "generator"])
@@ -366,36 +375,29 @@ def main():
                 log(f"  {state['references'][key]['recall@20']:.4f} / {state['references'][key]['mrr@20']:.4f}")
                 save()
     if args.only in ("", "search"):
-        for budget in [int(b) for b in args.budgets.split(",")]:
-            for seed in [int(s) for s in args.seeds.split(",")]:
-                for loss in losses:
-                    key = f"{args.dataset}|{loss}|{budget}|{seed}"
-                    if key in state["cells"] and not args.rerun:
-                        continue
-                    result = search(args.dataset, loss, budget, seed, files, args.work_dir, force=args.rerun)
-                    log(f"  search {result['wall_s'] / 60:.1f} min, {result['evaluations']} evaluations, "
-                        f"{result['configurations']} configurations; {result['last_line']}")
-                    best = result["best"]
-                    test = evaluate(best["params"], best["epochs"], files)
-                    log(f"  test {test['recall@20']:.4f} / {test['mrr@20']:.4f}")
-                    state["cells"][key] = {"dataset": args.dataset, "loss": loss, "budget": budget, "seed": seed,
-                                           "search": result, "test": test}
-                    state.get("paired", {}).pop(key, None)  # a new tuned model: its comparison is made again
-                    if os.path.exists(ranks_path(args.work_dir, state["cells"][key])):
-                        os.remove(ranks_path(args.work_dir, state["cells"][key]))
-                    save()
+        for key, loss, budget, seed in selected_cells(args, losses):
+            if key in state["cells"] and not args.rerun:
+                continue
+            result = search(args.dataset, loss, budget, seed, files, args.work_dir, force=args.rerun)
+            log(f"  search {result['wall_s'] / 60:.1f} min, {result['evaluations']} evaluations, "
+                f"{result['configurations']} configurations; {result['last_line']}")
+            best = result["best"]
+            test = evaluate(best["params"], best["epochs"], files)
+            log(f"  test {test['recall@20']:.4f} / {test['mrr@20']:.4f}")
+            state["cells"][key] = {"dataset": args.dataset, "loss": loss, "budget": budget, "seed": seed,
+                                   "search": result, "test": test}
+            state.get("paired", {}).pop(key, None)  # a new tuned model: its comparison is made again
+            if os.path.exists(ranks_path(args.work_dir, state["cells"][key])):
+                os.remove(ranks_path(args.work_dir, state["cells"][key]))
+            save()
     if args.only in ("", "paired"):
-        for budget in [int(b) for b in args.budgets.split(",")]:
-            for seed in [int(s) for s in args.seeds.split(",")]:
-                for loss in losses:
-                    key = f"{args.dataset}|{loss}|{budget}|{seed}"
-                    refs = references_of(state, args.dataset, loss)
-                    if key not in state["cells"] or key in state.get("paired", {}) or not refs:
-                        continue
-                    log(f"paired comparison {key}")
-                    state.setdefault("paired", {})[key] = paired_comparison(state["cells"][key], refs, files,
-                                                                            args.work_dir)
-                    save()
+        for key, loss, _, _ in selected_cells(args, losses):
+            refs = references_of(state, args.dataset, loss)
+            if key not in state["cells"] or key in state.get("paired", {}) or not refs:
+                continue
+            log(f"paired comparison {key}")
+            state.setdefault("paired", {})[key] = paired_comparison(state["cells"][key], refs, files, args.work_dir)
+            save()
     save()
     log(f"wrote {args.output}")
 
