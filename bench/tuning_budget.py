@@ -72,7 +72,7 @@ _LOADED = {}
 
 
 def _trained(params_text, epochs, files):
-    """``(model, test data, seconds)``: ``params_text`` trained on train_full for ``epochs`` epochs (seed
+    """``(TrainResult, test data, seconds)``: ``params_text`` trained on train_full for ``epochs`` epochs (seed
     TRAIN_SEED)."""
     import gru4rec_tf  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     from gru4rec_tf.data.event_log import load_events  # pylint: disable=g-import-not-at-top
@@ -91,19 +91,17 @@ def _trained(params_text, epochs, files):
     params = GRU4RecParams.from_string(params_text).with_overrides({"n_epochs": int(epochs)})
     started = time.perf_counter()
     trained = routine.train(train, vocab, params, TrainOptions(seed=TRAIN_SEED, log_every_s=1e9))
-    return trained.model, test, time.perf_counter() - started
+    return trained, test, time.perf_counter() - started
 
 
 def evaluate(params_text, epochs, files):
     """Trains ``params_text`` on train_full for ``epochs`` epochs (seed TRAIN_SEED); test Recall@20 / MRR@20."""
     from gru4rec_tf.evaluation import full_catalogue  # pylint: disable=g-import-not-at-top
-    from gru4rec_tf.params import GRU4RecParams  # pylint: disable=g-import-not-at-top
     started = time.perf_counter()
-    model, test, _ = _trained(params_text, epochs, files)
-    metrics = full_catalogue.Evaluator(model).evaluate(test, cutoffs=(20,), mode="standard")
-    params = GRU4RecParams.from_string(params_text).with_overrides({"n_epochs": int(epochs)})
+    trained, test, _ = _trained(params_text, epochs, files)
+    metrics = full_catalogue.Evaluator(trained.model).evaluate(test, cutoffs=(20,), mode="standard")
     return {"recall@20": float(metrics["recall@20"]), "mrr@20": float(metrics["mrr@20"]), "epochs": int(epochs),
-            "params": params.to_string(), "seconds": time.perf_counter() - started}
+            "params": trained.params.to_string(), "seconds": time.perf_counter() - started}
 
 
 def ranked_test_events(params_text, epochs, files, path):
@@ -112,8 +110,8 @@ def ranked_test_events(params_text, epochs, files, path):
     import numpy as np  # pylint: disable=g-import-not-at-top
     if not os.path.exists(path):
         from gru4rec_tf.evaluation import full_catalogue  # pylint: disable=g-import-not-at-top
-        model, test, seconds = _trained(params_text, epochs, files)
-        ranked = full_catalogue.Evaluator(model).ranked_events(test, mode="standard")
+        trained, test, seconds = _trained(params_text, epochs, files)
+        ranked = full_catalogue.Evaluator(trained.model).ranked_events(test, mode="standard")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         np.savez(path + ".tmp.npz", rank=ranked.ranks, session=ranked.sessions)
         os.replace(path + ".tmp.npz", path)
